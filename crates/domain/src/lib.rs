@@ -1,0 +1,18 @@
+//! The West Tek domain: identifiers, data models, domain events, errors and
+//! the ports (traits) every adapter implements.
+//!
+//! Policy: no I/O and no framework in this crate. Everything here is plain
+//! data plus validation, so services, adapters and tests share one vocabulary.
+
+pub mod audit;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod ports;
+
+pub use audit::{AuditDraft, AuditEntry, AuditFilter, AuditHead, ChainProblem};
+pub use error::{DomainError, Result};
+pub use event::DomainEvent;
+pub use ids::*;
+pub use model::*;

@@ -1,0 +1,237 @@
+//! Ports: the traits every adapter implements. Services hold them as
+//! `Arc<dyn Port>` and never name an adapter.
+
+use crate::audit::AuditHead;
+use crate::{
+    AuditDraft, AuditEntry, AuditFilter, DomainEvent, Environment, EnvironmentFilter,
+    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, PackageSpec, Principal,
+    Result, StoredToken, TokenKind, User, UserCredentials, UserId,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The time source, injectable for tests.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// One change in a unit of work. A `commit` applies all of its writes and
+/// audit entries atomically, or none of them.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Fails with `Conflict` when the name is taken.
+    InsertLab(Lab),
+    UpdateLab(Lab),
+    /// Fails with `Conflict` when the username is taken.
+    InsertUser {
+        user: User,
+        password_hash: Option<String>,
+    },
+    SetPassword {
+        user_id: UserId,
+        password_hash: String,
+    },
+    /// Adds or changes the user's role in the lab.
+    PutMembership(Membership),
+    InsertToken(StoredToken),
+    /// Fails with `NotFound` when the token is already gone, so a one-time
+    /// token can only be used once.
+    DeleteToken { hash: String },
+    /// Fails with `Conflict` on a duplicate name in the lab and with
+    /// `QuotaExceeded` when the lab already holds `max_in_lab` environments.
+    InsertEnvironment {
+        env: Environment,
+        max_in_lab: Option<u32>,
+    },
+    /// Fails with `Conflict` when the stored version differs from
+    /// `env.version` (someone else changed it); stores `version + 1`.
+    UpdateEnvironment(Environment),
+    DeleteEnvironment(EnvironmentId),
+    InsertJob(Job),
+    UpdateJob(Job),
+    /// Records that `consumer` handled event `event_id`; fails with
+    /// `Conflict` when it already did (idempotent consumers).
+    MarkEventHandled { consumer: String, event_id: String },
+}
+
+/// The audit trail.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends entries on their own (for actions that change nothing else).
+    async fn append(&self, drafts: Vec<AuditDraft>) -> Result<Vec<AuditEntry>>;
+    /// Newest first, filtered.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Page<AuditEntry>>;
+    /// The whole trail in chain order and the stored head, for verification.
+    async fn audit_chain(&self) -> Result<(Vec<AuditEntry>, Option<AuditHead>)>;
+}
+
+/// The metadata store (SQLite locally, DocumentDB on AWS).
+#[async_trait]
+pub trait MetadataStore: AuditLog {
+    /// Applies every write and appends every audit draft in one transaction.
+    ///
+    /// # Errors
+    /// The first write's failure; nothing is applied then.
+    async fn commit(&self, writes: Vec<Write>, audit: Vec<AuditDraft>) -> Result<Vec<AuditEntry>>;
+
+    async fn get_lab(&self, id: LabId) -> Result<Lab>;
+    async fn find_lab_by_name(&self, name: &str) -> Result<Option<Lab>>;
+    async fn list_labs(&self) -> Result<Vec<Lab>>;
+
+    async fn get_user(&self, id: UserId) -> Result<User>;
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<UserCredentials>>;
+    /// Users of a lab, or every user when `lab` is `None`.
+    async fn list_users(&self, lab: Option<LabId>) -> Result<Vec<User>>;
+    async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>>;
+    async fn count_users(&self) -> Result<u64>;
+
+    /// A stored token by hash, if present and of `kind` (expiry is the
+    /// caller's check).
+    async fn get_token(&self, hash: &str, kind: TokenKind) -> Result<Option<StoredToken>>;
+
+    async fn get_environment(&self, id: EnvironmentId) -> Result<Environment>;
+    async fn list_environments(&self, filter: &EnvironmentFilter) -> Result<Page<Environment>>;
+
+    async fn get_job(&self, id: JobId) -> Result<Job>;
+    async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>>;
+}
+
+/// Something delivered by the bus; `ack` after handling it (at-least-once).
+pub struct Delivery {
+    pub event: DomainEvent,
+    pub ack: Box<dyn Ack>,
+}
+
+/// Acknowledges one delivery.
+#[async_trait]
+pub trait Ack: Send + Sync {
+    async fn ack(self: Box<Self>) -> Result<()>;
+}
+
+/// The event bus (in-process, Redis Streams, EventBridge+SQS).
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes one event.
+    async fn publish(&self, event: &DomainEvent) -> Result<()>;
+    /// Joins consumer group `group`: each event reaches one member of each
+    /// group, at least once.
+    async fn subscribe(&self, group: &str) -> Result<EventStream>;
+}
+
+/// The deliveries of one subscription.
+pub type EventStream = futures::stream::BoxStream<'static, Delivery>;
+
+/// Verifies bearer tokens (platform-signed locally, Cognito on AWS).
+#[async_trait]
+pub trait TokenVerifier: Send + Sync {
+    /// The principal the token speaks for.
+    ///
+    /// # Errors
+    /// `Unauthenticated` for a malformed, expired or untrusted token.
+    async fn verify(&self, token: &str) -> Result<Principal>;
+}
+
+/// Receives progress of long work.
+pub trait ProgressSink: Send + Sync {
+    /// `fraction` in 0.0–1.0 and what is happening now.
+    fn update(&self, fraction: f32, message: &str);
+}
+
+/// What to build for a new environment.
+#[derive(Clone, Debug)]
+pub struct BuildSpec {
+    pub env_id: EnvironmentId,
+    pub lab_id: LabId,
+    pub python_version: String,
+    pub packages: Vec<PackageSpec>,
+}
+
+/// What a finished build produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildOutcome {
+    /// Exact interpreter version, e.g. `3.11.7`.
+    pub python_version: String,
+    /// Every installed distribution as `name==version`, sorted.
+    pub installed: Vec<String>,
+    /// BLAKE3 of the interpreter version and `installed`.
+    pub configuration_hash: String,
+}
+
+/// Builds and removes the files of environments (venvs locally, volumes on
+/// AWS).
+#[async_trait]
+pub trait EnvironmentBuilder: Send + Sync {
+    /// Builds the environment; on failure leaves nothing behind.
+    ///
+    /// # Errors
+    /// `Upstream` with a stable code (`package_not_found`,
+    /// `dependency_conflict`, `python_unavailable`, `install_failed`).
+    async fn build(&self, spec: &BuildSpec, progress: Arc<dyn ProgressSink>) -> Result<BuildOutcome>;
+    /// Removes everything the environment had. Removing nothing is fine.
+    async fn remove(&self, env: EnvironmentId) -> Result<()>;
+    /// Where the environment's files live (for snapshots and drift).
+    fn root(&self, env: EnvironmentId) -> PathBuf;
+}
+
+/// A running Jupyter server as the gateway needs it.
+#[derive(Clone, Debug)]
+pub struct JupyterUpstream {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub origin: String,
+    /// Jupyter's own token, injected by the gateway; never sent to browsers.
+    pub token: String,
+}
+
+/// What the runtime knows about one server.
+#[derive(Clone, Debug)]
+pub struct ServerInfo {
+    pub env_id: EnvironmentId,
+    pub lab_id: LabId,
+    pub started_at: DateTime<Utc>,
+    pub last_activity: DateTime<Utc>,
+    pub pid: Option<u32>,
+}
+
+/// What to launch.
+#[derive(Clone, Debug)]
+pub struct LaunchSpec {
+    pub env_id: EnvironmentId,
+    pub lab_id: LabId,
+    /// The URL prefix Jupyter serves under, e.g. `/jupyter/{id}/`.
+    pub base_url: String,
+}
+
+/// Runs Jupyter servers (local processes, ECS tasks).
+#[async_trait]
+pub trait JupyterRuntime: Send + Sync {
+    /// Starts a server and waits until it answers.
+    ///
+    /// # Errors
+    /// `Conflict` when already running; `Upstream` when it fails to start.
+    async fn start(&self, spec: &LaunchSpec) -> Result<ServerInfo>;
+    /// Stops a server; stopping a stopped one is fine.
+    async fn stop(&self, env: EnvironmentId) -> Result<()>;
+    /// Where to proxy to, when running.
+    async fn upstream(&self, env: EnvironmentId) -> Option<JupyterUpstream>;
+    /// Marks activity (the gateway calls this on traffic) for idle culling.
+    fn touch(&self, env: EnvironmentId);
+    /// Every server this runtime runs.
+    async fn running(&self) -> Vec<ServerInfo>;
+    /// Servers that exited on their own since the last call (crashes).
+    async fn take_exited(&self) -> Vec<EnvironmentId>;
+    /// Stops everything (shutdown).
+    async fn stop_all(&self);
+}
