@@ -1,1 +1,174 @@
-//! test helpers
+//! Helpers for the end-to-end tests: `spawn_app()` starts the whole platform
+//! on port 0 with a fresh temp data dir, signs in the first-run admin and
+//! offers small API shortcuts. Every test gets its own app, port and folder.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use westtek::app::{self, RunningApp, UpConfig};
+
+/// A running platform for one test.
+pub struct TestApp {
+    pub app: RunningApp,
+    pub url: String,
+    pub http: reqwest::Client,
+    /// Access token of the first-run IT admin (also lab admin of `lab_id`).
+    pub admin_token: String,
+    /// The first-run lab.
+    pub lab_id: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+/// Starts the platform like `westtek up` does, on a free port.
+pub async fn spawn_app() -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut cfg = UpConfig::new(data_dir.path().join("data"));
+    cfg.port = 0;
+    cfg.web_dir = None;
+    let app = app::start(cfg)
+        .await
+        .expect("the platform starts (is uv installed? run scripts/test)");
+    let url = app.url.clone();
+    let http = reqwest::Client::new();
+    let first = app
+        .first_login
+        .clone()
+        .expect("first run prints a sign-in link");
+    let t = token_exchange(
+        &http,
+        &url,
+        json!({"grant_type": "one_time_token", "token": first.token}),
+    )
+    .await;
+    let admin_token = t["access_token"].as_str().unwrap().to_string();
+    let lab_id = t["user"]["labs"][0]["lab_id"].as_str().unwrap().to_string();
+    TestApp {
+        app,
+        url,
+        http,
+        admin_token,
+        lab_id,
+        data_dir,
+    }
+}
+
+/// POST /api/auth/token, asserting success.
+pub async fn token_exchange(http: &reqwest::Client, url: &str, body: Value) -> Value {
+    let r = http
+        .post(format!("{url}/api/auth/token"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "token exchange failed: {}",
+        r.text().await.unwrap()
+    );
+    r.json().await.unwrap()
+}
+
+impl TestApp {
+    /// A request with a bearer token.
+    pub fn req(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.url, path))
+            .bearer_auth(token)
+    }
+
+    /// Sends and returns status and JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.req(method, path, token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a lab as the IT admin; returns its id.
+    pub async fn create_lab(&self, name: &str) -> String {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                "/api/labs",
+                &self.admin_token,
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a user in a lab (the admin acting in it) with a password;
+    /// returns the user's access token.
+    pub async fn create_user(&self, lab_id: &str, username: &str, role: &str) -> String {
+        let resp = self
+            .req(Method::POST, &format!("/api/labs/{lab_id}/users"), &self.admin_token)
+            .header("x-westtek-acting-lab", lab_id)
+            .json(&json!({"username": username, "role": role, "password": "correct horse battery staple"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "{}",
+            resp.text().await.unwrap()
+        );
+        let t = token_exchange(
+            &self.http,
+            &self.url,
+            json!({"grant_type": "password", "username": username, "password": "correct horse battery staple"}),
+        )
+        .await;
+        t["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Waits for a job to end; returns it.
+    pub async fn wait_job(&self, job_id: &str, token: &str) -> Value {
+        for _ in 0..1200 {
+            let (s, job) = self
+                .call(Method::GET, &format!("/api/jobs/{job_id}"), token, None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{job}");
+            if job["status"] == "succeeded" || job["status"] == "failed" {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        panic!("job {job_id} did not end in 5 minutes");
+    }
+
+    /// Stops the platform (and its Jupyter servers).
+    pub async fn stop(self) {
+        self.app.shutdown().await.unwrap();
+    }
+}
+
+/// Asserts a problem+json response with `code`.
+pub async fn assert_problem(resp: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(resp.status(), status);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content type {ct}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    body
+}

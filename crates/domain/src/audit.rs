@@ -139,7 +139,10 @@ impl std::fmt::Display for ChainProblem {
                 f,
                 "entry #{seq} ({id}) was edited: its content does not match its hash"
             ),
-            ChainProblem::Missing { after_seq, next_seq } => write!(
+            ChainProblem::Missing {
+                after_seq,
+                next_seq,
+            } => write!(
                 f,
                 "entries #{}..#{} were deleted (trail jumps from #{after_seq} to #{next_seq})",
                 after_seq + 1,
@@ -234,15 +237,25 @@ mod tests {
     fn chain(n: i64) -> Vec<AuditEntry> {
         let mut out: Vec<AuditEntry> = Vec::new();
         for seq in 1..=n {
-            let prev = out.last().map_or(GENESIS_HASH.to_string(), |e| e.hash.clone());
-            out.push(AuditEntry::seal(&draft(&format!("a{seq}")), seq, Utc::now(), &prev));
+            let prev = out
+                .last()
+                .map_or(GENESIS_HASH.to_string(), |e| e.hash.clone());
+            out.push(AuditEntry::seal(
+                &draft(&format!("a{seq}")),
+                seq,
+                Utc::now(),
+                &prev,
+            ));
         }
         out
     }
 
     fn head(c: &[AuditEntry]) -> AuditHead {
         let last = c.last().unwrap();
-        AuditHead { seq: last.seq, hash: last.hash.clone() }
+        AuditHead {
+            seq: last.seq,
+            hash: last.hash.clone(),
+        }
     }
 
     #[test]
@@ -257,7 +270,13 @@ mod tests {
         let h = head(&c);
         c[2].action = "forged".into();
         let p = verify_chain(&c, Some(&h));
-        assert_eq!(p, vec![ChainProblem::Edited { seq: 3, id: c[2].id.to_string() }]);
+        assert_eq!(
+            p,
+            vec![ChainProblem::Edited {
+                seq: 3,
+                id: c[2].id.to_string()
+            }]
+        );
     }
 
     #[test]
@@ -267,7 +286,10 @@ mod tests {
         c.remove(1);
         assert_eq!(
             verify_chain(&c, Some(&h)),
-            vec![ChainProblem::Missing { after_seq: 1, next_seq: 3 }]
+            vec![ChainProblem::Missing {
+                after_seq: 1,
+                next_seq: 3
+            }]
         );
     }
 
@@ -280,8 +302,12 @@ mod tests {
         c[1] = AuditEntry { seq: 2, ..b };
         c[2] = AuditEntry { seq: 3, ..a };
         let p = verify_chain(&c, Some(&h));
-        assert!(p.iter().any(|x| matches!(x, ChainProblem::Edited { seq: 2, .. })));
-        assert!(p.iter().any(|x| matches!(x, ChainProblem::BrokenLink { .. })));
+        assert!(p
+            .iter()
+            .any(|x| matches!(x, ChainProblem::Edited { seq: 2, .. })));
+        assert!(p
+            .iter()
+            .any(|x| matches!(x, ChainProblem::BrokenLink { .. })));
     }
 
     #[test]
@@ -291,7 +317,10 @@ mod tests {
         c.truncate(3);
         assert_eq!(
             verify_chain(&c, Some(&h)),
-            vec![ChainProblem::TruncatedTail { last_seq: 3, head_seq: 5 }]
+            vec![ChainProblem::TruncatedTail {
+                last_seq: 3,
+                head_seq: 5
+            }]
         );
     }
 }

@@ -169,6 +169,9 @@ pub struct EnvironmentMetadata {
     pub jupyter_packages: Vec<String>,
 }
 
+/// Characters that start a PEP 440 version specifier.
+const SPECIFIER_OPERATORS: [char; 5] = ['=', '<', '>', '~', '!'];
+
 /// A requested package, optionally pinned (`numpy`, `numpy==1.26.4`,
 /// `pandas>=2,<3`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,9 +191,7 @@ impl PackageSpec {
     /// `Validation` naming the package text.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let s = s.trim();
-        let split = s
-            .find(|c: char| matches!(c, '=' | '<' | '>' | '~' | '!'))
-            .unwrap_or(s.len());
+        let split = s.find(SPECIFIER_OPERATORS).unwrap_or(s.len());
         let (name, spec) = s.split_at(split);
         Self::new(name.trim(), Some(spec.trim()).filter(|v| !v.is_empty()))
     }
@@ -203,7 +204,9 @@ impl PackageSpec {
     pub fn new(name: &str, version: Option<&str>) -> Result<Self, DomainError> {
         let name_ok = !name.is_empty()
             && name.len() <= 100
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && name.starts_with(|c: char| c.is_ascii_alphanumeric())
             && name.ends_with(|c: char| c.is_ascii_alphanumeric());
         if !name_ok {
@@ -213,10 +216,11 @@ impl PackageSpec {
             ));
         }
         if let Some(v) = version {
-            let first_is_op = v.starts_with(|c: char| matches!(c, '=' | '<' | '>' | '~' | '!'));
+            let first_is_op = v.starts_with(SPECIFIER_OPERATORS);
             let chars_ok = v.len() <= 100
                 && v.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '=' | '<' | '>' | '~' | '!' | '.' | '*' | '+' | ',' | ' ')
+                    c.is_ascii_alphanumeric()
+                        || matches!(c, '=' | '<' | '>' | '~' | '!' | '.' | '*' | '+' | ',' | ' ')
                 });
             if !first_is_op || !chars_ok {
                 return Err(DomainError::invalid(
@@ -419,12 +423,22 @@ mod tests {
         let p = PackageSpec::parse("numpy==1.26.4").unwrap();
         assert_eq!(p.name, "numpy");
         assert_eq!(p.version.as_deref(), Some("==1.26.4"));
-        assert_eq!(PackageSpec::parse("pandas >= 2, <3").unwrap().requirement(), "pandas>=2,<3");
+        assert_eq!(
+            PackageSpec::parse("pandas >= 2, <3").unwrap().requirement(),
+            "pandas>=2,<3"
+        );
     }
 
     #[test]
     fn a_package_that_looks_like_an_option_or_url_is_rejected() {
-        for bad in ["--index-url", "-e", "git+https://x/y", "../local", "numpy @ file:///x", "a;b"] {
+        for bad in [
+            "--index-url",
+            "-e",
+            "git+https://x/y",
+            "../local",
+            "numpy @ file:///x",
+            "a;b",
+        ] {
             assert!(PackageSpec::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -4,7 +4,7 @@
 use crate::audit::AuditHead;
 use crate::{
     AuditDraft, AuditEntry, AuditFilter, DomainEvent, Environment, EnvironmentFilter,
-    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, PackageSpec, Principal,
+    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, PackageSpec, Page, Principal,
     Result, StoredToken, TokenKind, User, UserCredentials, UserId,
 };
 use async_trait::async_trait;
@@ -49,7 +49,9 @@ pub enum Write {
     InsertToken(StoredToken),
     /// Fails with `NotFound` when the token is already gone, so a one-time
     /// token can only be used once.
-    DeleteToken { hash: String },
+    DeleteToken {
+        hash: String,
+    },
     /// Fails with `Conflict` on a duplicate name in the lab and with
     /// `QuotaExceeded` when the lab already holds `max_in_lab` environments.
     InsertEnvironment {
@@ -64,7 +66,10 @@ pub enum Write {
     UpdateJob(Job),
     /// Records that `consumer` handled event `event_id`; fails with
     /// `Conflict` when it already did (idempotent consumers).
-    MarkEventHandled { consumer: String, event_id: String },
+    MarkEventHandled {
+        consumer: String,
+        event_id: String,
+    },
 }
 
 /// The audit trail.
@@ -179,7 +184,11 @@ pub trait EnvironmentBuilder: Send + Sync {
     /// # Errors
     /// `Upstream` with a stable code (`package_not_found`,
     /// `dependency_conflict`, `python_unavailable`, `install_failed`).
-    async fn build(&self, spec: &BuildSpec, progress: Arc<dyn ProgressSink>) -> Result<BuildOutcome>;
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<BuildOutcome>;
     /// Removes everything the environment had. Removing nothing is fine.
     async fn remove(&self, env: EnvironmentId) -> Result<()>;
     /// Where the environment's files live (for snapshots and drift).

@@ -1,1 +1,142 @@
-//! placeholder
+//! The shared HTTP platform of every West Tek service: application state,
+//! problem+json errors, extractors, authentication and lab scoping, jobs,
+//! the platform's own endpoints (sign-in, labs, audit, health) and the
+//! middleware stack every router is served with.
+
+pub mod auth;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod jobs;
+pub mod ops;
+pub mod routes;
+pub mod session;
+pub mod state;
+
+pub use error::{ApiError, ApiResult, Problem};
+pub use state::AppState;
+
+use axum::extract::Request;
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+/// The platform's own routes (sign-in, labs, users, audit, jobs, health).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(routes::auth::router())
+        .merge(routes::labs::router())
+        .merge(routes::audit::router())
+        .merge(routes::health::router())
+        .merge(jobs::router())
+}
+
+/// OpenAPI of the platform's own routes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        routes::auth::token, routes::auth::login_link, routes::auth::logout, routes::auth::me,
+        routes::labs::list_labs, routes::labs::create_lab, routes::labs::get_lab, routes::labs::update_lab,
+        routes::labs::list_users, routes::labs::create_user,
+        routes::audit::list, routes::audit::export, routes::audit::verify,
+        jobs::get_job, jobs::job_events,
+    ),
+    components(schemas(Problem)),
+    tags(
+        (name = "auth", description = "Sign-in and sessions"),
+        (name = "labs", description = "Labs, quotas and users"),
+        (name = "audit", description = "Tamper-evident audit trail"),
+        (name = "jobs", description = "Long-running work and its progress"),
+    )
+)]
+pub struct PlatformApi;
+
+async fn api_not_found(req: Request) -> Response {
+    let code = if req.uri().path().starts_with("/api/") {
+        "route_not_found"
+    } else {
+        "not_found"
+    };
+    error::problem_response(StatusCode::NOT_FOUND, code, "no such endpoint", None)
+}
+
+/// Turns the plain-text errors of axum and tower-http (405, 413) into
+/// problem+json like every other error.
+async fn plain_errors_as_problems(req: Request, next: middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        return error::problem_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this endpoint does not take that method",
+            None,
+        );
+    }
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem(&resp) {
+        return error::problem_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+            None,
+        );
+    }
+    resp
+}
+
+fn is_problem(resp: &Response) -> bool {
+    resp.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+}
+
+/// Serves `app` with the platform's middleware: request ids, tracing with
+/// request and lab ids, metrics, body limit, authentication, problem+json
+/// for unknown routes and methods. `extra_fallback` (e.g. the portal's
+/// static files) answers what no route matched, outside `/api`.
+pub fn serve_stack(
+    app: Router<AppState>,
+    state: AppState,
+    extra_fallback: Option<Router>,
+) -> Router {
+    let x_request_id = HeaderName::from_static(auth::REQUEST_ID_HEADER);
+    let app = match extra_fallback {
+        Some(fb) => app
+            .route("/api/{*rest}", axum::routing::any(api_not_found))
+            .fallback_service(fb),
+        None => app.fallback(api_not_found),
+    };
+    app.layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(RequestBodyLimitLayer::new(state.config.body_limit))
+        .layer(middleware::from_fn(plain_errors_as_problems))
+        .layer(middleware::from_fn(routes::health::track_metrics))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let rid = req
+                    .headers()
+                    .get(auth::REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                let path = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map(|p| p.as_str())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), matched_path = path,
+                    request_id = rid, user = tracing::field::Empty, lab = tracing::field::Empty)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// A problem response for handlers outside this crate that build one by hand.
+pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
+    error::problem_response(status, code, detail, None).into_response()
+}

@@ -80,22 +80,43 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
 async fn labs_and_users(store: &dyn MetadataStore) {
     let a = lab("alpha");
     store
-        .commit(vec![Write::InsertLab(a.clone())], vec![audit("lab.create", Some(a.id), "alpha")])
+        .commit(
+            vec![Write::InsertLab(a.clone())],
+            vec![audit("lab.create", Some(a.id), "alpha")],
+        )
         .await
         .unwrap();
     assert_eq!(store.get_lab(a.id).await.unwrap(), a);
-    assert_eq!(store.find_lab_by_name("alpha").await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.find_lab_by_name("alpha").await.unwrap(),
+        Some(a.clone())
+    );
     assert_eq!(store.find_lab_by_name("nope").await.unwrap(), None);
-    let dup = store.commit(vec![Write::InsertLab(lab("alpha"))], vec![]).await;
-    assert!(matches!(dup, Err(DomainError::Conflict(_))), "duplicate lab name: {dup:?}");
-    assert!(matches!(store.get_lab(LabId::new()).await, Err(DomainError::NotFound { .. })));
+    let dup = store
+        .commit(vec![Write::InsertLab(lab("alpha"))], vec![])
+        .await;
+    assert!(
+        matches!(dup, Err(DomainError::Conflict(_))),
+        "duplicate lab name: {dup:?}"
+    );
+    assert!(matches!(
+        store.get_lab(LabId::new()).await,
+        Err(DomainError::NotFound { .. })
+    ));
 
     let u = user("ada");
     store
         .commit(
             vec![
-                Write::InsertUser { user: u.clone(), password_hash: Some("h1".into()) },
-                Write::PutMembership(Membership { lab_id: a.id, user_id: u.id, role: Role::Researcher }),
+                Write::InsertUser {
+                    user: u.clone(),
+                    password_hash: Some("h1".into()),
+                },
+                Write::PutMembership(Membership {
+                    lab_id: a.id,
+                    user_id: u.id,
+                    role: Role::Researcher,
+                }),
             ],
             vec![audit("user.create", Some(a.id), "ada")],
         )
@@ -105,7 +126,13 @@ async fn labs_and_users(store: &dyn MetadataStore) {
     assert_eq!(creds.user, u);
     assert_eq!(creds.password_hash.as_deref(), Some("h1"));
     let dup = store
-        .commit(vec![Write::InsertUser { user: user("ada"), password_hash: None }], vec![])
+        .commit(
+            vec![Write::InsertUser {
+                user: user("ada"),
+                password_hash: None,
+            }],
+            vec![],
+        )
         .await;
     assert!(matches!(dup, Err(DomainError::Conflict(_))));
 
@@ -113,22 +140,40 @@ async fn labs_and_users(store: &dyn MetadataStore) {
     store
         .commit(
             vec![
-                Write::PutMembership(Membership { lab_id: a.id, user_id: u.id, role: Role::LabAdmin }),
-                Write::SetPassword { user_id: u.id, password_hash: "h2".into() },
+                Write::PutMembership(Membership {
+                    lab_id: a.id,
+                    user_id: u.id,
+                    role: Role::LabAdmin,
+                }),
+                Write::SetPassword {
+                    user_id: u.id,
+                    password_hash: "h2".into(),
+                },
             ],
             vec![],
         )
         .await
         .unwrap();
     let ms = store.memberships_of(u.id).await.unwrap();
-    assert_eq!(ms, vec![Membership { lab_id: a.id, user_id: u.id, role: Role::LabAdmin }]);
+    assert_eq!(
+        ms,
+        vec![Membership {
+            lab_id: a.id,
+            user_id: u.id,
+            role: Role::LabAdmin
+        }]
+    );
     let creds = store.find_user_by_username("ada").await.unwrap().unwrap();
     assert_eq!(creds.password_hash.as_deref(), Some("h2"));
     assert_eq!(store.list_users(Some(a.id)).await.unwrap(), vec![u.clone()]);
     assert!(store.count_users().await.unwrap() >= 1);
     let stray = store
         .commit(
-            vec![Write::PutMembership(Membership { lab_id: LabId::new(), user_id: u.id, role: Role::Researcher })],
+            vec![Write::PutMembership(Membership {
+                lab_id: LabId::new(),
+                user_id: u.id,
+                role: Role::Researcher,
+            })],
             vec![],
         )
         .await;
@@ -138,7 +183,13 @@ async fn labs_and_users(store: &dyn MetadataStore) {
 async fn tokens_are_single_use(store: &dyn MetadataStore) {
     let u = user("tok-user");
     store
-        .commit(vec![Write::InsertUser { user: u.clone(), password_hash: None }], vec![])
+        .commit(
+            vec![Write::InsertUser {
+                user: u.clone(),
+                password_hash: None,
+            }],
+            vec![],
+        )
         .await
         .unwrap();
     let t = StoredToken {
@@ -148,15 +199,42 @@ async fn tokens_are_single_use(store: &dyn MetadataStore) {
         expires_at: Utc::now(),
         created_at: Utc::now(),
     };
-    store.commit(vec![Write::InsertToken(t.clone())], vec![]).await.unwrap();
-    assert_eq!(store.get_token("abc123", TokenKind::OneTimeLogin).await.unwrap(), Some(t));
-    assert_eq!(store.get_token("abc123", TokenKind::Refresh).await.unwrap(), None);
     store
-        .commit(vec![Write::DeleteToken { hash: "abc123".into() }], vec![])
+        .commit(vec![Write::InsertToken(t.clone())], vec![])
         .await
         .unwrap();
-    let again = store.commit(vec![Write::DeleteToken { hash: "abc123".into() }], vec![]).await;
-    assert!(matches!(again, Err(DomainError::NotFound { .. })), "second use of a one-time token: {again:?}");
+    assert_eq!(
+        store
+            .get_token("abc123", TokenKind::OneTimeLogin)
+            .await
+            .unwrap(),
+        Some(t)
+    );
+    assert_eq!(
+        store.get_token("abc123", TokenKind::Refresh).await.unwrap(),
+        None
+    );
+    store
+        .commit(
+            vec![Write::DeleteToken {
+                hash: "abc123".into(),
+            }],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let again = store
+        .commit(
+            vec![Write::DeleteToken {
+                hash: "abc123".into(),
+            }],
+            vec![],
+        )
+        .await;
+    assert!(
+        matches!(again, Err(DomainError::NotFound { .. })),
+        "second use of a one-time token: {again:?}"
+    );
 }
 
 async fn environments(store: &dyn MetadataStore) {
@@ -169,36 +247,74 @@ async fn environments(store: &dyn MetadataStore) {
             vec![
                 Write::InsertLab(l1.clone()),
                 Write::InsertLab(l2.clone()),
-                Write::InsertUser { user: owner.clone(), password_hash: None },
+                Write::InsertUser {
+                    user: owner.clone(),
+                    password_hash: None,
+                },
             ],
             vec![],
         )
         .await
         .unwrap();
     let e1 = environment(l1.id, owner.id, "genomics");
-    let ins = |e: &Environment| Write::InsertEnvironment { env: e.clone(), max_in_lab: Some(3) };
-    store.commit(vec![ins(&e1)], vec![audit("environment.create", Some(l1.id), "e1")]).await.unwrap();
+    let ins = |e: &Environment| Write::InsertEnvironment {
+        env: e.clone(),
+        max_in_lab: Some(3),
+    };
+    store
+        .commit(
+            vec![ins(&e1)],
+            vec![audit("environment.create", Some(l1.id), "e1")],
+        )
+        .await
+        .unwrap();
     assert_eq!(store.get_environment(e1.id).await.unwrap(), e1);
 
     let same_name = environment(l1.id, owner.id, "genomics");
-    assert!(matches!(store.commit(vec![ins(&same_name)], vec![]).await, Err(DomainError::Conflict(_))));
+    assert!(matches!(
+        store.commit(vec![ins(&same_name)], vec![]).await,
+        Err(DomainError::Conflict(_))
+    ));
     let other_lab = environment(l2.id, owner.id, "genomics");
     store.commit(vec![ins(&other_lab)], vec![]).await.unwrap();
 
-    store.commit(vec![ins(&environment(l1.id, owner.id, "proteomics"))], vec![]).await.unwrap();
-    store.commit(vec![ins(&environment(l1.id, owner.id, "imaging"))], vec![]).await.unwrap();
-    let over = store.commit(vec![ins(&environment(l1.id, owner.id, "fourth"))], vec![]).await;
-    assert!(matches!(over, Err(DomainError::QuotaExceeded(_))), "quota: {over:?}");
+    store
+        .commit(
+            vec![ins(&environment(l1.id, owner.id, "proteomics"))],
+            vec![],
+        )
+        .await
+        .unwrap();
+    store
+        .commit(vec![ins(&environment(l1.id, owner.id, "imaging"))], vec![])
+        .await
+        .unwrap();
+    let over = store
+        .commit(vec![ins(&environment(l1.id, owner.id, "fourth"))], vec![])
+        .await;
+    assert!(
+        matches!(over, Err(DomainError::QuotaExceeded(_))),
+        "quota: {over:?}"
+    );
 
     let page = store
-        .list_environments(&EnvironmentFilter { lab_id: Some(l1.id), limit: 2, ..Default::default() })
+        .list_environments(&EnvironmentFilter {
+            lab_id: Some(l1.id),
+            limit: 2,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page.total, 3);
     assert_eq!(page.items.len(), 2);
     assert!(page.items.iter().all(|e| e.lab_id == l1.id));
     let rest = store
-        .list_environments(&EnvironmentFilter { lab_id: Some(l1.id), limit: 2, offset: 2, ..Default::default() })
+        .list_environments(&EnvironmentFilter {
+            lab_id: Some(l1.id),
+            limit: 2,
+            offset: 2,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 1);
@@ -219,12 +335,20 @@ async fn environments(store: &dyn MetadataStore) {
     let mut ready = e1.clone();
     ready.status = EnvironmentStatus::Ready;
     ready.drift_status = DriftStatus::MinorDrift;
-    store.commit(vec![Write::UpdateEnvironment(ready.clone())], vec![]).await.unwrap();
+    store
+        .commit(vec![Write::UpdateEnvironment(ready.clone())], vec![])
+        .await
+        .unwrap();
     let stored = store.get_environment(e1.id).await.unwrap();
     assert_eq!(stored.version, 1);
     assert_eq!(stored.status, EnvironmentStatus::Ready);
-    let stale = store.commit(vec![Write::UpdateEnvironment(ready)], vec![]).await;
-    assert!(matches!(stale, Err(DomainError::Conflict(_))), "stale update: {stale:?}");
+    let stale = store
+        .commit(vec![Write::UpdateEnvironment(ready)], vec![])
+        .await;
+    assert!(
+        matches!(stale, Err(DomainError::Conflict(_))),
+        "stale update: {stale:?}"
+    );
     let drifted = store
         .list_environments(&EnvironmentFilter {
             lab_id: Some(l1.id),
@@ -236,9 +360,17 @@ async fn environments(store: &dyn MetadataStore) {
         .unwrap();
     assert_eq!(drifted.total, 1);
 
-    store.commit(vec![Write::DeleteEnvironment(e1.id)], vec![]).await.unwrap();
-    assert!(matches!(store.get_environment(e1.id).await, Err(DomainError::NotFound { .. })));
-    let missing = store.commit(vec![Write::DeleteEnvironment(e1.id)], vec![]).await;
+    store
+        .commit(vec![Write::DeleteEnvironment(e1.id)], vec![])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_environment(e1.id).await,
+        Err(DomainError::NotFound { .. })
+    ));
+    let missing = store
+        .commit(vec![Write::DeleteEnvironment(e1.id)], vec![])
+        .await;
     assert!(matches!(missing, Err(DomainError::NotFound { .. })));
 }
 
@@ -247,13 +379,24 @@ async fn commits_are_all_or_nothing(store: &dyn MetadataStore) {
     let l = lab("atomic-lab");
     let r = store
         .commit(
-            vec![Write::InsertLab(l.clone()), Write::DeleteEnvironment(EnvironmentId::new())],
+            vec![
+                Write::InsertLab(l.clone()),
+                Write::DeleteEnvironment(EnvironmentId::new()),
+            ],
             vec![audit("lab.create", Some(l.id), "atomic")],
         )
         .await;
     assert!(r.is_err());
-    assert_eq!(store.find_lab_by_name("atomic-lab").await.unwrap(), None, "half a commit was applied");
-    assert_eq!(store.audit_chain().await.unwrap().0.len(), before, "audit written for a failed commit");
+    assert_eq!(
+        store.find_lab_by_name("atomic-lab").await.unwrap(),
+        None,
+        "half a commit was applied"
+    );
+    assert_eq!(
+        store.audit_chain().await.unwrap().0.len(),
+        before,
+        "audit written for a failed commit"
+    );
 }
 
 async fn jobs(store: &dyn MetadataStore) {
@@ -271,29 +414,66 @@ async fn jobs(store: &dyn MetadataStore) {
         created_at: now,
         updated_at: now,
     };
-    store.commit(vec![Write::InsertJob(job.clone())], vec![]).await.unwrap();
+    store
+        .commit(vec![Write::InsertJob(job.clone())], vec![])
+        .await
+        .unwrap();
     assert_eq!(store.get_job(job.id).await.unwrap(), job);
-    assert!(store.list_jobs(Some(JobStatus::Running)).await.unwrap().iter().any(|j| j.id == job.id));
+    assert!(store
+        .list_jobs(Some(JobStatus::Running))
+        .await
+        .unwrap()
+        .iter()
+        .any(|j| j.id == job.id));
     job.status = JobStatus::Failed;
-    job.error = Some(JobError { code: "interrupted".into(), message: "restart".into() });
-    store.commit(vec![Write::UpdateJob(job.clone())], vec![]).await.unwrap();
+    job.error = Some(JobError {
+        code: "interrupted".into(),
+        message: "restart".into(),
+    });
+    store
+        .commit(vec![Write::UpdateJob(job.clone())], vec![])
+        .await
+        .unwrap();
     assert_eq!(store.get_job(job.id).await.unwrap(), job);
-    assert!(!store.list_jobs(Some(JobStatus::Running)).await.unwrap().iter().any(|j| j.id == job.id));
+    assert!(!store
+        .list_jobs(Some(JobStatus::Running))
+        .await
+        .unwrap()
+        .iter()
+        .any(|j| j.id == job.id));
 }
 
 async fn events_are_handled_once(store: &dyn MetadataStore) {
-    let mark = || Write::MarkEventHandled { consumer: "knowledge".into(), event_id: "ev-1".into() };
+    let mark = || Write::MarkEventHandled {
+        consumer: "knowledge".into(),
+        event_id: "ev-1".into(),
+    };
     store.commit(vec![mark()], vec![]).await.unwrap();
-    assert!(matches!(store.commit(vec![mark()], vec![]).await, Err(DomainError::Conflict(_))));
-    let other = Write::MarkEventHandled { consumer: "drift".into(), event_id: "ev-1".into() };
+    assert!(matches!(
+        store.commit(vec![mark()], vec![]).await,
+        Err(DomainError::Conflict(_))
+    ));
+    let other = Write::MarkEventHandled {
+        consumer: "drift".into(),
+        event_id: "ev-1".into(),
+    };
     store.commit(vec![other], vec![]).await.unwrap();
 }
 
 async fn audit_trail(store: &dyn MetadataStore) {
     let l = lab("audit-lab");
-    store.commit(vec![Write::InsertLab(l.clone())], vec![audit("lab.create", Some(l.id), "a")]).await.unwrap();
+    store
+        .commit(
+            vec![Write::InsertLab(l.clone())],
+            vec![audit("lab.create", Some(l.id), "a")],
+        )
+        .await
+        .unwrap();
     let appended = store
-        .append(vec![audit("auth.login", Some(l.id), "u1"), audit("auth.login", None, "u2")])
+        .append(vec![
+            audit("auth.login", Some(l.id), "u1"),
+            audit("auth.login", None, "u2"),
+        ])
         .await
         .unwrap();
     assert_eq!(appended.len(), 2);
@@ -305,14 +485,22 @@ async fn audit_trail(store: &dyn MetadataStore) {
     assert_eq!(verify_chain(&entries, head.as_ref()), vec![]);
 
     let lab_page = store
-        .list_audit(&AuditFilter { lab_id: Some(l.id), limit: 10, ..Default::default() })
+        .list_audit(&AuditFilter {
+            lab_id: Some(l.id),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(lab_page.total, 2);
     assert_eq!(lab_page.items[0].action, "auth.login", "newest first");
     assert!(lab_page.items.iter().all(|e| e.lab_id == Some(l.id)));
     let logins = store
-        .list_audit(&AuditFilter { action: Some("auth.login".into()), limit: 10, ..Default::default() })
+        .list_audit(&AuditFilter {
+            action: Some("auth.login".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(logins.total, 2);

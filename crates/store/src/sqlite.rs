@@ -5,7 +5,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +32,8 @@ fn internal(e: impl std::fmt::Display) -> DomainError {
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 fn to_doc<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -107,18 +110,25 @@ impl SqliteStore {
                         "a lab named '{}' already exists",
                         lab.name
                     ))),
-                    Ok(done) if done.rows_affected() == 0 => Err(DomainError::NotFound { kind: "lab" }),
+                    Ok(done) if done.rows_affected() == 0 => {
+                        Err(DomainError::NotFound { kind: "lab" })
+                    }
                     r => r.map(|_| ()).map_err(internal),
                 }
             }
-            Write::InsertUser { user, password_hash } => {
-                let r = sqlx::query("INSERT INTO users (id, username, password_hash, doc) VALUES (?, ?, ?, ?)")
-                    .bind(user.id.to_string())
-                    .bind(user.username.as_str())
-                    .bind(password_hash)
-                    .bind(to_doc(&user)?)
-                    .execute(&mut **tx)
-                    .await;
+            Write::InsertUser {
+                user,
+                password_hash,
+            } => {
+                let r = sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, doc) VALUES (?, ?, ?, ?)",
+                )
+                .bind(user.id.to_string())
+                .bind(user.username.as_str())
+                .bind(password_hash)
+                .bind(to_doc(&user)?)
+                .execute(&mut **tx)
+                .await;
                 match r {
                     Err(e) if is_unique_violation(&e) => Err(DomainError::Conflict(format!(
                         "a user named '{}' already exists",
@@ -127,7 +137,10 @@ impl SqliteStore {
                     r => r.map(|_| ()).map_err(internal),
                 }
             }
-            Write::SetPassword { user_id, password_hash } => {
+            Write::SetPassword {
+                user_id,
+                password_hash,
+            } => {
                 let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
                     .bind(password_hash)
                     .bind(user_id.to_string())
@@ -150,8 +163,13 @@ impl SqliteStore {
                 .execute(&mut **tx)
                 .await;
                 match r {
-                    Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => {
-                        Err(DomainError::NotFound { kind: "lab or user" })
+                    Err(e)
+                        if e.as_database_error()
+                            .is_some_and(|d| d.is_foreign_key_violation()) =>
+                    {
+                        Err(DomainError::NotFound {
+                            kind: "lab or user",
+                        })
                     }
                     r => r.map(|_| ()).map_err(internal),
                 }
@@ -181,11 +199,12 @@ impl SqliteStore {
             }
             Write::InsertEnvironment { env, max_in_lab } => {
                 if let Some(max) = max_in_lab {
-                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM environments WHERE lab_id = ?")
-                        .bind(env.lab_id.to_string())
-                        .fetch_one(&mut **tx)
-                        .await
-                        .map_err(internal)?;
+                    let n: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM environments WHERE lab_id = ?")
+                            .bind(env.lab_id.to_string())
+                            .fetch_one(&mut **tx)
+                            .await
+                            .map_err(internal)?;
                     if n >= i64::from(max) {
                         return Err(DomainError::QuotaExceeded(format!(
                             "the lab already has {n} of its {max} environments"
@@ -206,7 +225,10 @@ impl SqliteStore {
                         "an environment named '{}' already exists in this lab",
                         env.name
                     ))),
-                    Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => {
+                    Err(e)
+                        if e.as_database_error()
+                            .is_some_and(|d| d.is_foreign_key_violation()) =>
+                    {
                         Err(DomainError::NotFound { kind: "lab" })
                     }
                     r => r.map(|_| ()).map_err(internal),
@@ -233,15 +255,19 @@ impl SqliteStore {
                         env.name
                     ))),
                     Ok(done) if done.rows_affected() == 0 => {
-                        let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM environments WHERE id = ?")
-                            .bind(env.id.to_string())
-                            .fetch_optional(&mut **tx)
-                            .await
-                            .map_err(internal)?;
+                        let exists: Option<i64> =
+                            sqlx::query_scalar("SELECT version FROM environments WHERE id = ?")
+                                .bind(env.id.to_string())
+                                .fetch_optional(&mut **tx)
+                                .await
+                                .map_err(internal)?;
                         match exists {
-                            None => Err(DomainError::NotFound { kind: "environment" }),
+                            None => Err(DomainError::NotFound {
+                                kind: "environment",
+                            }),
                             Some(_) => Err(DomainError::Conflict(
-                                "the environment was changed by someone else; reload and retry".into(),
+                                "the environment was changed by someone else; reload and retry"
+                                    .into(),
                             )),
                         }
                     }
@@ -255,7 +281,9 @@ impl SqliteStore {
                     .await
                     .map_err(internal)?;
                 if done.rows_affected() == 0 {
-                    return Err(DomainError::NotFound { kind: "environment" });
+                    return Err(DomainError::NotFound {
+                        kind: "environment",
+                    });
                 }
                 Ok(())
             }
@@ -284,12 +312,14 @@ impl SqliteStore {
                 Ok(())
             }
             Write::MarkEventHandled { consumer, event_id } => {
-                let r = sqlx::query("INSERT INTO handled_events (consumer, event_id, handled_at) VALUES (?, ?, ?)")
-                    .bind(&consumer)
-                    .bind(&event_id)
-                    .bind(format_time(self.clock.now()))
-                    .execute(&mut **tx)
-                    .await;
+                let r = sqlx::query(
+                    "INSERT INTO handled_events (consumer, event_id, handled_at) VALUES (?, ?, ?)",
+                )
+                .bind(&consumer)
+                .bind(&event_id)
+                .bind(format_time(self.clock.now()))
+                .execute(&mut **tx)
+                .await;
                 match r {
                     Err(e) if is_unique_violation(&e) => Err(DomainError::Conflict(format!(
                         "event {event_id} was already handled by {consumer}"
@@ -300,14 +330,19 @@ impl SqliteStore {
         }
     }
 
-    async fn append_in(&self, tx: &mut Transaction<'_, Sqlite>, drafts: Vec<AuditDraft>) -> Result<Vec<AuditEntry>> {
+    async fn append_in(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        drafts: Vec<AuditDraft>,
+    ) -> Result<Vec<AuditEntry>> {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(internal)?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(internal)?;
         let (mut seq, mut prev) = head.unwrap_or((0, GENESIS_HASH.to_string()));
         let now = self.clock.now();
         let mut out = Vec::with_capacity(drafts.len());
@@ -371,7 +406,8 @@ fn bind_env<'q>(
 /// instead of failing as a whole.
 fn audit_row(r: &SqliteRow) -> Result<AuditEntry> {
     let text = |c: &str| -> Result<String> { r.try_get::<String, _>(c).map_err(internal) };
-    let opt = |c: &str| -> Result<Option<String>> { r.try_get::<Option<String>, _>(c).map_err(internal) };
+    let opt =
+        |c: &str| -> Result<Option<String>> { r.try_get::<Option<String>, _>(c).map_err(internal) };
     let mut damaged = false;
     let id = AuditId::parse(&text("id")?).unwrap_or_else(|_| {
         damaged = true;
@@ -414,7 +450,11 @@ fn audit_row(r: &SqliteRow) -> Result<AuditEntry> {
         request_id: text("request_id")?,
         details,
         prev_hash: text("prev_hash")?,
-        hash: if damaged { String::new() } else { text("hash")? },
+        hash: if damaged {
+            String::new()
+        } else {
+            text("hash")?
+        },
     })
 }
 
@@ -452,7 +492,11 @@ impl AuditLog for SqliteStore {
         }
         let mut count = QueryBuilder::new("SELECT COUNT(*) FROM audit");
         filtered(&mut count, f);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
         let mut qb = QueryBuilder::new("SELECT * FROM audit");
         filtered(&mut qb, f);
         qb.push(" ORDER BY seq DESC LIMIT ")
@@ -474,10 +518,11 @@ impl AuditLog for SqliteStore {
             .await
             .map_err(internal)?;
         let entries = rows.iter().map(audit_row).collect::<Result<Vec<_>>>()?;
-        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(internal)?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(internal)?;
         Ok((entries, head.map(|(seq, hash)| AuditHead { seq, hash })))
     }
 }
@@ -485,7 +530,11 @@ impl AuditLog for SqliteStore {
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn commit(&self, writes: Vec<Write>, audit: Vec<AuditDraft>) -> Result<Vec<AuditEntry>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(internal)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(internal)?;
         for w in writes {
             self.apply(&mut tx, w).await?;
         }
@@ -547,28 +596,33 @@ impl MetadataStore for SqliteStore {
 
     async fn list_users(&self, lab: Option<LabId>) -> Result<Vec<User>> {
         let docs: Vec<String> = match lab {
-            Some(l) => sqlx::query_scalar(
-                "SELECT u.doc FROM users u JOIN memberships m ON m.user_id = u.id
+            Some(l) => {
+                sqlx::query_scalar(
+                    "SELECT u.doc FROM users u JOIN memberships m ON m.user_id = u.id
                  WHERE m.lab_id = ? ORDER BY u.username",
-            )
-            .bind(l.to_string())
-            .fetch_all(&self.pool)
-            .await,
-            None => sqlx::query_scalar("SELECT doc FROM users ORDER BY username")
+                )
+                .bind(l.to_string())
                 .fetch_all(&self.pool)
-                .await,
+                .await
+            }
+            None => {
+                sqlx::query_scalar("SELECT doc FROM users ORDER BY username")
+                    .fetch_all(&self.pool)
+                    .await
+            }
         }
         .map_err(internal)?;
         docs.iter().map(|d| from_doc(d)).collect()
     }
 
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT lab_id, role FROM memberships WHERE user_id = ? ORDER BY lab_id")
-                .bind(user.to_string())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(internal)?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT lab_id, role FROM memberships WHERE user_id = ? ORDER BY lab_id",
+        )
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
         rows.into_iter()
             .map(|(lab, role)| {
                 Ok(Membership {
@@ -589,12 +643,13 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_token(&self, hash: &str, kind: TokenKind) -> Result<Option<StoredToken>> {
-        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM tokens WHERE hash = ? AND kind = ?")
-            .bind(hash)
-            .bind(kind.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(internal)?;
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc FROM tokens WHERE hash = ? AND kind = ?")
+                .bind(hash)
+                .bind(kind.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(internal)?;
         doc.map(|d| from_doc(&d)).transpose()
     }
 
@@ -604,7 +659,9 @@ impl MetadataStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(internal)?;
-        from_doc(&doc.ok_or(DomainError::NotFound { kind: "environment" })?)
+        from_doc(&doc.ok_or(DomainError::NotFound {
+            kind: "environment",
+        })?)
     }
 
     async fn list_environments(&self, f: &EnvironmentFilter) -> Result<Page<Environment>> {
@@ -626,20 +683,30 @@ impl MetadataStore for SqliteStore {
                 qb.push(" AND jupyter_status = ").push_bind(enum_name(&j)?);
             }
             if let Some(n) = &f.name_contains {
-                qb.push(" AND instr(lower(name), ").push_bind(n.to_lowercase()).push(") > 0");
+                qb.push(" AND instr(lower(name), ")
+                    .push_bind(n.to_lowercase())
+                    .push(") > 0");
             }
             Ok(())
         }
         let mut count = QueryBuilder::new("SELECT COUNT(*) FROM environments");
         filtered(&mut count, f)?;
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
         let mut qb = QueryBuilder::new("SELECT doc FROM environments");
         filtered(&mut qb, f)?;
         qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
             .push_bind(i64::from(f.limit))
             .push(" OFFSET ")
             .push_bind(i64::from(f.offset));
-        let docs: Vec<String> = qb.build_query_scalar().fetch_all(&self.pool).await.map_err(internal)?;
+        let docs: Vec<String> = qb
+            .build_query_scalar()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
         Ok(Page {
             items: docs.iter().map(|d| from_doc(d)).collect::<Result<_>>()?,
             total: total as u64,
@@ -659,11 +726,17 @@ impl MetadataStore for SqliteStore {
 
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>> {
         let docs: Vec<String> = match status {
-            Some(s) => sqlx::query_scalar("SELECT doc FROM jobs WHERE status = ?")
-                .bind(enum_name(&s)?)
-                .fetch_all(&self.pool)
-                .await,
-            None => sqlx::query_scalar("SELECT doc FROM jobs").fetch_all(&self.pool).await,
+            Some(s) => {
+                sqlx::query_scalar("SELECT doc FROM jobs WHERE status = ?")
+                    .bind(enum_name(&s)?)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query_scalar("SELECT doc FROM jobs")
+                    .fetch_all(&self.pool)
+                    .await
+            }
         }
         .map_err(internal)?;
         docs.iter().map(|d| from_doc(d)).collect()

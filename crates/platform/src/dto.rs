@@ -1,0 +1,281 @@
+//! Request and response bodies of the platform endpoints (the API contract;
+//! documented in OpenAPI). Domain types stay framework-free; these mirror
+//! them for the wire.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use westtek_domain::{AuditEntry, Job, Lab, LabQuotas, User};
+
+/// A background job.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobResponse {
+    pub id: String,
+    pub lab_id: String,
+    /// `environment.create`, …
+    pub kind: String,
+    pub target_id: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// 0.0–1.0.
+    pub progress: f32,
+    pub message: String,
+    pub error: Option<JobErrorBody>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why a job failed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobErrorBody {
+    /// Stable code: `package_not_found`, `dependency_conflict`,
+    /// `python_unavailable`, `install_failed`, `interrupted`, …
+    pub code: String,
+    pub message: String,
+}
+
+fn unit_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+impl From<Job> for JobResponse {
+    fn from(j: Job) -> Self {
+        JobResponse {
+            id: j.id.to_string(),
+            lab_id: j.lab_id.to_string(),
+            kind: j.kind,
+            target_id: j.target_id,
+            status: unit_name(&j.status),
+            progress: j.progress,
+            message: j.message,
+            error: j.error.map(|e| JobErrorBody {
+                code: e.code,
+                message: e.message,
+            }),
+            created_by: j.created_by.to_string(),
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+/// Long work accepted: follow the job.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobAccepted {
+    pub job_id: String,
+    /// The resource being made, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<String>,
+}
+
+/// Per-lab limits.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasBody {
+    pub max_environments: u32,
+    pub max_running_servers: u32,
+}
+
+impl From<LabQuotas> for QuotasBody {
+    fn from(q: LabQuotas) -> Self {
+        QuotasBody {
+            max_environments: q.max_environments,
+            max_running_servers: q.max_running_servers,
+        }
+    }
+}
+
+impl From<QuotasBody> for LabQuotas {
+    fn from(q: QuotasBody) -> Self {
+        LabQuotas {
+            max_environments: q.max_environments,
+            max_running_servers: q.max_running_servers,
+        }
+    }
+}
+
+/// A lab.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LabResponse {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    pub created_at: DateTime<Utc>,
+    pub quotas: QuotasBody,
+}
+
+impl From<Lab> for LabResponse {
+    fn from(l: Lab) -> Self {
+        LabResponse {
+            id: l.id.to_string(),
+            name: l.name.to_string(),
+            display_name: l.display_name,
+            created_at: l.created_at,
+            quotas: l.quotas.into(),
+        }
+    }
+}
+
+/// Create a lab (IT admins).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLabRequest {
+    /// 1–64 letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    pub display_name: Option<String>,
+    pub quotas: Option<QuotasBody>,
+}
+
+/// Change a lab (IT admins).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLabRequest {
+    pub quotas: QuotasBody,
+}
+
+/// A user.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserResponse {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub it_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        UserResponse {
+            id: u.id.to_string(),
+            username: u.username.to_string(),
+            display_name: u.display_name,
+            it_admin: u.it_admin,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Add a user to a lab (lab admins, or IT admins acting).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub display_name: Option<String>,
+    /// `researcher` or `lab_admin`.
+    pub role: String,
+    /// Without a password the response carries a one-time sign-in link.
+    pub password: Option<String>,
+}
+
+/// A created user and, without a password, how they sign in the first time.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedUserResponse {
+    pub user: UserResponse,
+    pub sign_in_url: Option<String>,
+    pub sign_in_token: Option<String>,
+    pub sign_in_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Exchange credentials for tokens.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// `password`, `one_time_token` or `refresh_token`.
+    pub grant_type: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The one-time token or refresh token.
+    pub token: Option<String>,
+}
+
+/// Issued tokens. Browsers also get them as HttpOnly cookies.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+    pub user: MeResponse,
+}
+
+/// A lab membership.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MembershipBody {
+    pub lab_id: String,
+    pub lab_name: Option<String>,
+    pub role: String,
+}
+
+/// The signed-in caller.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MeResponse {
+    pub user_id: String,
+    pub username: String,
+    pub it_admin: bool,
+    pub labs: Vec<MembershipBody>,
+}
+
+/// One audit entry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryResponse {
+    pub seq: i64,
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub actor_id: Option<String>,
+    pub actor_name: String,
+    pub lab_id: Option<String>,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub request_id: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<AuditEntry> for AuditEntryResponse {
+    fn from(e: AuditEntry) -> Self {
+        AuditEntryResponse {
+            seq: e.seq,
+            id: e.id.to_string(),
+            time: e.time,
+            actor_id: e.actor_id.map(|a| a.to_string()),
+            actor_name: e.actor_name,
+            lab_id: e.lab_id.map(|l| l.to_string()),
+            action: e.action,
+            target_kind: e.target_kind,
+            target_id: e.target_id,
+            request_id: e.request_id,
+            details: e.details,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+/// A page of audit entries, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntryResponse>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// Result of checking the audit chain.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditVerifyResponse {
+    pub ok: bool,
+    pub entries: u64,
+    /// One sentence per problem, naming the entry.
+    pub problems: Vec<String>,
+}

@@ -1,0 +1,26 @@
+//! The application state every router shares: cheap clones of the ports.
+//! Built only in `westtek` main and in test helpers.
+
+use crate::config::PlatformConfig;
+use crate::jobs::JobHub;
+use std::sync::Arc;
+use westtek_auth::local::LocalTokenIssuer;
+use westtek_domain::ports::{
+    Clock, EnvironmentBuilder, EventBus, JupyterRuntime, MetadataStore, TokenVerifier,
+};
+
+/// Everything a handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn MetadataStore>,
+    pub bus: Arc<dyn EventBus>,
+    pub verifier: Arc<dyn TokenVerifier>,
+    /// The platform's own token issuer (local profile); `None` when an
+    /// external identity provider (Cognito) issues tokens.
+    pub issuer: Option<LocalTokenIssuer>,
+    pub clock: Arc<dyn Clock>,
+    pub builder: Arc<dyn EnvironmentBuilder>,
+    pub runtime: Arc<dyn JupyterRuntime>,
+    pub jobs: JobHub,
+    pub config: Arc<PlatformConfig>,
+}

@@ -1,0 +1,971 @@
+//! Runs one JupyterLab process per environment on a loopback port.
+//!
+//! Policy:
+//! - Jupyter listens on `127.0.0.1` only, on a port picked free at start,
+//!   behind `base_url`, with a random 256-bit token the gateway injects. The
+//!   token reaches Jupyter through a 0600 file named by `JUPYTER_TOKEN_FILE`
+//!   that is deleted once the server answers, so it is on no command line
+//!   (`ps`) and in no environment variable a notebook could print.
+//! - The process gets a clean environment: an allow-list of locale, proxy
+//!   and certificate variables plus its own dirs; the platform's settings
+//!   and secrets never reach user code.
+//! - Each server runs as the leader of its own process group and is owned by
+//!   one supervisor task, the only code that waits on it, restarts it
+//!   (same port and token, with backoff, at most `max_restarts` in ten
+//!   minutes) and stops it (SIGTERM to the group, SIGKILL after 5 s).
+//! - A server that ends on its own — restart budget spent, shut down from
+//!   inside JupyterLab (exit status 0), idle-culled — is reported once by
+//!   `take_exited`; one stopped through `stop` is not.
+//! - A pid file in `jupyter/runtime/` lets `reconcile_orphans` find servers
+//!   left running by an earlier process of the platform.
+
+use crate::config::RuntimeConfig;
+use crate::layout::EnvLayout;
+use crate::process::{
+    cmdline, log_tail, process_alive, process_group_of, read_pid_file, remove_file_quietly,
+    signal_group, terminate_group, write_pid_file, PidRecord,
+};
+use crate::uv_output::scrub_paths;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nix::sys::signal::Signal;
+use rand::RngCore;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+use westtek_domain::ports::{JupyterRuntime, JupyterUpstream, LaunchSpec, ServerInfo};
+use westtek_domain::{DomainError, EnvironmentId, LabId, Result};
+
+/// Code of every start failure.
+const START_FAILED: &str = "jupyter_start_failed";
+/// How often readiness is probed while a server starts.
+const READY_POLL: Duration = Duration::from_millis(50);
+/// SIGTERM grace before SIGKILL when stopping.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The window `max_restarts` counts restarts in.
+const RESTART_WINDOW: Duration = Duration::from_secs(600);
+/// Log lines quoted in a start failure.
+const FAILURE_LOG_LINES: usize = 12;
+/// Variables passed on from the platform's environment to Jupyter.
+const PASS_ENV: [&str; 17] = [
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
+/// Runs Jupyter servers as local child processes. Cheap to clone.
+#[derive(Clone)]
+pub struct LocalJupyterRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: RuntimeConfig,
+    http: reqwest::Client,
+    servers: Mutex<HashMap<EnvironmentId, Arc<Server>>>,
+    exited: Mutex<Vec<EnvironmentId>>,
+    culler_started: AtomicBool,
+    as_root: bool,
+}
+
+/// One server, shared by the runtime's map and its supervisor task.
+struct Server {
+    env_id: EnvironmentId,
+    lab_id: LabId,
+    base_url: String,
+    token: String,
+    port: AtomicU16,
+    started_at: DateTime<Utc>,
+    last_activity_ms: AtomicI64,
+    /// The current process (and group) id; 0 while none runs.
+    pid: AtomicU32,
+    /// Answered once; stays true across restarts.
+    ready: AtomicBool,
+    /// Set to ask the supervisor to stop the server.
+    stop: watch::Sender<bool>,
+    /// Set by the supervisor when the server is gone and forgotten.
+    done: watch::Sender<bool>,
+}
+
+impl Server {
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port.load(Ordering::SeqCst))
+    }
+
+    fn info(&self) -> ServerInfo {
+        let pid = self.pid.load(Ordering::SeqCst);
+        ServerInfo {
+            env_id: self.env_id,
+            lab_id: self.lab_id,
+            started_at: self.started_at,
+            last_activity: DateTime::from_timestamp_millis(
+                self.last_activity_ms.load(Ordering::Relaxed),
+            )
+            .unwrap_or(self.started_at),
+            pid: (pid != 0).then_some(pid),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_activity_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Resolves when a stop is requested (or can no longer be).
+async fn stop_requested(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Why a launch did not produce a ready server.
+enum LaunchError {
+    /// A stop was requested meanwhile.
+    Stopped,
+    Failed(DomainError),
+}
+
+/// How a supervised server's life ended.
+enum Restart {
+    Running(Child),
+    Stopped,
+    GaveUp,
+}
+
+impl LocalJupyterRuntime {
+    /// A runtime with no servers.
+    pub fn new(cfg: RuntimeConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            inner: Arc::new(Inner {
+                cfg: cfg.absolutized(),
+                http,
+                servers: Mutex::new(HashMap::new()),
+                exited: Mutex::new(Vec::new()),
+                culler_started: AtomicBool::new(false),
+                as_root: nix::unistd::geteuid().is_root(),
+            }),
+        }
+    }
+
+    /// The paths of an environment.
+    pub fn layout(&self, env: EnvironmentId) -> EnvLayout {
+        EnvLayout::new(&self.inner.cfg.envs_dir, env)
+    }
+
+    /// Where the server of `env` logs.
+    pub fn log_path(&self, env: EnvironmentId) -> PathBuf {
+        self.inner.cfg.logs_dir.join(format!("jupyter-{env}.log"))
+    }
+
+    /// Finds servers an earlier process of the platform left behind (their
+    /// pid files under `envs_dir`), stops those still running, removes the
+    /// pid files and returns their environments, sorted. Servers of this
+    /// runtime are left alone. Call it at start-up.
+    pub async fn reconcile_orphans(&self) -> Vec<EnvironmentId> {
+        let envs_dir = self.inner.cfg.envs_dir.clone();
+        let found = tokio::task::spawn_blocking(move || scan_pid_files(&envs_dir))
+            .await
+            .unwrap_or_default();
+        let own: HashSet<EnvironmentId> = lock(&self.inner.servers).keys().copied().collect();
+        let mut tasks = JoinSet::new();
+        for (env, layout) in found.into_iter().filter(|(env, _)| !own.contains(env)) {
+            tasks.spawn(async move {
+                if let Some(record) = read_pid_file(&layout.pid_file()) {
+                    let ours = cmdline(record.pid)
+                        .is_some_and(|c| c.contains("jupyter") && c.contains(&env.to_string()));
+                    if ours && process_alive(record.pid) {
+                        tracing::warn!(%env, pid = record.pid, "stopping a Jupyter server left behind by an earlier run");
+                        if process_group_of(record.pid) == Some(record.pid) {
+                            terminate_group(record.pid, STOP_GRACE).await;
+                        } else {
+                            // Not a group leader: signal just the process.
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(i32::try_from(record.pid).unwrap_or(0)),
+                                Signal::SIGKILL,
+                            );
+                        }
+                    }
+                    remove_server_files(&layout, record.pid);
+                }
+                remove_file_quietly(&layout.pid_file());
+                env
+            });
+        }
+        let mut envs: Vec<EnvironmentId> = tasks.join_all().await;
+        envs.sort();
+        envs
+    }
+
+    fn ensure_culler(&self) {
+        let Some(idle) = self.inner.cfg.idle_timeout else {
+            return;
+        };
+        if self.inner.culler_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::spawn(cull_loop(Arc::downgrade(&self.inner), idle));
+    }
+}
+
+/// `(env, layout)` of every environment under `envs_dir` with a pid file.
+fn scan_pid_files(envs_dir: &Path) -> Vec<(EnvironmentId, EnvLayout)> {
+    let Ok(entries) = std::fs::read_dir(envs_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let env = EnvironmentId::parse(e.file_name().to_str()?).ok()?;
+            let layout = EnvLayout::new(envs_dir, env);
+            layout.pid_file().exists().then_some((env, layout))
+        })
+        .collect()
+}
+
+/// Files a killed Jupyter leaves in its runtime dir (they hold its token).
+fn remove_server_files(layout: &EnvLayout, pid: u32) {
+    let dir = layout.jupyter_runtime();
+    remove_file_quietly(&dir.join(format!("jpserver-{pid}.json")));
+    remove_file_quietly(&dir.join(format!("jpserver-{pid}-open.html")));
+    remove_file_quietly(&layout.token_file());
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(DomainError::internal)?;
+    Ok(listener.local_addr().map_err(DomainError::internal)?.port())
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// `/…/` made of URL-safe characters only.
+fn valid_base_url(b: &str) -> bool {
+    b.starts_with('/')
+        && b.ends_with('/')
+        && !b.contains("//")
+        && !b.contains("..")
+        && b.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+}
+
+/// The start-failure error, quoting the log without machine paths.
+fn start_failed(what: &str, tail: &[String], layout: &EnvLayout, token: &str) -> DomainError {
+    let root = layout.root().to_string_lossy().into_owned();
+    let lines: Vec<String> = tail
+        .iter()
+        .map(|l| scrub_paths(&l.replace(&root, "<env>").replace(token, "<token>")))
+        .collect();
+    let message = if lines.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}; last log lines:\n{}", lines.join("\n"))
+    };
+    DomainError::Upstream {
+        code: START_FAILED,
+        message,
+    }
+}
+
+impl Inner {
+    fn log_path(&self, env: EnvironmentId) -> PathBuf {
+        self.cfg.logs_dir.join(format!("jupyter-{env}.log"))
+    }
+
+    /// Opens the log for appending, writes a header, returns the file and
+    /// the offset this launch's lines start at.
+    fn open_log(&self, env: EnvironmentId, port: u16) -> std::io::Result<(std::fs::File, u64)> {
+        std::fs::create_dir_all(&self.cfg.logs_dir)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(self.log_path(env))?;
+        let offset = file.metadata()?.len();
+        writeln!(
+            file,
+            "[westtek {}] starting jupyter lab on 127.0.0.1:{port}",
+            Utc::now().to_rfc3339()
+        )?;
+        Ok((file, offset))
+    }
+
+    fn command(
+        &self,
+        server: &Server,
+        layout: &EnvLayout,
+        port: u16,
+        token_file: &Path,
+    ) -> Command {
+        let venv_bin = layout.venv().join("bin");
+        let mut path = std::ffi::OsString::from(&venv_bin);
+        if let Some(p) = std::env::var_os("PATH") {
+            path.push(":");
+            path.push(p);
+        }
+        let mut cmd = Command::new(venv_bin.join("jupyter"));
+        cmd.arg("lab")
+            .arg("--no-browser")
+            .arg("--ServerApp.ip=127.0.0.1")
+            .arg(format!("--ServerApp.port={port}"))
+            .arg("--ServerApp.port_retries=0")
+            .arg(format!("--ServerApp.base_url={}", server.base_url))
+            .arg(format!("--ServerApp.root_dir={}", layout.home().display()))
+            .arg("--ServerApp.open_browser=False");
+        if self.as_root {
+            cmd.arg("--allow-root");
+        }
+        cmd.env_clear();
+        for (key, value) in std::env::vars_os() {
+            let Some(k) = key.to_str() else { continue };
+            if PASS_ENV.contains(&k) || k.starts_with("LC_") {
+                cmd.env(&key, value);
+            }
+        }
+        cmd.env("PATH", path)
+            .env("HOME", layout.home())
+            .env("VIRTUAL_ENV", layout.venv())
+            .env("JUPYTER_CONFIG_DIR", layout.jupyter_config())
+            .env("JUPYTER_DATA_DIR", layout.jupyter_data())
+            .env("JUPYTER_RUNTIME_DIR", layout.jupyter_runtime())
+            .env("IPYTHONDIR", layout.ipython())
+            .env("JUPYTER_TOKEN_FILE", token_file)
+            .env("PYTHONUNBUFFERED", "1")
+            .current_dir(layout.home())
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(false);
+        cmd
+    }
+
+    /// Polls `api/status` with the token until it answers 200.
+    async fn wait_ready(&self, server: &Server) {
+        let url = format!("{}{}api/status", server.origin(), server.base_url);
+        let auth = format!("token {}", server.token);
+        loop {
+            let answered = self
+                .http
+                .get(&url)
+                .header(reqwest::header::AUTHORIZATION, &auth)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+            if answered {
+                return;
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// Spawns Jupyter and waits until it answers. The first launch of a
+    /// server may move to another port when its port was taken meanwhile.
+    async fn launch(
+        &self,
+        server: &Server,
+        layout: &EnvLayout,
+        stop: &mut watch::Receiver<bool>,
+        first: bool,
+    ) -> std::result::Result<Child, LaunchError> {
+        let attempts = if first { 3 } else { 1 };
+        let mut last_error = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                server
+                    .port
+                    .store(free_port().map_err(LaunchError::Failed)?, Ordering::SeqCst);
+            }
+            let port = server.port.load(Ordering::SeqCst);
+            let token_file = layout.token_file();
+            let (log, offset) = self
+                .open_log(server.env_id, port)
+                .and_then(|(log, offset)| {
+                    write_token_file(&token_file, &server.token)?;
+                    Ok((log, offset))
+                })
+                .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
+            let log_err = log
+                .try_clone()
+                .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
+            let began = Instant::now();
+            let mut child = self
+                .command(server, layout, port, &token_file)
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(log_err))
+                .spawn()
+                .map_err(|e| {
+                    remove_file_quietly(&token_file);
+                    tracing::warn!(env = %server.env_id, error = %e, "cannot spawn jupyter");
+                    LaunchError::Failed(DomainError::Upstream {
+                        code: START_FAILED,
+                        message: "the environment has no runnable Jupyter (venv/bin/jupyter)"
+                            .into(),
+                    })
+                })?;
+            let pid = child.id().unwrap_or(0);
+            server.pid.store(pid, Ordering::SeqCst);
+
+            enum Outcome {
+                Ready,
+                Exited(std::io::Result<ExitStatus>),
+                Stopped,
+                TimedOut,
+            }
+            let outcome = tokio::select! {
+                () = self.wait_ready(server) => Outcome::Ready,
+                status = child.wait() => Outcome::Exited(status),
+                () = stop_requested(stop) => Outcome::Stopped,
+                () = tokio::time::sleep(self.cfg.start_timeout) => Outcome::TimedOut,
+            };
+            // Jupyter has read the token by the time it answers (or never will).
+            remove_file_quietly(&token_file);
+            let log_path = self.log_path(server.env_id);
+            match outcome {
+                Outcome::Ready => {
+                    let record = PidRecord {
+                        pid,
+                        port,
+                        started_at: Utc::now(),
+                    };
+                    if let Err(e) = write_pid_file(&layout.pid_file(), &record) {
+                        tracing::warn!(env = %server.env_id, error = %e, "cannot write the pid file");
+                    }
+                    tracing::info!(env = %server.env_id, pid, port, ready_ms = began.elapsed().as_millis() as u64, "Jupyter is ready");
+                    return Ok(child);
+                }
+                Outcome::Exited(status) => {
+                    server.pid.store(0, Ordering::SeqCst);
+                    signal_group(pid, Signal::SIGKILL);
+                    remove_server_files(layout, pid);
+                    let tail = log_tail(&log_path, offset, FAILURE_LOG_LINES);
+                    let port_taken = tail.iter().any(|l| l.contains("already in use"));
+                    let what = match status {
+                        Ok(s) => format!("Jupyter exited ({s}) before it answered"),
+                        Err(_) => "Jupyter exited before it answered".to_string(),
+                    };
+                    tracing::warn!(env = %server.env_id, port, port_taken, "{what}");
+                    last_error = Some(start_failed(&what, &tail, layout, &server.token));
+                    if port_taken {
+                        continue;
+                    }
+                    break;
+                }
+                Outcome::Stopped => {
+                    kill_now(&mut child, pid).await;
+                    server.pid.store(0, Ordering::SeqCst);
+                    remove_server_files(layout, pid);
+                    return Err(LaunchError::Stopped);
+                }
+                Outcome::TimedOut => {
+                    kill_now(&mut child, pid).await;
+                    server.pid.store(0, Ordering::SeqCst);
+                    remove_server_files(layout, pid);
+                    let tail = log_tail(&log_path, offset, FAILURE_LOG_LINES);
+                    let what = format!(
+                        "Jupyter did not answer within {} s",
+                        self.cfg.start_timeout.as_secs_f32()
+                    );
+                    tracing::warn!(env = %server.env_id, port, "{what}");
+                    return Err(LaunchError::Failed(start_failed(
+                        &what,
+                        &tail,
+                        layout,
+                        &server.token,
+                    )));
+                }
+            }
+        }
+        Err(LaunchError::Failed(last_error.unwrap_or_else(|| {
+            DomainError::Upstream {
+                code: START_FAILED,
+                message: "Jupyter did not start".into(),
+            }
+        })))
+    }
+
+    /// After a crash: restarts with backoff until running, stopped, or the
+    /// restart budget is spent.
+    async fn restart(
+        &self,
+        server: &Server,
+        layout: &EnvLayout,
+        stop: &mut watch::Receiver<bool>,
+        restarts: &mut VecDeque<Instant>,
+    ) -> Restart {
+        loop {
+            let now = Instant::now();
+            while restarts
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+            {
+                restarts.pop_front();
+            }
+            if restarts.len() >= self.cfg.max_restarts as usize {
+                tracing::error!(env = %server.env_id, restarts = restarts.len(), "Jupyter keeps exiting; giving up");
+                return Restart::GaveUp;
+            }
+            let exponent = u32::try_from(restarts.len()).unwrap_or(u32::MAX).min(6);
+            let delay = Duration::from_millis(500) * 2u32.pow(exponent);
+            restarts.push_back(now);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop_requested(stop) => return Restart::Stopped,
+            }
+            tracing::info!(env = %server.env_id, attempt = restarts.len(), "restarting Jupyter");
+            match self.launch(server, layout, stop, false).await {
+                Ok(child) => return Restart::Running(child),
+                Err(LaunchError::Stopped) => return Restart::Stopped,
+                Err(LaunchError::Failed(e)) => {
+                    tracing::warn!(env = %server.env_id, error = %e, "restart failed");
+                }
+            }
+        }
+    }
+
+    /// Forgets a server whose process is gone; reports it when `report`.
+    fn finish(&self, server: &Arc<Server>, layout: &EnvLayout, report: bool) {
+        remove_file_quietly(&layout.pid_file());
+        remove_file_quietly(&layout.token_file());
+        {
+            let mut servers = lock(&self.servers);
+            if servers
+                .get(&server.env_id)
+                .is_some_and(|s| Arc::ptr_eq(s, server))
+            {
+                servers.remove(&server.env_id);
+            }
+        }
+        if report {
+            lock(&self.exited).push(server.env_id);
+        }
+        server.done.send_replace(true);
+    }
+}
+
+fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    remove_file_quietly(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    // Jupyter reads the file verbatim: no trailing newline.
+    f.write_all(token.as_bytes())
+}
+
+/// SIGKILL to the group and reap the leader.
+async fn kill_now(child: &mut Child, pgid: u32) {
+    signal_group(pgid, Signal::SIGKILL);
+    let _ = child.wait().await;
+}
+
+/// SIGTERM to the group, SIGKILL after the grace period, then whatever of
+/// the group outlived its leader.
+async fn terminate(child: &mut Child, pgid: u32) {
+    signal_group(pgid, Signal::SIGTERM);
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pgid,
+            "Jupyter ignored SIGTERM for {} s; killing it",
+            STOP_GRACE.as_secs()
+        );
+        signal_group(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    signal_group(pgid, Signal::SIGKILL);
+}
+
+/// Owns one server's process from spawn to exit.
+async fn supervise(
+    inner: Arc<Inner>,
+    server: Arc<Server>,
+    layout: EnvLayout,
+    ready: oneshot::Sender<Result<()>>,
+) {
+    let mut stop = server.stop.subscribe();
+    let mut child = match inner.launch(&server, &layout, &mut stop, true).await {
+        Ok(child) => child,
+        Err(e) => {
+            inner.finish(&server, &layout, false);
+            let e = match e {
+                LaunchError::Stopped => {
+                    DomainError::Conflict("the server was stopped while starting".into())
+                }
+                LaunchError::Failed(e) => e,
+            };
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    server.ready.store(true, Ordering::SeqCst);
+    server.touch();
+    let _ = ready.send(Ok(()));
+
+    let mut restarts = VecDeque::new();
+    let report = loop {
+        let pid = server.pid.load(Ordering::SeqCst);
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = stop_requested(&mut stop) => {
+                terminate(&mut child, pid).await;
+                server.pid.store(0, Ordering::SeqCst);
+                remove_server_files(&layout, pid);
+                break false;
+            }
+        };
+        server.pid.store(0, Ordering::SeqCst);
+        // Whatever it spawned in its group goes with it.
+        signal_group(pid, Signal::SIGKILL);
+        remove_server_files(&layout, pid);
+        if let Ok(s) = &status {
+            if s.success() {
+                tracing::info!(env = %server.env_id, "Jupyter shut down from inside");
+                break true;
+            }
+        }
+        tracing::warn!(env = %server.env_id, ?status, "Jupyter exited unexpectedly");
+        match inner
+            .restart(&server, &layout, &mut stop, &mut restarts)
+            .await
+        {
+            Restart::Running(c) => child = c,
+            Restart::Stopped => break false,
+            Restart::GaveUp => break true,
+        }
+    };
+    inner.finish(&server, &layout, report);
+}
+
+/// Stops servers without traffic for `idle`, until the runtime is dropped.
+async fn cull_loop(inner: Weak<Inner>, idle: Duration) {
+    let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let now = Utc::now().timestamp_millis();
+        let candidates: Vec<Arc<Server>> = lock(&inner.servers)
+            .values()
+            .filter(|s| {
+                s.ready.load(Ordering::SeqCst)
+                    && s.pid.load(Ordering::SeqCst) != 0
+                    && now - s.last_activity_ms.load(Ordering::Relaxed) >= idle_ms
+            })
+            .cloned()
+            .collect();
+        for server in candidates {
+            if busy_inside(&inner.http, &server, idle_ms).await {
+                continue;
+            }
+            tracing::info!(env = %server.env_id, idle_s = idle.as_secs(), "stopping an idle Jupyter server");
+            let runtime = LocalJupyterRuntime {
+                inner: inner.clone(),
+            };
+            if runtime.stop(server.env_id).await.is_ok() {
+                lock(&inner.exited).push(server.env_id);
+            }
+        }
+    }
+}
+
+/// Whether Jupyter itself saw activity the gateway did not (a kernel
+/// computing, terminal output): its `last_activity` is recent or a kernel is
+/// busy. Moves the server's last activity forward when so.
+async fn busy_inside(http: &reqwest::Client, server: &Server, idle_ms: i64) -> bool {
+    let base = format!("{}{}", server.origin(), server.base_url);
+    let auth = format!("token {}", server.token);
+    let get = |path: &str| {
+        http.get(format!("{base}{path}"))
+            .header(reqwest::header::AUTHORIZATION, &auth)
+            .timeout(Duration::from_secs(5))
+            .send()
+    };
+    let now = Utc::now().timestamp_millis();
+    if let Ok(resp) = get("api/status").await {
+        if let Ok(status) = resp.json::<serde_json::Value>().await {
+            let last = status
+                .get("last_activity")
+                .and_then(|v| v.as_str())
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.timestamp_millis());
+            if let Some(last) = last {
+                if now - last < idle_ms {
+                    server.last_activity_ms.fetch_max(last, Ordering::Relaxed);
+                    return true;
+                }
+            }
+        }
+    }
+    // `no_track_activity` keeps this request from counting as activity.
+    if let Ok(resp) = get("api/kernels?no_track_activity=1").await {
+        if let Ok(kernels) = resp.json::<Vec<serde_json::Value>>().await {
+            let busy = kernels
+                .iter()
+                .any(|k| k.get("execution_state").and_then(|s| s.as_str()) == Some("busy"));
+            if busy {
+                server.touch();
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Clears the start-up reservation when `start`'s future is dropped.
+struct CancelStart(Option<Arc<Server>>);
+
+impl Drop for CancelStart {
+    fn drop(&mut self) {
+        if let Some(server) = self.0.take() {
+            server.stop.send_replace(true);
+        }
+    }
+}
+
+#[async_trait]
+impl JupyterRuntime for LocalJupyterRuntime {
+    #[tracing::instrument(skip(self, spec), fields(env = %spec.env_id))]
+    async fn start(&self, spec: &LaunchSpec) -> Result<ServerInfo> {
+        if !valid_base_url(&spec.base_url) {
+            return Err(DomainError::invalid(
+                "base_url",
+                "must be a path like /jupyter/{id}/",
+            ));
+        }
+        let layout = self.layout(spec.env_id);
+        if !layout.venv_bin("jupyter").is_file() || !layout.home().is_dir() {
+            return Err(DomainError::Upstream {
+                code: START_FAILED,
+                message: "the environment is not built (no Jupyter in its venv)".into(),
+            });
+        }
+        self.ensure_culler();
+        let now = Utc::now();
+        let server = Arc::new(Server {
+            env_id: spec.env_id,
+            lab_id: spec.lab_id,
+            base_url: spec.base_url.clone(),
+            token: random_token(),
+            port: AtomicU16::new(free_port()?),
+            started_at: now,
+            last_activity_ms: AtomicI64::new(now.timestamp_millis()),
+            pid: AtomicU32::new(0),
+            ready: AtomicBool::new(false),
+            stop: watch::channel(false).0,
+            done: watch::channel(false).0,
+        });
+        {
+            let mut servers = lock(&self.inner.servers);
+            if servers.contains_key(&spec.env_id) {
+                return Err(DomainError::Conflict(
+                    "a Jupyter server is already running for this environment".into(),
+                ));
+            }
+            servers.insert(spec.env_id, server.clone());
+        }
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let mut cancel = CancelStart(Some(server.clone()));
+        tokio::spawn(supervise(
+            self.inner.clone(),
+            server.clone(),
+            layout,
+            ready_tx,
+        ));
+        let result = ready_rx.await;
+        cancel.0 = None;
+        match result {
+            Ok(Ok(())) => Ok(server.info()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(DomainError::internal(
+                "the Jupyter supervisor ended unexpectedly",
+            )),
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn stop(&self, env: EnvironmentId) -> Result<()> {
+        let Some(server) = lock(&self.inner.servers).get(&env).cloned() else {
+            return Ok(());
+        };
+        let mut done = server.done.subscribe();
+        server.stop.send_replace(true);
+        let waited = tokio::time::timeout(STOP_GRACE * 3, done.wait_for(|d| *d)).await;
+        if waited.is_err() {
+            // The supervisor is stuck or gone: clean up without it.
+            tracing::error!(%env, "the Jupyter supervisor did not stop the server; killing it");
+            let pid = server.pid.swap(0, Ordering::SeqCst);
+            signal_group(pid, Signal::SIGKILL);
+            self.inner.finish(&server, &self.layout(env), false);
+        }
+        Ok(())
+    }
+
+    async fn upstream(&self, env: EnvironmentId) -> Option<JupyterUpstream> {
+        let servers = lock(&self.inner.servers);
+        let server = servers
+            .get(&env)
+            .filter(|s| s.ready.load(Ordering::SeqCst))?;
+        Some(JupyterUpstream {
+            origin: server.origin(),
+            token: server.token.clone(),
+        })
+    }
+
+    fn touch(&self, env: EnvironmentId) {
+        if let Some(server) = lock(&self.inner.servers).get(&env) {
+            server.touch();
+        }
+    }
+
+    async fn running(&self) -> Vec<ServerInfo> {
+        let mut infos: Vec<ServerInfo> = lock(&self.inner.servers)
+            .values()
+            .map(|s| s.info())
+            .collect();
+        infos.sort_by_key(|i| i.env_id);
+        infos
+    }
+
+    async fn take_exited(&self) -> Vec<EnvironmentId> {
+        let mut exited = std::mem::take(&mut *lock(&self.inner.exited));
+        exited.sort();
+        exited.dedup();
+        exited
+    }
+
+    async fn stop_all(&self) {
+        let envs: Vec<EnvironmentId> = lock(&self.inner.servers).keys().copied().collect();
+        let mut tasks = JoinSet::new();
+        for env in envs {
+            let runtime = self.clone();
+            tasks.spawn(async move { runtime.stop(env).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Err(e)) = done {
+                tracing::warn!(error = %e, "stopping a Jupyter server failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_plain_paths() {
+        assert!(valid_base_url(
+            "/jupyter/0193a2b4-7c1d-7e2f-8a9b-0c1d2e3f4a5b/"
+        ));
+        assert!(!valid_base_url("/jupyter/x"));
+        assert!(!valid_base_url("jupyter/x/"));
+        assert!(!valid_base_url("/a/../b/"));
+        assert!(!valid_base_url("/a b/"));
+        assert!(!valid_base_url("//evil.example/"));
+    }
+
+    #[test]
+    fn tokens_are_256_random_bits_in_hex() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_start_failure_quotes_the_log_without_paths_or_token() {
+        let layout = EnvLayout::new(Path::new("/srv/westtek/envs"), EnvironmentId::new());
+        let root = layout.root().display().to_string();
+        let tail = vec![
+            format!("[E] Bad config in {root}/jupyter/config/jupyter_server_config.py"),
+            "Traceback: File \"/root/.pyenv/versions/3.11.7/lib/python3.11/x.py\", token abc123"
+                .into(),
+        ];
+        let e = start_failed(
+            "Jupyter exited (exit status: 1) before it answered",
+            &tail,
+            &layout,
+            "abc123",
+        );
+        let DomainError::Upstream { code, message } = e else {
+            panic!("not upstream")
+        };
+        assert_eq!(code, START_FAILED);
+        assert!(
+            message.contains("<env>/jupyter/config/jupyter_server_config.py"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("/root/") && !message.contains("/srv/"),
+            "{message}"
+        );
+        assert!(!message.contains("abc123"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn starting_an_unbuilt_environment_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = LocalJupyterRuntime::new(RuntimeConfig::new(
+            dir.path().join("envs"),
+            dir.path().join("logs"),
+            PathBuf::from("uv"),
+        ));
+        let env = EnvironmentId::new();
+        let spec = LaunchSpec {
+            env_id: env,
+            lab_id: LabId::new(),
+            base_url: format!("/jupyter/{env}/"),
+        };
+        let err = rt.start(&spec).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DomainError::Upstream {
+                    code: START_FAILED,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(rt.running().await.is_empty());
+        rt.stop(env).await.unwrap();
+        assert!(rt.reconcile_orphans().await.is_empty());
+    }
+}

@@ -1,0 +1,296 @@
+//! The Jupyter server lifecycle on the shared environment: readiness and
+//! token auth, clean stop, restart after a crash, reporting servers that end
+//! on their own, and reconciling servers a dead runtime left behind.
+
+use crate::support::{eventually, jupyter_turn, shared, KillOnDrop, Shared};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::time::{Duration, Instant};
+use westtek_domain::ports::{JupyterRuntime, LaunchSpec, ServerInfo};
+use westtek_domain::DomainError;
+use westtek_runtime::{group_alive, EnvLayout, LocalJupyterRuntime, RuntimeConfig};
+
+fn launch_spec(s: &Shared) -> LaunchSpec {
+    LaunchSpec {
+        env_id: s.env,
+        lab_id: s.lab,
+        base_url: format!("/jupyter/{}/", s.env),
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Status of `GET api/status` with the given token (none when `None`).
+async fn status(origin: &str, base_url: &str, token: Option<&str>) -> u16 {
+    let mut req = http().get(format!("{origin}{base_url}api/status"));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("token {t}"));
+    }
+    match req.send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+async fn start_timed(rt: &LocalJupyterRuntime, spec: &LaunchSpec, what: &str) -> ServerInfo {
+    let began = Instant::now();
+    let info = rt.start(spec).await.unwrap();
+    eprintln!("[timing] {what}: start to ready {:?}", began.elapsed());
+    info
+}
+
+#[tokio::test]
+async fn jupyter_answers_with_its_token_only_and_stops_cleanly() {
+    let s = shared().await;
+    let _turn = jupyter_turn().await;
+    let layout = EnvLayout::new(&s.cfg.envs_dir, s.env);
+    let _kill = KillOnDrop(layout.pid_file());
+    let rt = LocalJupyterRuntime::new(s.cfg.clone());
+    let spec = launch_spec(s);
+
+    let info = start_timed(&rt, &spec, "first start").await;
+    let pid = info.pid.unwrap();
+    let up = rt.upstream(s.env).await.unwrap();
+    assert!(up.origin.starts_with("http://127.0.0.1:"));
+    assert_eq!(up.token.len(), 64);
+    assert_eq!(
+        status(&up.origin, &spec.base_url, Some(&up.token)).await,
+        200
+    );
+    assert_eq!(status(&up.origin, &spec.base_url, None).await, 403);
+    assert_eq!(status(&up.origin, &spec.base_url, Some("wrong")).await, 403);
+
+    // The token is on no command line, in no environment, in no file of ours.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains(&up.token));
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(!environ.contains(&up.token));
+    assert!(!environ.contains("PYTHONDONTWRITEBYTECODE"));
+    assert!(environ.contains(&format!(
+        "JUPYTER_RUNTIME_DIR={}",
+        layout.jupyter_runtime().display()
+    )));
+    assert!(!layout.token_file().exists());
+    let log = std::fs::read_to_string(rt.log_path(s.env)).unwrap();
+    assert!(!log.contains(&up.token));
+
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.pid_file()).unwrap()).unwrap();
+    assert_eq!(record["pid"], pid);
+    assert_eq!(format!("http://127.0.0.1:{}", record["port"]), up.origin);
+
+    let running = rt.running().await;
+    assert_eq!(running.len(), 1);
+    assert_eq!(
+        (running[0].env_id, running[0].lab_id, running[0].pid),
+        (s.env, s.lab, Some(pid))
+    );
+    let before = running[0].last_activity;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    rt.touch(s.env);
+    assert!(rt.running().await[0].last_activity > before);
+
+    assert!(matches!(
+        rt.start(&spec).await,
+        Err(DomainError::Conflict(_))
+    ));
+
+    let began = Instant::now();
+    rt.stop(s.env).await.unwrap();
+    eprintln!("[timing] stop: {:?}", began.elapsed());
+    assert!(!group_alive(pid), "the process group outlived stop");
+    assert!(!layout.pid_file().exists());
+    assert!(rt.upstream(s.env).await.is_none());
+    assert!(rt.running().await.is_empty());
+    rt.stop(s.env).await.unwrap();
+    assert!(
+        rt.take_exited().await.is_empty(),
+        "a requested stop is not an exit"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_server_is_restarted_on_the_same_port_with_the_same_token() {
+    let s = shared().await;
+    let _turn = jupyter_turn().await;
+    let layout = EnvLayout::new(&s.cfg.envs_dir, s.env);
+    let _kill = KillOnDrop(layout.pid_file());
+    let rt = LocalJupyterRuntime::new(s.cfg.clone());
+    let spec = launch_spec(s);
+    let first = start_timed(&rt, &spec, "start before crash")
+        .await
+        .pid
+        .unwrap();
+    let up = rt.upstream(s.env).await.unwrap();
+
+    let killed = Instant::now();
+    kill(Pid::from_raw(first as i32), Signal::SIGKILL).unwrap();
+    let mut restarted = false;
+    while killed.elapsed() < Duration::from_secs(60) {
+        let pid = rt.running().await.first().and_then(|i| i.pid);
+        if pid.is_some_and(|p| p != first)
+            && status(&up.origin, &spec.base_url, Some(&up.token)).await == 200
+        {
+            restarted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "[timing] SIGKILL to answering again: {:?}",
+        killed.elapsed()
+    );
+    assert!(restarted, "the supervisor did not bring the server back");
+    let again = rt.upstream(s.env).await.unwrap();
+    assert_eq!((again.origin, again.token), (up.origin, up.token));
+    assert!(
+        rt.take_exited().await.is_empty(),
+        "a restarted server has not exited"
+    );
+
+    let second = rt.running().await[0].pid.unwrap();
+    rt.stop(s.env).await.unwrap();
+    assert!(!group_alive(first) && !group_alive(second));
+}
+
+#[tokio::test]
+async fn servers_that_end_on_their_own_are_reported_once() {
+    let s = shared().await;
+    let _turn = jupyter_turn().await;
+    let layout = EnvLayout::new(&s.cfg.envs_dir, s.env);
+    let _kill = KillOnDrop(layout.pid_file());
+    let mut cfg: RuntimeConfig = s.cfg.clone();
+    cfg.max_restarts = 0;
+    cfg.idle_timeout = Some(Duration::from_secs(1));
+    let rt = LocalJupyterRuntime::new(cfg);
+    let spec = launch_spec(s);
+
+    // A crash with no restarts allowed is given up at once.
+    let pid = start_timed(&rt, &spec, "start (no restarts allowed)")
+        .await
+        .pid
+        .unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let mut reported = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reported.is_empty() && Instant::now() < deadline {
+        reported = rt.take_exited().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reported, vec![s.env]);
+    assert!(rt.upstream(s.env).await.is_none());
+    assert!(!layout.pid_file().exists());
+
+    // An idle one is culled (the first check may find it busy loading the
+    // API, so allow a few periods).
+    let pid = start_timed(&rt, &spec, "start (idle timeout 1 s)")
+        .await
+        .pid
+        .unwrap();
+    let culled = Instant::now();
+    let mut reported = Vec::new();
+    while reported.is_empty() && culled.elapsed() < Duration::from_secs(20) {
+        reported = rt.take_exited().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "[timing] idle timeout 1 s: culled after {:?}",
+        culled.elapsed()
+    );
+    assert_eq!(reported, vec![s.env]);
+    assert!(!group_alive(pid));
+    assert!(rt.running().await.is_empty());
+    assert!(rt.take_exited().await.is_empty(), "reported twice");
+}
+
+#[tokio::test]
+async fn reconcile_orphans_stops_a_server_left_by_a_dropped_runtime() {
+    let s = shared().await;
+    let _turn = jupyter_turn().await;
+    let layout = EnvLayout::new(&s.cfg.envs_dir, s.env);
+    let _kill = KillOnDrop(layout.pid_file());
+    let spec = launch_spec(s);
+
+    // A runtime on its own tokio runtime that dies without stopping anything,
+    // as when the platform crashes.
+    let cfg = s.cfg.clone();
+    let start_spec = spec.clone();
+    let pid = std::thread::spawn(move || {
+        let tokio_rt = tokio::runtime::Runtime::new().unwrap();
+        let pid = tokio_rt.block_on(async {
+            let rt = LocalJupyterRuntime::new(cfg);
+            rt.start(&start_spec).await.unwrap().pid.unwrap()
+        });
+        tokio_rt.shutdown_background();
+        pid
+    })
+    .join()
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(group_alive(pid), "the orphan should still run");
+    assert!(layout.pid_file().exists());
+
+    let rt = LocalJupyterRuntime::new(s.cfg.clone());
+    let began = Instant::now();
+    assert_eq!(rt.reconcile_orphans().await, vec![s.env]);
+    eprintln!(
+        "[timing] reconcile_orphans stopping one server: {:?}",
+        began.elapsed()
+    );
+    assert!(!group_alive(pid));
+    assert!(!layout.pid_file().exists());
+    assert!(eventually(Duration::from_secs(1), || !group_alive(pid)).await);
+    assert!(rt.reconcile_orphans().await.is_empty());
+
+    // The environment starts normally afterwards.
+    let info = rt.start(&spec).await.unwrap();
+    rt.stop(s.env).await.unwrap();
+    assert!(!group_alive(info.pid.unwrap()));
+}
+
+/// Live processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| westtek_runtime::process_alive(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_start_dropped_midway_leaves_no_server() {
+    let s = shared().await;
+    let _turn = jupyter_turn().await;
+    let layout = EnvLayout::new(&s.cfg.envs_dir, s.env);
+    let _kill = KillOnDrop(layout.pid_file());
+    let rt = LocalJupyterRuntime::new(s.cfg.clone());
+    let spec = launch_spec(s);
+
+    let cut = tokio::time::timeout(Duration::from_millis(500), rt.start(&spec)).await;
+    assert!(cut.is_err(), "Jupyter cannot be ready in 500 ms");
+    let root = layout.root().display().to_string();
+    assert!(
+        eventually(Duration::from_secs(5), || processes_mentioning(&root)
+            .is_empty())
+        .await
+    );
+    let mut gone = false;
+    for _ in 0..100 {
+        if rt.running().await.is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the cancelled server is still registered");
+    assert!(rt.take_exited().await.is_empty());
+    assert!(!layout.pid_file().exists() && !layout.token_file().exists());
+}

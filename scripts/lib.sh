@@ -1,0 +1,39 @@
+# Shared by scripts/run and scripts/test: idempotent installs of what the
+# platform needs on a fresh Debian machine. Source it; do not run it.
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/westtek/target}"
+export WESTTEK_TOOLS_DIR="${WESTTEK_TOOLS_DIR:-$HOME/.cache/westtek/tools}"
+export UV_PYTHON_DOWNLOADS=never
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# apt_install PKG... : installs Debian packages that are missing.
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]} (apt)"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# ensure_uv : uv on PATH (a private venv under the tools dir when missing).
+ensure_uv() {
+  mkdir -p "$WESTTEK_TOOLS_DIR/bin"
+  export PATH="$WESTTEK_TOOLS_DIR/bin:$PATH"
+  if command -v uv >/dev/null 2>&1; then return 0; fi
+  say "installing uv into $WESTTEK_TOOLS_DIR (pip)"
+  python3 -m venv "$WESTTEK_TOOLS_DIR/uv-venv"
+  "$WESTTEK_TOOLS_DIR/uv-venv/bin/pip" install -q 'uv>=0.5'
+  ln -sf "$WESTTEK_TOOLS_DIR/uv-venv/bin/uv" "$WESTTEK_TOOLS_DIR/bin/uv"
+}
+
+# ensure_python : a CPython 3 the environments can be built from.
+ensure_python() {
+  if ! command -v python3 >/dev/null 2>&1; then
+    apt_install python3 python3-venv
+  fi
+  python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
+}

@@ -1,0 +1,202 @@
+//! Request and response bodies of the environment endpoints.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use westtek_domain::{Criticality, DomainError, Environment, PackageSpec};
+
+/// A package to install: `"numpy"`, `"numpy==1.26.4"`, or
+/// `{"name": "numpy", "version": "==1.26.4"}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PackageInput {
+    Text(String),
+    Parts {
+        name: String,
+        /// A PEP 440 specifier (`==1.26.4`, `>=2,<3`); a bare version means `==`.
+        version: Option<String>,
+    },
+}
+
+impl PackageInput {
+    /// The validated spec.
+    ///
+    /// # Errors
+    /// `Validation` naming the package.
+    pub fn to_spec(&self) -> Result<PackageSpec, DomainError> {
+        match self {
+            PackageInput::Text(s) => PackageSpec::parse(s),
+            PackageInput::Parts { name, version } => {
+                let v = version
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| {
+                        if v.starts_with(|c: char| c.is_ascii_digit()) {
+                            format!("=={v}")
+                        } else {
+                            v.to_string()
+                        }
+                    });
+                PackageSpec::new(name.trim(), v.as_deref())
+            }
+        }
+    }
+}
+
+/// Descriptive metadata (seed: `metadata`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataInput {
+    pub experiment_id: Option<String>,
+    pub funding_source: Option<String>,
+    /// `low`, `medium` (default), `high` or `critical`.
+    #[schema(value_type = Option<String>)]
+    pub criticality: Option<Criticality>,
+}
+
+/// Create an environment: a venv with JupyterLab, ipykernel and `packages`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvironmentRequest {
+    /// 1–64 letters, digits, `-`, `_`, `.`; unique in the lab.
+    pub name: String,
+    /// e.g. `3.11` (default: the platform's default interpreter).
+    pub python_version: Option<String>,
+    #[serde(default)]
+    pub packages: Vec<PackageInput>,
+    #[serde(default)]
+    pub metadata: MetadataInput,
+}
+
+/// Change an environment's name or metadata.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEnvironmentRequest {
+    pub name: Option<String>,
+    pub metadata: Option<MetadataInput>,
+}
+
+/// Launch Jupyter for an environment (seed: `POST /api/environments/jupyter`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchRequest {
+    pub environment_id: String,
+}
+
+/// Where the environment's compute lives (seed: `container_info`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ContainerInfoBody {
+    pub task_arn: Option<String>,
+    pub cluster_name: Option<String>,
+    /// JupyterLab through the platform's gateway, while running.
+    pub jupyter_url: Option<String>,
+    pub efs_access_point: Option<String>,
+    pub ebs_volume_id: Option<String>,
+}
+
+/// Descriptive metadata (seed: `metadata`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MetadataBody {
+    pub experiment_id: Option<String>,
+    pub funding_source: Option<String>,
+    pub criticality: String,
+    /// Installed distributions, `name==version`.
+    pub jupyter_packages: Vec<String>,
+}
+
+/// A requested package.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PackageBody {
+    pub name: String,
+    pub version: Option<String>,
+}
+
+/// An environment (seed data model).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EnvironmentResponse {
+    pub id: String,
+    pub lab_id: String,
+    pub researcher_id: String,
+    pub name: String,
+    pub python_version: String,
+    pub packages: Vec<PackageBody>,
+    /// `provisioning`, `ready` or `deleting`.
+    pub status: String,
+    /// `stopped`, `starting` or `running`.
+    pub jupyter_status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_snapshot: Option<DateTime<Utc>>,
+    /// `STABLE`, `MINOR_DRIFT` or `CRITICAL_DRIFT`.
+    pub drift_status: String,
+    pub configuration_hash: Option<String>,
+    pub container_info: ContainerInfoBody,
+    pub metadata: MetadataBody,
+}
+
+fn unit_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+impl From<Environment> for EnvironmentResponse {
+    fn from(e: Environment) -> Self {
+        EnvironmentResponse {
+            id: e.id.to_string(),
+            lab_id: e.lab_id.to_string(),
+            researcher_id: e.researcher_id.to_string(),
+            name: e.name.to_string(),
+            python_version: e.python_version,
+            packages: e
+                .packages
+                .into_iter()
+                .map(|p| PackageBody {
+                    name: p.name,
+                    version: p.version,
+                })
+                .collect(),
+            status: unit_name(&e.status),
+            jupyter_status: unit_name(&e.jupyter_status),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            last_snapshot: e.last_snapshot,
+            drift_status: e.drift_status.as_str().into(),
+            configuration_hash: e.configuration_hash,
+            container_info: ContainerInfoBody {
+                task_arn: e.container_info.task_arn,
+                cluster_name: e.container_info.cluster_name,
+                jupyter_url: e.container_info.jupyter_url,
+                efs_access_point: e.container_info.efs_access_point,
+                ebs_volume_id: e.container_info.ebs_volume_id,
+            },
+            metadata: MetadataBody {
+                experiment_id: e.metadata.experiment_id,
+                funding_source: e.metadata.funding_source,
+                criticality: unit_name(&e.metadata.criticality),
+                jupyter_packages: e.metadata.jupyter_packages,
+            },
+        }
+    }
+}
+
+/// A page of environments, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EnvironmentPage {
+    pub items: Vec<EnvironmentResponse>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A running (or already running) Jupyter server.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LaunchResponse {
+    pub environment_id: String,
+    /// `running`.
+    pub jupyter_status: String,
+    /// Open this in a browser signed in to the platform.
+    pub jupyter_url: String,
+}

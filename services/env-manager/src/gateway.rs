@@ -1,0 +1,344 @@
+//! The authenticated Jupyter gateway: `/jupyter/{env_id}/…` is proxied,
+//! HTTP and WebSocket, to the environment's Jupyter server after the
+//! platform identity and lab are checked.
+//!
+//! Policy:
+//! - Only the environment's researcher, a lab admin, or an IT admin acting
+//!   in the lab get through; other labs get 404, like every other API.
+//! - Jupyter's own token is injected as `Authorization: token …` on the way
+//!   in and scrubbed from HTML/JSON/JS bodies on the way out, so it never
+//!   reaches the browser; the platform's cookies and bearer never reach
+//!   Jupyter.
+//! - WebSocket upgrades must come from this site (`Origin` equals `Host`),
+//!   which stops cross-site pages from driving a kernel with the user's
+//!   cookie.
+
+use crate::environments::operable;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::OnceLock;
+use westtek_domain::EnvironmentId;
+use westtek_platform::auth::{Caller, ACCESS_COOKIE, REFRESH_COOKIE};
+use westtek_platform::{problem, ApiError, AppState};
+
+/// Bodies larger than this are streamed as they are (never scrubbed): large
+/// downloads are files, not pages carrying the token.
+const SCRUB_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Routes of the gateway.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/jupyter/{env_id}", any(proxy))
+        .route("/jupyter/{env_id}/", any(proxy))
+        .route("/jupyter/{env_id}/{*rest}", any(proxy))
+}
+
+fn client() -> &'static Client<HttpConnector, Body> {
+    static CLIENT: OnceLock<Client<HttpConnector, Body>> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(32)
+            .build_http()
+    })
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn is_upgrade(h: &HeaderMap) -> bool {
+    h.get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn env_id_of(uri: &Uri) -> Option<EnvironmentId> {
+    uri.path()
+        .strip_prefix("/jupyter/")?
+        .split('/')
+        .next()
+        .and_then(|s| EnvironmentId::parse(s).ok())
+}
+
+/// Cookies minus the platform's own.
+fn foreign_cookies(h: &HeaderMap) -> Option<HeaderValue> {
+    let kept: Vec<String> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|kv| {
+            let name = kv.split('=').next().unwrap_or("");
+            !kv.is_empty() && name != ACCESS_COOKIE && name != REFRESH_COOKIE
+        })
+        .map(str::to_string)
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        HeaderValue::from_str(&kept.join("; ")).ok()
+    }
+}
+
+fn same_origin(h: &HeaderMap) -> bool {
+    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true; // Non-browser clients send no Origin.
+    };
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin.split_once("://").map(|(_, rest)| rest) == Some(host)
+}
+
+async fn proxy(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    mut req: Request,
+) -> Response {
+    let Some(env_id) = env_id_of(req.uri()) else {
+        return problem(StatusCode::NOT_FOUND, "not_found", "environment not found");
+    };
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = operable(&state, &caller, env_id).await {
+        return e.into_response();
+    }
+    let Some(up) = state.runtime.upstream(env_id).await else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "jupyter_not_running",
+            "Jupyter is not running for this environment; launch it first",
+        );
+    };
+    state.runtime.touch(env_id);
+
+    let upgrade = is_upgrade(req.headers());
+    if upgrade && !same_origin(req.headers()) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "cross_origin_websocket",
+            "WebSocket connections must come from this site",
+        );
+    }
+    let path_q = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let Ok(target) = format!("{}{}", up.origin, path_q).parse::<Uri>() else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "the path cannot be proxied",
+        );
+    };
+
+    // Headers for Jupyter: drop hop-by-hop (except the upgrade pair), the
+    // platform's credentials and the browser's Origin, add Jupyter's token.
+    let mut headers = HeaderMap::new();
+    for (k, v) in req.headers() {
+        let name = k.as_str();
+        let skip = HOP_BY_HOP.contains(&name)
+            || k == header::HOST
+            || k == header::COOKIE
+            || k == header::AUTHORIZATION
+            || k == header::ORIGIN
+            || k == header::ACCEPT_ENCODING
+            || k == header::CONTENT_LENGTH && upgrade;
+        if !skip {
+            headers.append(k.clone(), v.clone());
+        }
+    }
+    if let Some(c) = foreign_cookies(req.headers()) {
+        headers.insert(header::COOKIE, c);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("token {}", up.token)) {
+        headers.insert(header::AUTHORIZATION, v);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let method = req.method().clone();
+    let body = if upgrade {
+        Body::empty()
+    } else {
+        req.into_body()
+    };
+    let mut builder = hyper::Request::builder().method(method).uri(target);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    let Ok(up_req) = builder.body(body) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request cannot be proxied",
+        );
+    };
+    let mut up_resp = match client().request(up_req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, env = %env_id, "Jupyter unreachable");
+            return problem(
+                StatusCode::BAD_GATEWAY,
+                "jupyter_unreachable",
+                "Jupyter did not answer; it may be restarting",
+            );
+        }
+    };
+
+    if up_resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            return problem(
+                StatusCode::BAD_GATEWAY,
+                "jupyter_unreachable",
+                "unexpected protocol switch",
+            );
+        };
+        let server_upgrade = hyper::upgrade::on(&mut up_resp);
+        let touch_state = state.clone();
+        tokio::spawn(async move {
+            match tokio::try_join!(client_upgrade, server_upgrade) {
+                Ok((c, s)) => {
+                    let mut c = TokioIo::new(c);
+                    let mut s = TokioIo::new(s);
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
+                    touch_state.runtime.touch(env_id);
+                }
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            }
+        });
+        let mut resp = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+        for (k, v) in up_resp.headers() {
+            if let Some(h) = resp.headers_mut() {
+                h.append(k.clone(), v.clone());
+            }
+        }
+        return resp.body(Body::empty()).unwrap_or_else(|_| {
+            problem(
+                StatusCode::BAD_GATEWAY,
+                "jupyter_unreachable",
+                "bad upgrade",
+            )
+        });
+    }
+
+    let (mut parts, body) = up_resp.into_parts();
+    for name in HOP_BY_HOP {
+        parts.headers.remove(HeaderName::from_static(name));
+    }
+    let scrub = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.starts_with("text/html") || ct.contains("json") || ct.contains("javascript")
+        });
+    let small = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_none_or(|n| n <= SCRUB_LIMIT);
+    if scrub && small {
+        let bytes = match http_body_util::Limited::new(body, SCRUB_LIMIT)
+            .collect()
+            .await
+        {
+            Ok(c) => c.to_bytes(),
+            Err(_) => {
+                return problem(
+                    StatusCode::BAD_GATEWAY,
+                    "jupyter_unreachable",
+                    "Jupyter's answer could not be read",
+                )
+            }
+        };
+        let cleaned = scrub_token(&bytes, up.token.as_bytes());
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(cleaned));
+    }
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// `body` with every occurrence of `token` removed.
+fn scrub_token(body: &[u8], token: &[u8]) -> Vec<u8> {
+    if token.is_empty() || body.len() < token.len() {
+        return body.to_vec();
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i..].starts_with(token) {
+            i += token.len();
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_scrubbed_from_a_page_config() {
+        let page = br#"{"baseUrl": "/jupyter/x/", "token": "abc123", "other": "abc12"}"#;
+        let out = scrub_token(page, b"abc123");
+        assert_eq!(
+            out,
+            br#"{"baseUrl": "/jupyter/x/", "token": "", "other": "abc12"}"#
+        );
+    }
+
+    #[test]
+    fn platform_cookies_are_not_forwarded_to_jupyter() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("westtek_access=a; _xsrf=x; westtek_refresh=r"),
+        );
+        assert_eq!(foreign_cookies(&h).unwrap(), "_xsrf=x");
+    }
+
+    #[test]
+    fn a_websocket_from_another_site_is_not_same_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!same_origin(&h));
+    }
+}

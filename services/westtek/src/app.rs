@@ -1,0 +1,402 @@
+//! Assembling and running the platform: the local adapters wired into one
+//! `AppState`, the routers merged on one port, first-run bootstrap,
+//! start-up reconcile and clean shutdown. `westtek up`, `westtek serve` and
+//! the end-to-end tests all start the platform through `start`.
+
+use anyhow::{anyhow, Context};
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::services::{ServeDir, ServeFile};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+use westtek_auth::cognito::{CognitoConfig, CognitoVerifier};
+use westtek_auth::combined::FirstOf;
+use westtek_auth::local::LocalTokenIssuer;
+use westtek_domain::ports::{Clock, EventBus, MetadataStore, SystemClock, TokenVerifier};
+use westtek_domain::{Role, TokenKind};
+use westtek_platform::config::PlatformConfig;
+use westtek_platform::jobs::JobHub;
+use westtek_platform::ops::{self, Actor, NewUser};
+use westtek_platform::AppState;
+use westtek_runtime::{LocalJupyterRuntime, RuntimeConfig, UvBuilder};
+use westtek_store::SqliteStore;
+
+/// Which routers a process serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// Environments, Jupyter launch and gateway, plus the platform's
+    /// sign-in, labs, audit and jobs endpoints.
+    EnvManager,
+}
+
+/// Everything `start` needs.
+#[derive(Clone, Debug)]
+pub struct UpConfig {
+    pub data_dir: PathBuf,
+    pub bind: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Defaults to `http://<bind>:<port>`.
+    pub public_url: Option<String>,
+    pub redis_url: Option<String>,
+    /// Where `uv` may be installed besides PATH.
+    pub tools_dir: Option<PathBuf>,
+    /// The built portal (`web/dist`), when present.
+    pub web_dir: Option<PathBuf>,
+    pub idle_timeout: Option<Duration>,
+    pub cognito: Option<CognitoConfig>,
+    /// Name of the lab made on first run.
+    pub first_lab: String,
+    pub services: Vec<Service>,
+    pub access_ttl: Duration,
+}
+
+impl UpConfig {
+    /// Defaults for a data dir (tests use port 0).
+    pub fn new(data_dir: PathBuf) -> Self {
+        UpConfig {
+            data_dir,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            public_url: None,
+            redis_url: None,
+            tools_dir: None,
+            web_dir: None,
+            idle_timeout: Some(Duration::from_secs(3600)),
+            cognito: None,
+            first_lab: "my-lab".into(),
+            services: vec![Service::EnvManager],
+            access_ttl: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The first-run sign-in.
+#[derive(Clone, Debug)]
+pub struct FirstLogin {
+    pub username: String,
+    pub token: String,
+    pub url: String,
+    /// Whether this start created the data (false: an unused link from an
+    /// earlier start is shown again).
+    pub created_now: bool,
+}
+
+/// A running platform.
+pub struct RunningApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub state: AppState,
+    pub first_login: Option<FirstLogin>,
+    runtime: LocalJupyterRuntime,
+    store: SqliteStore,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningApp {
+    /// Stops serving, stops every Jupyter server and closes the store.
+    ///
+    /// # Errors
+    /// When the server task failed.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let served = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
+        for b in &self.background {
+            b.abort();
+        }
+        westtek_domain::ports::JupyterRuntime::stop_all(&self.runtime).await;
+        self.store.close().await;
+        match served {
+            Ok(Ok(r)) => r.context("server failed"),
+            Ok(Err(e)) => Err(anyhow!("server task: {e}")),
+            Err(_) => {
+                self.server.abort();
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until the server ends by itself (it does not, unless it fails).
+    ///
+    /// # Errors
+    /// When the server failed.
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.server)
+            .await
+            .map_err(|e| anyhow!("server task: {e}"))?
+            .context("server failed")
+    }
+}
+
+/// The whole API description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = westtek_platform::PlatformApi::openapi();
+    doc.merge(westtek_env_manager::EnvManagerApi::openapi());
+    doc.info.title = "West Tek Environment Preservation Platform".into();
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.info.description = Some(
+        "Reproducible Jupyter environments: environments, Jupyter, jobs, labs, audit. \
+         Authenticate with `Authorization: Bearer <access token>` from `POST /api/auth/token`; \
+         select a lab with `X-Westtek-Lab`; IT admins act in a lab with `X-Westtek-Acting-Lab`. \
+         Errors are `application/problem+json` with a stable `code`."
+            .into(),
+    );
+    doc.info.license = None;
+    doc
+}
+
+fn portal(web_dir: Option<&Path>) -> Router {
+    match web_dir.filter(|d| d.join("index.html").is_file()) {
+        Some(d) => Router::new().fallback_service(ServeDir::new(d).fallback(ServeFile::new(d.join("index.html")))),
+        None => Router::new().fallback(get(|| async {
+            Html(
+                "<!doctype html><html lang=en><meta charset=utf-8><title>West Tek</title>\
+                 <h1>West Tek Environment Preservation Platform</h1>\
+                 <p>The web portal is not built in this installation. The API is up: \
+                 <a href=/api/docs/>API documentation</a>, <a href=/api/openapi.json>OpenAPI</a>.</p></html>",
+            )
+        })),
+    }
+}
+
+/// The merged application router.
+pub fn app_router(state: AppState, services: &[Service], web_dir: Option<&Path>) -> Router {
+    let mut app: Router<AppState> = westtek_platform::router();
+    for s in services {
+        app = match s {
+            Service::EnvManager => app.merge(westtek_env_manager::router()),
+        };
+    }
+    let doc = openapi();
+    let served_doc = doc.clone();
+    app = app
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json(served_doc.clone()) }),
+        )
+        .merge(SwaggerUi::new("/api/docs").url("/api/docs/openapi.json", doc));
+    westtek_platform::serve_stack(app, state, Some(portal(web_dir)))
+}
+
+fn ensure_private_dir(p: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot set permissions on {}", p.display()))
+}
+
+/// Writes `contents` to `path` atomically with mode 0600.
+///
+/// # Errors
+/// I/O failures.
+pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", westtek_domain::EventId::new()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Opens the metadata store of a data dir.
+///
+/// # Errors
+/// When the file cannot be opened or migrated.
+pub async fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    ensure_private_dir(data_dir)?;
+    SqliteStore::open(&data_dir.join("meta.db"), Arc::new(SystemClock))
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot open the metadata store in {}: {e}",
+                data_dir.display()
+            )
+        })
+}
+
+/// Creates the first lab and IT admin on an empty store, or finds the unused
+/// first-run link of an earlier start.
+async fn bootstrap(
+    store: &SqliteStore,
+    clock: &dyn Clock,
+    cfg: &UpConfig,
+    url: &str,
+    one_time_ttl: Duration,
+) -> anyhow::Result<Option<FirstLogin>> {
+    let path = cfg.data_dir.join("first-login");
+    let login_url = |t: &str| format!("{url}/api/auth/login?token={t}");
+    if store.count_users().await? > 0 {
+        // Show the first-run link again only while it still works.
+        if let Ok(saved) = std::fs::read_to_string(&path) {
+            let token = saved.trim().to_string();
+            let hash = westtek_auth::secret::secret_hash(&token);
+            match store.get_token(&hash, TokenKind::OneTimeLogin).await? {
+                Some(t) if t.expires_at > clock.now() => {
+                    return Ok(Some(FirstLogin {
+                        username: "admin".into(),
+                        url: login_url(&token),
+                        token,
+                        created_now: false,
+                    }))
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        return Ok(None);
+    }
+    let actor = Actor {
+        id: None,
+        name: "westtek (first run)".into(),
+        request_id: "first-run".into(),
+        acting_it_admin: false,
+    };
+    let lab = ops::create_lab(store, clock, &actor, &cfg.first_lab, None, None).await?;
+    let admin = ops::create_user(
+        store,
+        clock,
+        &actor,
+        NewUser {
+            username: "admin",
+            display_name: Some("Administrator"),
+            membership: Some((lab.id, Role::LabAdmin)),
+            it_admin: true,
+            password: None,
+            one_time_ttl,
+        },
+    )
+    .await?;
+    let token = admin
+        .one_time_token
+        .ok_or_else(|| anyhow!("no first-run token was issued"))?;
+    write_private_file(&path, &token)?;
+    Ok(Some(FirstLogin {
+        username: "admin".into(),
+        url: login_url(&token),
+        token,
+        created_now: true,
+    }))
+}
+
+/// Starts the platform: binds, wires adapters, reconciles, bootstraps.
+///
+/// # Errors
+/// A message naming what is missing or broken (data dir, port, uv, Redis).
+pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
+    ensure_private_dir(&cfg.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (is another westtek running? use --port)",
+                cfg.bind, cfg.port
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&cfg.data_dir).await?;
+    let store_port: Arc<dyn MetadataStore> = Arc::new(store.clone());
+    let keys = cfg.data_dir.join("keys");
+    ensure_private_dir(&keys)?;
+    let issuer =
+        LocalTokenIssuer::load_or_create(&keys.join("signing-key.pem"), &url, cfg.access_ttl)
+            .map_err(|e| anyhow!("cannot load the signing key: {e}"))?;
+    let verifier: Arc<dyn TokenVerifier> = match &cfg.cognito {
+        None => Arc::new(issuer.clone()),
+        Some(c) => Arc::new(FirstOf(vec![
+            Arc::new(issuer.clone()),
+            Arc::new(CognitoVerifier::new(c.clone(), reqwest::Client::new())),
+        ])),
+    };
+    let bus: Arc<dyn EventBus> = match &cfg.redis_url {
+        None => Arc::new(westtek_bus::InProcessBus::new()),
+        Some(u) => Arc::new(
+            westtek_bus::RedisStreamsBus::connect(u, "westtek-events")
+                .await
+                .map_err(|e| anyhow!("cannot reach Redis at WESTTEK_REDIS_URL: {e}"))?,
+        ),
+    };
+    let uv = westtek_runtime::find_uv(cfg.tools_dir.as_deref()).ok_or_else(|| {
+        anyhow!("uv was not found on PATH or in the tools dir; run the README's run command (it installs uv) or `pip install uv`")
+    })?;
+    let mut rcfg = RuntimeConfig::new(cfg.data_dir.join("envs"), cfg.data_dir.join("logs"), uv);
+    rcfg.idle_timeout = cfg.idle_timeout;
+    let runtime = LocalJupyterRuntime::new(rcfg.clone());
+    let builder = UvBuilder::new(rcfg);
+    let mut pcfg = PlatformConfig::local(url.clone());
+    pcfg.access_ttl = cfg.access_ttl;
+    let one_time_ttl = pcfg.one_time_ttl;
+    let state = AppState {
+        store: store_port.clone(),
+        bus,
+        verifier,
+        issuer: Some(issuer),
+        clock: clock.clone(),
+        builder: Arc::new(builder),
+        runtime: Arc::new(runtime.clone()),
+        jobs: JobHub::new(store_port, clock.clone()),
+        config: Arc::new(pcfg),
+    };
+
+    let orphans = runtime.reconcile_orphans().await;
+    if !orphans.is_empty() {
+        tracing::warn!(
+            count = orphans.len(),
+            "stopped Jupyter servers left behind by an earlier run"
+        );
+    }
+    westtek_env_manager::reconcile(&state)
+        .await
+        .map_err(|e| anyhow!("start-up reconcile failed: {e}"))?;
+    let first_login = bootstrap(&store, &*clock, &cfg, &url, one_time_ttl).await?;
+
+    let app = app_router(state.clone(), &cfg.services, cfg.web_dir.as_deref());
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    let background = westtek_env_manager::spawn_background(state.clone());
+    Ok(RunningApp {
+        addr,
+        url,
+        state,
+        first_login,
+        runtime,
+        store,
+        shutdown: Some(tx),
+        server,
+        background,
+    })
+}

@@ -1,0 +1,210 @@
+//! The command line: `up`, `serve`, `admin`, `audit`, `login`, `env`,
+//! `openapi`. Typed once with clap; every setting also reads its
+//! `WESTTEK_*` variable. Errors go to stderr with a non-zero exit.
+
+use crate::app::{self, Service, UpConfig};
+use crate::{admin, client};
+use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// West Tek Environment Preservation Platform.
+#[derive(Debug, Parser)]
+#[command(name = "westtek", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the platform keeps its data.
+#[derive(Debug, Clone, Args)]
+pub struct DataDirArg {
+    /// Data directory (metadata, keys, environments, logs).
+    #[arg(long, env = "WESTTEK_DATA_DIR", default_value = "./westtek-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Settings of a serving process.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataDirArg,
+    /// Port to listen on (0: any free port).
+    #[arg(long, env = "WESTTEK_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "WESTTEK_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// URL users reach the platform at (default: http://BIND:PORT).
+    #[arg(long, env = "WESTTEK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Redis for the event bus (Redis Streams); default: in-process.
+    #[arg(long, env = "WESTTEK_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Folder with tools the run script installed (uv); searched after PATH.
+    #[arg(long, env = "WESTTEK_TOOLS_DIR")]
+    pub tools_dir: Option<PathBuf>,
+    /// The built portal to serve at / (default: ./web/dist when present).
+    #[arg(long, env = "WESTTEK_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Stop Jupyter servers idle this many seconds (0: never).
+    #[arg(long, env = "WESTTEK_JUPYTER_IDLE_TIMEOUT", default_value_t = 3600)]
+    pub jupyter_idle_timeout: u64,
+    /// Name of the lab created on first run.
+    #[arg(long, env = "WESTTEK_FIRST_LAB", default_value = "my-lab")]
+    pub first_lab: String,
+    /// Cognito user pool issuer (https://cognito-idp.REGION.amazonaws.com/POOL);
+    /// enables Cognito tokens besides the platform's own.
+    #[arg(long, env = "WESTTEK_COGNITO_ISSUER")]
+    pub cognito_issuer: Option<String>,
+    /// JWKS URL, when not `<issuer>/.well-known/jwks.json`.
+    #[arg(long, env = "WESTTEK_COGNITO_JWKS_URL")]
+    pub cognito_jwks_url: Option<String>,
+    /// App client id tokens must be issued for.
+    #[arg(long, env = "WESTTEK_COGNITO_CLIENT_ID")]
+    pub cognito_client_id: Option<String>,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole platform on one port (portal at /, API at /api,
+    /// Jupyter at /jupyter). Creates the data dir, first lab and admin on
+    /// first run and prints a one-time sign-in link.
+    Up(ServeArgs),
+    /// Run one service.
+    Serve {
+        /// The service.
+        service: Service,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Administer a data dir directly (labs, users).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// The audit trail of a data dir.
+    Audit {
+        #[command(subcommand)]
+        command: admin::AuditCommand,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Sign in to a running platform and remember the session.
+    Login(client::LoginArgs),
+    /// Environments on a running platform.
+    Env {
+        #[command(subcommand)]
+        command: client::EnvCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn up_config(args: ServeArgs, services: Vec<Service>) -> UpConfig {
+    let mut cfg = UpConfig::new(args.data.data_dir);
+    cfg.port = args.port;
+    cfg.bind = args.bind;
+    cfg.public_url = args.public_url;
+    cfg.redis_url = args.redis_url;
+    cfg.tools_dir = args.tools_dir;
+    cfg.web_dir = args.web_dir.or_else(|| Some(PathBuf::from("web/dist")));
+    cfg.idle_timeout =
+        (args.jupyter_idle_timeout > 0).then(|| Duration::from_secs(args.jupyter_idle_timeout));
+    cfg.first_lab = args.first_lab;
+    cfg.services = services;
+    cfg.cognito = args.cognito_issuer.map(|iss| {
+        let mut c = westtek_auth::cognito::CognitoConfig::for_issuer(&iss, args.cognito_client_id);
+        if let Some(j) = args.cognito_jwks_url {
+            c.jwks_url = j;
+        }
+        c
+    });
+    cfg
+}
+
+async fn serve(cfg: UpConfig) -> anyhow::Result<()> {
+    let mut running = app::start(cfg).await?;
+    println!("West Tek is up at {}", running.url);
+    if let Some(f) = &running.first_login {
+        if f.created_now {
+            println!("First run: created lab and IT admin '{}'.", f.username);
+        }
+        println!("Sign in once with: {}", f.url);
+    }
+    println!(
+        "API docs: {}/api/docs/  (Ctrl-C stops, and stops every Jupyter server)",
+        running.url
+    );
+    tokio::select! {
+        r = running.wait() => r?,
+        _ = shutdown_signal() => {
+            eprintln!("stopping: Jupyter servers first, then the API");
+        }
+    }
+    running.shutdown().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Up(args) => serve(up_config(args, vec![Service::EnvManager]))
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Serve { service, args } => serve(up_config(args, vec![service]))
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Admin { command, data } => admin::run_admin(command, &data.data_dir).await,
+            Command::Audit { command, data } => admin::run_audit(command, &data.data_dir).await,
+            Command::Login(args) => client::login(args).await.map(|_| ExitCode::SUCCESS),
+            Command::Env { command } => client::run_env(command).await.map(|_| ExitCode::SUCCESS),
+            Command::Openapi => {
+                println!("{}", serde_json::to_string_pretty(&app::openapi())?);
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
