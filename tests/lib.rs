@@ -21,10 +21,16 @@ pub struct TestApp {
 
 /// Starts the platform like `westtek up` does, on a free port.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// `spawn_app` with a change to the configuration.
+pub async fn spawn_app_with(change: impl FnOnce(&mut UpConfig)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let mut cfg = UpConfig::new(data_dir.path().join("data"));
     cfg.port = 0;
     cfg.web_dir = None;
+    change(&mut cfg);
     let app = app::start(cfg)
         .await
         .expect("the platform starts (is uv installed? run scripts/test)");
@@ -171,4 +177,75 @@ pub async fn assert_problem(resp: reqwest::Response, status: StatusCode, code: &
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status.as_u16());
     body
+}
+
+/// Starts the platform again on an existing data dir (after `stop` or
+/// `abort`), signing in as `username` through a token minted by the
+/// platform's own issuer.
+pub async fn restart_app(data_dir: tempfile::TempDir, lab_id: String) -> TestApp {
+    let mut cfg = UpConfig::new(data_dir.path().join("data"));
+    cfg.port = 0;
+    cfg.web_dir = None;
+    let app = app::start(cfg).await.expect("the platform restarts");
+    let url = app.url.clone();
+    let admin = app
+        .state
+        .store
+        .find_user_by_username("admin")
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
+    let principal = westtek_platform_principal(&app, &admin).await;
+    let token = app
+        .state
+        .issuer
+        .as_ref()
+        .unwrap()
+        .issue_access(&principal, chrono::Utc::now())
+        .unwrap()
+        .token;
+    TestApp {
+        app,
+        url,
+        http: reqwest::Client::new(),
+        admin_token: token,
+        lab_id,
+        data_dir,
+    }
+}
+
+async fn westtek_platform_principal(
+    app: &RunningApp,
+    user: &westtek_domain::User,
+) -> westtek_domain::Principal {
+    let ms = app.state.store.memberships_of(user.id).await.unwrap();
+    westtek_domain::Principal {
+        user_id: user.id,
+        username: user.username.to_string(),
+        it_admin: user.it_admin,
+        memberships: ms
+            .into_iter()
+            .map(|m| westtek_domain::LabRole {
+                lab_id: m.lab_id,
+                role: m.role,
+            })
+            .collect(),
+    }
+}
+
+/// Creates an environment and waits for its build; returns its id.
+pub async fn build_env(app: &TestApp, token: &str, name: &str, packages: Value) -> String {
+    let (s, acc) = app
+        .call(
+            Method::POST,
+            "/api/environments",
+            token,
+            Some(json!({"name": name, "packages": packages})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{acc}");
+    let job = app.wait_job(acc["job_id"].as_str().unwrap(), token).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    acc["environment_id"].as_str().unwrap().to_string()
 }

@@ -4,3 +4,4 @@
 
 mod api;
 mod jupyter;
+mod lifecycle;

@@ -104,6 +104,8 @@ pub fn serve_stack(
     state: AppState,
     extra_fallback: Option<Router>,
 ) -> Router {
+    // Install the metrics recorder before the first request is counted.
+    let _ = routes::health::prometheus();
     let x_request_id = HeaderName::from_static(auth::REQUEST_ID_HEADER);
     let app = match extra_fallback {
         Some(fb) => app

@@ -13,6 +13,9 @@
 //!   one supervisor task, the only code that waits on it, restarts it
 //!   (same port and token, with backoff, at most `max_restarts` in ten
 //!   minutes) and stops it (SIGTERM to the group, SIGKILL after 5 s).
+//! - `upstream` answers once a server is ready and keeps answering while a
+//!   crashed server is being restarted (requests fail until it is back);
+//!   `running` also lists servers still starting.
 //! - A server that ends on its own — restart budget spent, shut down from
 //!   inside JupyterLab (exit status 0), idle-culled — is reported once by
 //!   `take_exited`; one stopped through `stop` is not.
@@ -23,7 +26,7 @@ use crate::config::RuntimeConfig;
 use crate::layout::EnvLayout;
 use crate::process::{
     cmdline, log_tail, process_alive, process_group_of, read_pid_file, remove_file_quietly,
-    signal_group, terminate_group, write_pid_file, PidRecord,
+    signal_group, signal_process, terminate_group, write_pid_file, PidRecord,
 };
 use crate::uv_output::scrub_paths;
 use async_trait::async_trait;
@@ -209,10 +212,7 @@ impl LocalJupyterRuntime {
                             terminate_group(record.pid, STOP_GRACE).await;
                         } else {
                             // Not a group leader: signal just the process.
-                            let _ = nix::sys::signal::kill(
-                                nix::unistd::Pid::from_raw(i32::try_from(record.pid).unwrap_or(0)),
-                                Signal::SIGKILL,
-                            );
+                            signal_process(record.pid, Signal::SIGKILL);
                         }
                     }
                     remove_server_files(&layout, record.pid);

@@ -22,6 +22,14 @@ pub(crate) fn signal_group(pgid: u32, sig: Signal) -> bool {
     }
 }
 
+/// Sends `sig` to one process; false when it is gone.
+pub(crate) fn signal_process(pid: u32, sig: Signal) -> bool {
+    match i32::try_from(pid) {
+        Ok(raw) if raw > 1 => nix::sys::signal::kill(Pid::from_raw(raw), sig).is_ok(),
+        _ => false,
+    }
+}
+
 /// State letter and process group of a process, from `/proc/<pid>/stat`.
 fn stat(pid: &str) -> Option<(char, u32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -127,6 +127,16 @@ impl RunningApp {
         }
     }
 
+    /// Stops serving abruptly, the way a crash would: Jupyter servers keep
+    /// running and nothing is cleaned up. For tests of start-up reconcile.
+    pub async fn abort(self) {
+        self.server.abort();
+        for b in &self.background {
+            b.abort();
+        }
+        self.store.close().await;
+    }
+
     /// Waits until the server ends by itself (it does not, unless it fails).
     ///
     /// # Errors

@@ -179,3 +179,58 @@ fn audit_verify_names_deleted_and_truncated_entries() {
         text(&o)
     );
 }
+
+#[test]
+fn the_cli_signs_in_with_the_first_run_link_and_lists_environments() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = westtek::app::UpConfig::new(dir.path().join("data"));
+    cfg.port = 0;
+    cfg.web_dir = None;
+    let app = rt.block_on(westtek::app::start(cfg)).unwrap();
+    let link = app.first_login.clone().unwrap().url;
+    let config_home = dir.path().join("config");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_westtek"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", &config_home)
+            .env_remove("WESTTEK_TOKEN")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let o = cli(&["env", "list"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not signed in"), "{}", text(&o));
+
+    let o = cli(&["login", "--url", &app.url, "--token", &link]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("signed in to"), "{}", text(&o));
+    use std::os::unix::fs::PermissionsExt;
+    let creds = config_home.join("westtek/credentials.json");
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let o = cli(&["env", "list", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list, serde_json::json!([]));
+
+    // Bad input: a clear message from the problem response and a non-zero exit.
+    let o = cli(&["env", "create", "bad", "-p", "numpy; rm -rf /"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("not a valid package name") && text(&o).contains("validation_failed"),
+        "{}",
+        text(&o)
+    );
+    let o = cli(&["env", "show", "not-an-id"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("invalid_id"), "{}", text(&o));
+    // The one-time link is spent.
+    let o = cli(&["login", "--url", &app.url, "--token", &link]);
+    assert!(!o.status.success());
+    rt.block_on(app.shutdown()).unwrap();
+}
