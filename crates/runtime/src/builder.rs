@@ -316,10 +316,24 @@ async fn interpreter_version(python: &Path) -> Result<String> {
 }
 
 /// Removes a directory tree; a missing one is fine.
+/// Removes an environment root. Processes still writing into it (an
+/// installer orphaned by a crash) are killed first, and the removal is
+/// retried briefly while their last writes drain.
 fn remove_tree(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut attempt = 0;
+    loop {
+        crate::process::kill_processes_mentioning(path);
+        match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) if attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -83,6 +83,37 @@ pub(crate) fn cmdline(pid: u32) -> Option<String> {
     )
 }
 
+/// Kills every process (with its process group, unless that is ours) whose
+/// command line mentions `root`: a uv or Jupyter left writing into an
+/// environment by a crashed platform. Returns how many were found.
+pub(crate) fn kill_processes_mentioning(root: &Path) -> usize {
+    let needle = root.to_string_lossy().to_string();
+    let me = std::process::id();
+    let my_group = process_group_of(me);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut found = 0;
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
+        if pid == me || !cmdline(pid).is_some_and(|c| c.contains(&needle)) {
+            continue;
+        }
+        found += 1;
+        match process_group_of(pid) {
+            Some(g) if Some(g) != my_group => {
+                signal_group(g, Signal::SIGKILL);
+            }
+            _ => {
+                signal_process(pid, Signal::SIGKILL);
+            }
+        }
+    }
+    found
+}
+
 /// Waits until group `pgid` has no live member; false on timeout.
 pub(crate) async fn wait_group_gone(pgid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
