@@ -111,6 +111,14 @@ pub trait MetadataStore: AuditLog {
     async fn list_environments(&self, filter: &EnvironmentFilter) -> Result<Page<Environment>>;
 
     async fn get_job(&self, id: JobId) -> Result<Job>;
+
+    /// A number that changes after every commit made through this store
+    /// instance, for read caches in the same process; `None` when the
+    /// adapter cannot tell (then callers must not cache).
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>>;
 }
 

@@ -39,8 +39,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Clone, Debug)]
 pub enum AuthState {
     Authenticated(Principal),
-    /// A credential was sent but did not verify; the message says why.
-    Rejected(String),
+    /// A credential was sent but did not verify (or could not be checked:
+    /// the identity provider or the store was unavailable).
+    Rejected(DomainError),
 }
 
 /// The value of cookie `name`, if sent.
@@ -72,6 +73,17 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> O
     .ok()
 }
 
+/// Verifies a bearer token, remembering tokens that verified.
+async fn verify_cached(state: &AppState, token: &str) -> Result<Principal, DomainError> {
+    let now = state.clock.now();
+    if let Some(p) = state.tokens.get(token, now) {
+        return Ok(p);
+    }
+    let p = state.verifier.verify(token).await?;
+    state.tokens.put(token, &p, now);
+    Ok(p)
+}
+
 /// Middleware: verifies the caller's credential, if any, and records the
 /// outcome for the `Caller` extractor. Never rejects by itself, so public
 /// routes stay reachable with a stale token.
@@ -79,16 +91,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let headers = req.headers();
     let mut new_cookie = None;
     let outcome = if let Some(token) = bearer(headers) {
-        Some(match state.verifier.verify(token).await {
+        Some(match verify_cached(&state, token).await {
             Ok(p) => AuthState::Authenticated(p),
-            Err(e) => AuthState::Rejected(e.to_string()),
+            Err(e) => AuthState::Rejected(e),
         })
     } else {
         let access = cookie(headers, ACCESS_COOKIE).map(str::to_string);
         let refresh = cookie(headers, REFRESH_COOKIE).map(str::to_string);
         let mut verified = None;
         if let Some(token) = &access {
-            verified = state.verifier.verify(token).await.ok();
+            verified = verify_cached(&state, token).await.ok();
         }
         match (verified, refresh) {
             (Some(p), _) => Some(AuthState::Authenticated(p)),
@@ -103,10 +115,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     );
                     Some(AuthState::Authenticated(p))
                 }
-                Err(e) => Some(AuthState::Rejected(e.to_string())),
+                Err(e) => Some(AuthState::Rejected(e)),
             },
             (None, None) if access.is_some() => Some(AuthState::Rejected(
-                "your session has expired; sign in again".into(),
+                DomainError::Unauthenticated("your session has expired; sign in again".into()),
             )),
             (None, None) => None,
         }
@@ -187,9 +199,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> ApiResult<Self> {
         let principal = match parts.extensions.get::<AuthState>() {
             Some(AuthState::Authenticated(p)) => p.clone(),
-            Some(AuthState::Rejected(why)) => {
-                return Err(DomainError::Unauthenticated(why.clone()).into())
-            }
+            Some(AuthState::Rejected(why)) => return Err(why.clone().into()),
             None => {
                 return Err(DomainError::Unauthenticated(
                     "sign in first: send an Authorization: Bearer token".into(),

@@ -4,6 +4,7 @@
 //! middleware stack every router is served with.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod dto;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod ops;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod token_cache;
 
 pub use error::{ApiError, ApiResult, Problem};
 pub use state::AppState;

@@ -23,4 +23,8 @@ pub struct AppState {
     pub runtime: Arc<dyn JupyterRuntime>,
     pub jobs: JobHub,
     pub config: Arc<PlatformConfig>,
+    /// Serialized hot listings (see `cache`).
+    pub responses: crate::cache::ResponseCache,
+    /// Bearer tokens that verified, until they expire.
+    pub tokens: crate::token_cache::TokenCache,
 }

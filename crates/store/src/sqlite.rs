@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use westtek_domain::audit::{format_time, AuditHead, GENESIS_HASH};
@@ -25,6 +26,8 @@ use westtek_domain::{
 pub struct SqliteStore {
     pool: SqlitePool,
     clock: Arc<dyn Clock>,
+    /// Bumped after every commit of this instance (see `generation`).
+    generation: Arc<AtomicU64>,
 }
 
 fn internal(e: impl std::fmt::Display) -> DomainError {
@@ -73,7 +76,11 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(internal)?;
-        Ok(SqliteStore { pool, clock })
+        Ok(SqliteStore {
+            pool,
+            clock,
+            generation: Arc::new(AtomicU64::new(1)),
+        })
     }
 
     /// Closes the pool (checkpoints the WAL).
@@ -540,6 +547,9 @@ impl MetadataStore for SqliteStore {
         }
         let entries = self.append_in(&mut tx, audit).await?;
         tx.commit().await.map_err(internal)?;
+        // After the commit: a reader that saw the old number may have read
+        // either state, and its cache entry is superseded by the new number.
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(entries)
     }
 
@@ -713,6 +723,13 @@ impl MetadataStore for SqliteStore {
             limit: f.limit,
             offset: f.offset,
         })
+    }
+
+    /// Only this instance's commits are counted: the embedded profile has
+    /// one serving process per data dir (operator commands change labs and
+    /// users, which are not cached).
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::Acquire))
     }
 
     async fn get_job(&self, id: JobId) -> Result<Job> {

@@ -182,10 +182,60 @@ impl From<Environment> for EnvironmentResponse {
     }
 }
 
+/// An environment as listed: everything but the installed package list
+/// (`GET /api/environments/{id}` has it), so a dashboard of a thousand
+/// environments stays light.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EnvironmentSummary {
+    pub id: String,
+    pub lab_id: String,
+    pub researcher_id: String,
+    pub name: String,
+    pub python_version: String,
+    /// `provisioning`, `ready` or `deleting`.
+    pub status: String,
+    /// `stopped`, `starting` or `running`.
+    pub jupyter_status: String,
+    pub jupyter_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_snapshot: Option<DateTime<Utc>>,
+    /// `STABLE`, `MINOR_DRIFT` or `CRITICAL_DRIFT`.
+    pub drift_status: String,
+    pub configuration_hash: Option<String>,
+    pub experiment_id: Option<String>,
+    pub criticality: String,
+    /// How many distributions are installed.
+    pub package_count: usize,
+}
+
+impl From<Environment> for EnvironmentSummary {
+    fn from(e: Environment) -> Self {
+        EnvironmentSummary {
+            id: e.id.to_string(),
+            lab_id: e.lab_id.to_string(),
+            researcher_id: e.researcher_id.to_string(),
+            name: e.name.to_string(),
+            python_version: e.python_version,
+            status: unit_name(&e.status),
+            jupyter_status: unit_name(&e.jupyter_status),
+            jupyter_url: e.container_info.jupyter_url,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            last_snapshot: e.last_snapshot,
+            drift_status: e.drift_status.as_str().into(),
+            configuration_hash: e.configuration_hash,
+            experiment_id: e.metadata.experiment_id,
+            criticality: unit_name(&e.metadata.criticality),
+            package_count: e.metadata.jupyter_packages.len(),
+        }
+    }
+}
+
 /// A page of environments, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EnvironmentPage {
-    pub items: Vec<EnvironmentResponse>,
+    pub items: Vec<EnvironmentSummary>,
     pub total: u64,
     pub limit: u32,
     pub offset: u32,

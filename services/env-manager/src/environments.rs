@@ -73,12 +73,12 @@ fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str, allowed: &st
 
 /// The environments of the caller's lab (IT admins: every lab), newest first.
 #[utoipa::path(get, path = "/api/environments", tag = "environments", params(ListQuery),
-    responses((status = 200, body = EnvironmentPage), (status = 401, body = westtek_platform::Problem)))]
+    responses((status = 200, body = EnvironmentPage, content_type = "application/json"), (status = 401, body = westtek_platform::Problem)))]
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<EnvironmentPage>> {
+) -> ApiResult<Response> {
     let requested = q
         .lab_id
         .as_deref()
@@ -121,13 +121,36 @@ pub async fn list(
         limit,
         offset: q.offset.unwrap_or(0),
     };
-    let page = state.store.list_environments(&filter).await?;
-    Ok(Json(EnvironmentPage {
-        items: page.items.into_iter().map(Into::into).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    // The validated filter is the cache key: same filter, same answer, until
+    // the next commit.
+    let key = format!("environments|{filter:?}");
+    let generation = state.store.generation();
+    let body = match generation.and_then(|g| state.responses.get(&key, g)) {
+        Some(hit) => hit,
+        None => {
+            let page = state.store.list_environments(&filter).await?;
+            let body = serde_json::to_vec(&EnvironmentPage {
+                items: page.items.into_iter().map(Into::into).collect(),
+                total: page.total,
+                limit: page.limit,
+                offset: page.offset,
+            })
+            .map_err(DomainError::internal)?;
+            let body = axum::body::Bytes::from(body);
+            if let Some(g) = generation {
+                state.responses.put(key, g, body.clone());
+            }
+            body
+        }
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// An environment the caller can see; other labs' are "not found".

@@ -374,6 +374,8 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         runtime: Arc::new(runtime.clone()),
         jobs: JobHub::new(store_port, clock.clone()),
         config: Arc::new(pcfg),
+        responses: Default::default(),
+        tokens: Default::default(),
     };
 
     let orphans = runtime.reconcile_orphans().await;
