@@ -15,10 +15,13 @@ use westtek_domain::Principal;
 const CAPACITY: usize = 10_000;
 const MAX_AGE_SECS: i64 = 300;
 
+/// Token text → (principal, usable until).
+type Entries = HashMap<String, (Principal, DateTime<Utc>)>;
+
 /// Cache of verified tokens.
 #[derive(Clone, Default)]
 pub struct TokenCache {
-    inner: Arc<Mutex<HashMap<String, (Principal, DateTime<Utc>)>>>,
+    inner: Arc<Mutex<Entries>>,
 }
 
 /// The `exp` claim of a JWT, without checking anything (the caller verified
