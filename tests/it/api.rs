@@ -288,12 +288,39 @@ async fn a_browser_signs_in_with_the_link_and_its_cookie_session_renews_itself()
         .await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let link = created["sign_in_url"].as_str().unwrap();
+    let token = link.split("token=").nth(1).unwrap().to_string();
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // Opening the link (as a mail scanner would) shows a page and spends nothing.
+    for _ in 0..2 {
+        let page = no_redirect
+            .get(format!("{link}&next=//evil.example"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page
+            .text()
+            .await
+            .unwrap()
+            .contains("<form method=post action=/api/auth/login>"));
+    }
+    let form = [("token", token.as_str()), ("next", "//evil.example")];
+    // Another site cannot submit it for the visitor.
     let r = no_redirect
-        .get(format!("{link}&next=//evil.example"))
+        .post(format!("{}/api/auth/login", app.url))
+        .header("origin", "https://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = no_redirect
+        .post(format!("{}/api/auth/login", app.url))
+        .header("origin", &app.url)
+        .form(&form)
         .send()
         .await
         .unwrap();
@@ -342,10 +369,14 @@ async fn a_browser_signs_in_with_the_link_and_its_cookie_session_renews_itself()
         .iter()
         .any(|c| c.to_str().unwrap().starts_with("westtek_access=")));
     // The link is spent.
-    assert_eq!(
-        no_redirect.get(link).send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
+    let r = no_redirect
+        .post(format!("{}/api/auth/login", app.url))
+        .header("origin", &app.url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     app.stop().await;
 }
 
@@ -605,5 +636,148 @@ async fn a_build_with_an_unknown_package_fails_clearly_and_leaves_nothing_behind
         vec!["environment.build_failed", "environment.create"]
     );
     let _: Value = job;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn edge_cases_sign_in_limits_request_ids_ids_in_bodies_and_logout() {
+    let app = spawn_app().await;
+    app.create_user(&app.lab_id, "erin", "researcher").await;
+    // Ten wrong passwords, then the user is locked out for a while (even
+    // with the right one), with a clear answer.
+    for _ in 0..10 {
+        let r = app
+            .http
+            .post(format!("{}/api/auth/token", app.url))
+            .json(&json!({"grant_type": "password", "username": "erin", "password": "wrong"}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+    let r = app.http.post(format!("{}/api/auth/token", app.url))
+        .json(&json!({"grant_type": "password", "username": "erin", "password": "correct horse battery staple"})).send().await.unwrap();
+    assert_problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // A client's request id is kept when sane, replaced when not.
+    let r = app
+        .req(Method::GET, "/api/me", &app.admin_token)
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-42");
+    let r = app
+        .req(Method::GET, "/api/me", &app.admin_token)
+        .header("x-request-id", "=cmd|' /C calc'!A0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"].len(), 36);
+
+    // Ids in bodies, queries and headers are checked like ids in paths.
+    let r = app
+        .req(Method::POST, "/api/environments/jupyter", &app.admin_token)
+        .json(&json!({"environment_id": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::BAD_REQUEST, "invalid_id").await;
+    let r = app
+        .req(
+            Method::GET,
+            "/api/environments?lab_id=nope",
+            &app.admin_token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::BAD_REQUEST, "invalid_id").await;
+    let r = app
+        .req(Method::GET, "/api/environments", &app.admin_token)
+        .header("x-westtek-lab", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::BAD_REQUEST, "invalid_id").await;
+
+    // An API client signs out with its refresh token in the body.
+    let s = token_exchange(
+        &app.http,
+        &app.url,
+        json!({"grant_type": "one_time_token", "token": issue_link(&app, "erin").await}),
+    )
+    .await;
+    let access = s["access_token"].as_str().unwrap();
+    let r = app
+        .req(Method::POST, "/api/auth/logout", access)
+        .json(&json!({"refresh_token": s["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .http
+        .post(format!("{}/api/auth/token", app.url))
+        .json(&json!({"grant_type": "refresh_token", "token": s["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/audit?action=auth.sign_out",
+            &app.admin_token,
+            None,
+        )
+        .await;
+    assert_eq!(audit["total"], 1);
+    app.stop().await;
+}
+
+async fn issue_link(app: &westtek_tests::TestApp, username: &str) -> String {
+    let user = app
+        .app
+        .state
+        .store
+        .find_user_by_username(username)
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
+    let actor = westtek_platform::ops::Actor {
+        id: None,
+        name: "test".into(),
+        request_id: "t".into(),
+        acting_it_admin: false,
+    };
+    westtek_platform::ops::issue_sign_in_token(
+        &*app.app.state.store,
+        &*app.app.state.clock,
+        &actor,
+        user.id,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_second_platform_on_the_same_data_dir_is_refused() {
+    let app = spawn_app().await;
+    let mut cfg = westtek::app::UpConfig::new(app.data_dir.path().join("data"));
+    cfg.port = 0;
+    let second = westtek::app::start(cfg).await;
+    let err = second
+        .err()
+        .expect("a second platform must not start")
+        .to_string();
+    assert!(err.contains("is using the data dir"), "{err}");
+    // The first one is untouched.
+    let (s, _) = app
+        .call(Method::GET, "/api/me", &app.admin_token, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
     app.stop().await;
 }

@@ -254,6 +254,58 @@ async fn a_researcher_runs_numpy_in_jupyter_through_the_gateway_and_other_labs_s
         ),
     }
 
+    // A browser session (cookie) works through the gateway, but changes it
+    // carries must come from this site.
+    let signed = app.http.post(format!("{}/api/auth/token", app.url))
+        .json(&json!({"grant_type": "password", "username": "alice", "password": "correct horse battery staple"}))
+        .send().await.unwrap();
+    let cookie = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let r = app
+        .http
+        .get(format!("{}/jupyter/{env_id}/api/status", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let kernels = format!("{}/jupyter/{env_id}/api/kernels", app.url);
+    let r = app
+        .http
+        .post(&kernels)
+        .header("cookie", &cookie)
+        .json(&json!({"name": "python3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "cross_origin_request").await;
+    let r = app
+        .http
+        .post(&kernels)
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .json(&json!({"name": "python3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "cross_origin_request").await;
+    let r = app
+        .http
+        .post(&kernels)
+        .header("cookie", &cookie)
+        .header("origin", &app.url)
+        .json(&json!({"name": "python3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    bodies.push(r.text().await.unwrap());
+
     // Bob, in another lab, finds nothing: not the environment, not its Jupyter.
     assert_problem(
         app.req(Method::GET, &format!("/api/environments/{env_id}"), &bob)

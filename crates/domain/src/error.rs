@@ -25,6 +25,9 @@ pub enum DomainError {
     /// A per-lab quota would be exceeded.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// Too many attempts; try again later.
+    #[error("{0}")]
+    RateLimited(String),
     /// Credentials are missing, malformed, expired or revoked.
     #[error("{0}")]
     Unauthenticated(String),

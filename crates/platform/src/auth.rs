@@ -64,6 +64,29 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// Whether `Origin` (when sent) names this host.
+pub fn same_origin(h: &HeaderMap) -> bool {
+    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin.split_once("://").map(|(_, rest)| rest) == Some(host)
+}
+
+/// Whether a browser request shows it comes from this site: an `Origin`
+/// equal to the host, or `Sec-Fetch-Site: same-origin`. Used where a cookie
+/// alone would let another site act for the user.
+pub fn proven_same_origin(h: &HeaderMap) -> bool {
+    if h.get(header::ORIGIN).is_some() {
+        return same_origin(h);
+    }
+    h.get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"same-origin")
+}
+
 /// Builds a `Set-Cookie` value for an HttpOnly, SameSite=Lax cookie.
 pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> Option<HeaderValue> {
     let secure = if secure { "; Secure" } else { "" };
@@ -183,12 +206,8 @@ fn header_lab(parts: &Parts, name: &str) -> ApiResult<Option<LabId>> {
     match parts.headers.get(name) {
         None => Ok(None),
         Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| DomainError::invalid(name, "must be a lab id"))?;
-            Ok(Some(LabId::parse(s.trim()).map_err(|_| {
-                DomainError::invalid(name, "must be a lab id")
-            })?))
+            let s = v.to_str().unwrap_or("");
+            Ok(Some(crate::extract::parse_id(name, s)?))
         }
     }
 }

@@ -85,6 +85,12 @@ impl ApiError {
                     m.clone(),
                     None,
                 ),
+                DomainError::RateLimited(m) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited".into(),
+                    m.clone(),
+                    None,
+                ),
                 DomainError::Unauthenticated(m) => (
                     StatusCode::UNAUTHORIZED,
                     "unauthenticated".into(),

@@ -68,3 +68,16 @@ where
             })
     }
 }
+
+/// Parses an id found in a body, query or header: a malformed one is a 400
+/// with code `invalid_id`, like ids in paths.
+///
+/// # Errors
+/// `invalid_id` naming `field`.
+pub fn parse_id<T: FromStr<Err = DomainError>>(field: &str, raw: &str) -> Result<T, ApiError> {
+    raw.trim().parse::<T>().map_err(|_| ApiError::BadRequest {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_id",
+        detail: format!("{field} must be a UUID"),
+    })
+}

@@ -24,7 +24,6 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -43,7 +42,7 @@ pub fn router() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        routes::auth::token, routes::auth::login_link, routes::auth::logout, routes::auth::me,
+        routes::auth::token, routes::auth::login_link, routes::auth::login_submit, routes::auth::logout, routes::auth::me,
         routes::labs::list_labs, routes::labs::create_lab, routes::labs::get_lab, routes::labs::update_lab,
         routes::labs::list_users, routes::labs::create_user,
         routes::audit::list, routes::audit::export, routes::audit::verify,
@@ -71,6 +70,10 @@ async fn api_not_found(req: Request) -> Response {
 /// Turns the plain-text errors of axum and tower-http (405, 413) into
 /// problem+json like every other error.
 async fn plain_errors_as_problems(req: Request, next: middleware::Next) -> Response {
+    // Jupyter's own answers pass through the gateway untouched.
+    if req.uri().path().starts_with(GATEWAY_PREFIX) {
+        return next.run(req).await;
+    }
     let resp = next.run(req).await;
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
         return error::problem_response(
@@ -89,6 +92,55 @@ async fn plain_errors_as_problems(req: Request, next: middleware::Next) -> Respo
         );
     }
     resp
+}
+
+/// Where the Jupyter gateway is mounted.
+pub const GATEWAY_PREFIX: &str = "/jupyter/";
+
+/// The body limit for the API. Jupyter traffic through the gateway is not
+/// limited here: notebooks and uploads are large, and Jupyter enforces its
+/// own limits.
+async fn limit_api_bodies(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: middleware::Next,
+) -> Response {
+    if req.uri().path().starts_with(GATEWAY_PREFIX) {
+        return next.run(req).await;
+    }
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return error::problem_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the request body is larger than {limit} bytes"),
+            None,
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Keeps a client's `X-Request-Id` only when it is a short token of
+/// letters, digits, `-`, `_` and `.`; otherwise a fresh one is made. The id
+/// ends up in logs and the audit trail.
+async fn sanitize_request_id(mut req: Request, next: middleware::Next) -> Response {
+    let ok = req.headers().get(auth::REQUEST_ID_HEADER).is_none_or(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 64
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    });
+    if !ok {
+        req.headers_mut().remove(auth::REQUEST_ID_HEADER);
+    }
+    next.run(req).await
 }
 
 fn is_problem(resp: &Response) -> bool {
@@ -116,7 +168,10 @@ pub fn serve_stack(
         None => app.fallback(api_not_found),
     };
     app.layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
-        .layer(RequestBodyLimitLayer::new(state.config.body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.config.body_limit,
+            limit_api_bodies,
+        ))
         .layer(middleware::from_fn(plain_errors_as_problems))
         .layer(middleware::from_fn(routes::health::track_metrics))
         .layer(
@@ -137,6 +192,7 @@ pub fn serve_stack(
         )
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(sanitize_request_id))
         .with_state(state)
 }
 

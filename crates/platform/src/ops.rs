@@ -137,6 +137,8 @@ pub struct NewUser<'a> {
     pub it_admin: bool,
     pub password: Option<&'a str>,
     pub one_time_ttl: std::time::Duration,
+    /// The one-time secret to issue (default: a fresh random one).
+    pub one_time_secret: Option<String>,
 }
 
 /// Creates a user, optionally in a lab; without a password a one-time
@@ -176,11 +178,7 @@ pub async fn create_user(
     let password_hash = match new.password {
         Some(pw) => {
             let pw = pw.to_string();
-            Some(
-                tokio::task::spawn_blocking(move || password::hash_password(&pw))
-                    .await
-                    .map_err(DomainError::internal)??,
-            )
+            Some(crate::session::argon2(move || password::hash_password(&pw)).await??)
         }
         None => None,
     };
@@ -197,7 +195,10 @@ pub async fn create_user(
     }
     let mut one_time = None;
     if password_hash.is_none() {
-        let (secret, w) = session::one_time_token(clock, user.id, new.one_time_ttl);
+        let (secret, w) = match new.one_time_secret.clone() {
+            Some(s) => session::one_time_token_from(clock, user.id, new.one_time_ttl, s),
+            None => session::one_time_token(clock, user.id, new.one_time_ttl),
+        };
         writes.push(w);
         one_time = Some(secret);
     }

@@ -54,7 +54,17 @@ pub fn one_time_token(
     user: UserId,
     ttl: std::time::Duration,
 ) -> (String, Write) {
-    let s = secret::random_secret();
+    one_time_token_from(clock, user, ttl, secret::random_secret())
+}
+
+/// `one_time_token` with a secret made beforehand (first run writes it to
+/// disk before committing, so a crash never leaves an admin without a link).
+pub fn one_time_token_from(
+    clock: &dyn Clock,
+    user: UserId,
+    ttl: std::time::Duration,
+    s: String,
+) -> (String, Write) {
     let now = clock.now();
     let w = Write::InsertToken(StoredToken {
         hash: secret::secret_hash(&s),
@@ -123,6 +133,8 @@ pub async fn sign_in_password(
     request_id: &str,
 ) -> Result<Session> {
     issuer(state)?;
+    let now = state.clock.now();
+    state.sign_in_failures.check(username, now)?;
     let creds = state.store.find_user_by_username(username).await?;
     let (user, hash) = match creds {
         Some(c) => (Some(c.user), c.password_hash),
@@ -135,12 +147,76 @@ pub async fn sign_in_password(
         None => dummy_hash().await?,
     };
     let pw = pw.to_string();
-    let ok = tokio::task::spawn_blocking(move || password::verify_password(&pw, &hash))
-        .await
-        .map_err(DomainError::internal)?;
+    let ok = argon2(move || password::verify_password(&pw, &hash)).await?;
     match (ok, user) {
-        (true, Some(u)) => open_session(state, &u, vec![], "password", request_id).await,
-        _ => Err(DomainError::Unauthenticated(WRONG_CREDENTIALS.into())),
+        (true, Some(u)) => {
+            state.sign_in_failures.clear(username);
+            open_session(state, &u, vec![], "password", request_id).await
+        }
+        _ => {
+            state.sign_in_failures.record(username, now);
+            Err(DomainError::Unauthenticated(WRONG_CREDENTIALS.into()))
+        }
+    }
+}
+
+/// Runs an argon2 computation on the blocking pool, at most two at a time:
+/// each takes ~19 MiB and tens of milliseconds of a core, so unbounded
+/// concurrency would let unauthenticated requests exhaust memory and CPU.
+///
+/// # Errors
+/// `Internal` when the task panicked.
+pub async fn argon2<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = SLOTS.acquire().await.map_err(DomainError::internal)?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(DomainError::internal)
+}
+
+/// Failed password sign-ins per username: after `MAX_FAILURES` within
+/// `WINDOW`, further attempts are refused until the window has passed.
+#[derive(Clone, Default)]
+pub struct SignInLimiter {
+    inner:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, DateTime<Utc>)>>>,
+}
+
+const MAX_FAILURES: u32 = 10;
+const WINDOW_SECS: i64 = 15 * 60;
+
+impl SignInLimiter {
+    fn check(&self, username: &str, now: DateTime<Utc>) -> Result<()> {
+        let Ok(map) = self.inner.lock() else {
+            return Ok(());
+        };
+        match map.get(username) {
+            Some((n, since)) if *n >= MAX_FAILURES && now - *since < ChronoDuration::seconds(WINDOW_SECS) => {
+                Err(DomainError::RateLimited(
+                    "too many failed sign-ins for this user; wait 15 minutes or ask an admin for a sign-in link".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&self, username: &str, now: DateTime<Utc>) {
+        if let Ok(mut map) = self.inner.lock() {
+            if map.len() > 100_000 {
+                map.clear();
+            }
+            let e = map.entry(username.to_string()).or_insert((0, now));
+            if now - e.1 >= ChronoDuration::seconds(WINDOW_SECS) {
+                *e = (0, now);
+            }
+            e.0 += 1;
+        }
+    }
+
+    fn clear(&self, username: &str) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.remove(username);
+        }
     }
 }
 
@@ -149,9 +225,7 @@ async fn dummy_hash() -> Result<String> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
         .get_or_try_init(|| async {
-            tokio::task::spawn_blocking(|| password::hash_password(&secret::random_secret()))
-                .await
-                .map_err(DomainError::internal)?
+            argon2(|| password::hash_password(&secret::random_secret())).await?
         })
         .await
         .cloned()

@@ -27,4 +27,6 @@ pub struct AppState {
     pub responses: crate::cache::ResponseCache,
     /// Bearer tokens that verified, until they expire.
     pub tokens: crate::token_cache::TokenCache,
+    /// Failed password sign-ins per username.
+    pub sign_in_failures: crate::session::SignInLimiter,
 }

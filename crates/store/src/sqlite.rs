@@ -412,56 +412,81 @@ fn bind_env<'q>(
 /// still returned, with an empty hash, so verification names it as edited
 /// instead of failing as a whole.
 fn audit_row(r: &SqliteRow) -> Result<AuditEntry> {
-    let text = |c: &str| -> Result<String> { r.try_get::<String, _>(c).map_err(internal) };
-    let opt =
-        |c: &str| -> Result<Option<String>> { r.try_get::<Option<String>, _>(c).map_err(internal) };
     let mut damaged = false;
-    let id = AuditId::parse(&text("id")?).unwrap_or_else(|_| {
+    // Any column may have been edited to NULL or another type by hand.
+    let mut text = |c: &str| -> String {
+        match r.try_get::<Option<String>, _>(c) {
+            Ok(Some(s)) => s,
+            _ => {
+                damaged = true;
+                String::new()
+            }
+        }
+    };
+    let id_text = text("id");
+    let time_text = text("time");
+    let actor_name = text("actor_name");
+    let action = text("action");
+    let target_kind = text("target_kind");
+    let target_id = text("target_id");
+    let request_id = text("request_id");
+    let details_text = text("details");
+    let prev_hash = text("prev_hash");
+    let hash = text("hash");
+    let opt = |c: &str| -> std::result::Result<Option<String>, ()> {
+        r.try_get::<Option<String>, _>(c).map_err(|_| ())
+    };
+    let id = AuditId::parse(&id_text).unwrap_or_else(|_| {
         damaged = true;
         AuditId::from_uuid(uuid_nil())
     });
-    let time = DateTime::parse_from_rfc3339(&text("time")?)
+    let time = DateTime::parse_from_rfc3339(&time_text)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|_| {
             damaged = true;
             DateTime::<Utc>::UNIX_EPOCH
         });
-    let actor_id = match opt("actor_id")? {
-        None => None,
-        Some(s) => UserId::parse(&s).map(Some).unwrap_or_else(|_| {
+    let actor_id = match opt("actor_id") {
+        Ok(None) => None,
+        Ok(Some(s)) => UserId::parse(&s).map(Some).unwrap_or_else(|_| {
             damaged = true;
             None
         }),
+        Err(()) => {
+            damaged = true;
+            None
+        }
     };
-    let lab_id = match opt("lab_id")? {
-        None => None,
-        Some(s) => LabId::parse(&s).map(Some).unwrap_or_else(|_| {
+    let lab_id = match opt("lab_id") {
+        Ok(None) => None,
+        Ok(Some(s)) => LabId::parse(&s).map(Some).unwrap_or_else(|_| {
             damaged = true;
             None
         }),
+        Err(()) => {
+            damaged = true;
+            None
+        }
     };
-    let details = serde_json::from_str(&text("details")?).unwrap_or_else(|_| {
+    let details = serde_json::from_str(&details_text).unwrap_or_else(|_| {
         damaged = true;
         serde_json::Value::Null
     });
+    // `seq` is the primary key (an integer rowid) and cannot be damaged.
     Ok(AuditEntry {
         seq: r.try_get("seq").map_err(internal)?,
         id,
         time,
         actor_id,
-        actor_name: text("actor_name")?,
+        actor_name,
         lab_id,
-        action: text("action")?,
-        target_kind: text("target_kind")?,
-        target_id: text("target_id")?,
-        request_id: text("request_id")?,
+        action,
+        target_kind,
+        target_id,
+        request_id,
         details,
-        prev_hash: text("prev_hash")?,
-        hash: if damaged {
-            String::new()
-        } else {
-            text("hash")?
-        },
+        prev_hash,
+        hash: if damaged { String::new() } else { hash },
     })
 }
 

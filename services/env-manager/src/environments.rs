@@ -27,7 +27,7 @@ use westtek_domain::{
 };
 use westtek_platform::auth::{Caller, WriteScope};
 use westtek_platform::dto::JobAccepted;
-use westtek_platform::extract::{ApiJson, ApiQuery, IdPath};
+use westtek_platform::extract::{parse_id, ApiJson, ApiQuery, IdPath};
 use westtek_platform::{ApiError, ApiResult, AppState};
 
 /// Python used when a request names none.
@@ -82,7 +82,7 @@ pub async fn list(
     let requested = q
         .lab_id
         .as_deref()
-        .map(westtek_domain::LabId::parse)
+        .map(|v| parse_id::<westtek_domain::LabId>("lab_id", v))
         .transpose()?;
     let lab_id = match requested {
         Some(l) if caller.can_read(l) => Some(l),
@@ -98,7 +98,7 @@ pub async fn list(
         researcher_id: q
             .researcher_id
             .as_deref()
-            .map(westtek_domain::UserId::parse)
+            .map(|v| parse_id::<westtek_domain::UserId>("researcher_id", v))
             .transpose()?,
         drift_status: q
             .drift_status
@@ -352,11 +352,18 @@ async fn run_build(state: AppState, env: Environment, job: Job) {
     };
     match outcome {
         Ok(out) => {
-            for attempt in 0..5 {
+            // Record the success; a concurrent change (Conflict) is re-read,
+            // a failing store is retried with backoff. If it still cannot be
+            // recorded, the build is undone so no unrecorded venv remains.
+            let mut last_error = None;
+            for attempt in 0..8u32 {
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt.min(5)))
+                        .await;
+                }
                 let current = match state.store.get_environment(env.id).await {
                     Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(error = %e, env = %env.id, "environment vanished during its build");
+                    Err(DomainError::NotFound { .. }) => {
                         let _ = state.builder.remove(env.id).await;
                         let err = JobError {
                             code: "environment_deleted".into(),
@@ -364,6 +371,10 @@ async fn run_build(state: AppState, env: Environment, job: Job) {
                         };
                         let _ = tracker.finish(Err(err), vec![], vec![]).await;
                         return;
+                    }
+                    Err(e) => {
+                        last_error = Some(e);
+                        continue;
                     }
                 };
                 let mut ready = current.clone();
@@ -400,12 +411,28 @@ async fn run_build(state: AppState, env: Environment, job: Job) {
                         .await;
                         return;
                     }
-                    Err(DomainError::Conflict(_)) if attempt < 4 => continue,
-                    Err(e) => {
-                        tracing::error!(error = %e, env = %env.id, "could not record a finished build");
-                        return;
-                    }
+                    Err(e) => last_error = Some(e),
                 }
+            }
+            tracing::error!(error = ?last_error, env = %env.id, "could not record a finished build; undoing it");
+            let _ = state.builder.remove(env.id).await;
+            let audit = actor(
+                "environment.build_failed",
+                serde_json::json!({ "code": "record_failed" }),
+            );
+            let err = JobError {
+                code: "record_failed".into(),
+                message: "the environment was built but could not be recorded; it was removed, please retry".into(),
+            };
+            if let Err(e) = tracker
+                .finish(
+                    Err(err),
+                    vec![Write::DeleteEnvironment(env.id)],
+                    vec![audit],
+                )
+                .await
+            {
+                tracing::error!(error = %e, env = %env.id, "could not record the undone build either");
             }
         }
         Err(e) => {
@@ -550,26 +577,36 @@ pub async fn delete(
     IdPath(id): IdPath<EnvironmentId>,
 ) -> ApiResult<StatusCode> {
     let (env, _) = operable(&state, &caller, id).await?;
-    if env.status == EnvironmentStatus::Provisioning {
-        return Err(DomainError::Conflict(
+    // Marked (and audited) first: one delete at a time, and a crash half-way
+    // is finished by the start-up reconcile.
+    let requested = caller.audit(
+        Some(env.lab_id),
+        "environment.delete",
+        "environment",
+        id,
+        serde_json::json!({ "name": env.name }),
+    );
+    modify(&state, id, Some(requested), |e| match e.status {
+        EnvironmentStatus::Provisioning => Err(DomainError::Conflict(
             "the environment is still being built; wait for its job to end".into(),
-        )
-        .into());
-    }
-    // Mark first so a crash half-way is finished by the start-up reconcile.
-    modify(&state, id, None, |e| {
-        e.status = EnvironmentStatus::Deleting;
-        Ok(())
+        )),
+        EnvironmentStatus::Deleting => Err(DomainError::Conflict(
+            "the environment is already being deleted".into(),
+        )),
+        EnvironmentStatus::Ready => {
+            e.status = EnvironmentStatus::Deleting;
+            Ok(())
+        }
     })
     .await?;
     state.runtime.stop(id).await?;
     state.builder.remove(id).await?;
     let audit = caller.audit(
         Some(env.lab_id),
-        "environment.delete",
+        "environment.deleted",
         "environment",
         id,
-        serde_json::json!({ "name": env.name }),
+        serde_json::json!({ "name": env.name, "files_removed": true }),
     );
     state
         .store
@@ -634,7 +671,7 @@ pub async fn reconcile_builds(state: &AppState) -> Result<()> {
         state.builder.remove(env.id).await?;
         let audit = system_audit(
             Some(env.lab_id),
-            "environment.delete",
+            "environment.deleted",
             "environment",
             env.id.to_string(),
             serde_json::json!({ "resumed": true }),

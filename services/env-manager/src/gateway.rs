@@ -16,7 +16,7 @@
 use crate::environments::operable;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -26,7 +26,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::OnceLock;
 use westtek_domain::EnvironmentId;
-use westtek_platform::auth::{Caller, ACCESS_COOKIE, REFRESH_COOKIE};
+use westtek_platform::auth::{
+    proven_same_origin, same_origin, Caller, ACCESS_COOKIE, REFRESH_COOKIE,
+};
 use westtek_platform::{problem, ApiError, AppState};
 
 /// Bodies larger than this are streamed as they are (never scrubbed): large
@@ -96,15 +98,28 @@ fn foreign_cookies(h: &HeaderMap) -> Option<HeaderValue> {
     }
 }
 
-fn same_origin(h: &HeaderMap) -> bool {
-    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true; // Non-browser clients send no Origin.
-    };
-    let host = h
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    origin.split_once("://").map(|(_, rest)| rest) == Some(host)
+/// Drops `Set-Cookie` headers that would set the platform's own cookies:
+/// code running in an environment must not plant a session in the browser.
+fn drop_platform_cookies(h: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = h
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            let name = v
+                .to_str()
+                .unwrap_or("")
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim();
+            !name.to_ascii_lowercase().starts_with("westtek_")
+        })
+        .cloned()
+        .collect();
+    h.remove(header::SET_COOKIE);
+    for v in kept {
+        h.append(header::SET_COOKIE, v);
+    }
 }
 
 async fn proxy(
@@ -137,6 +152,18 @@ async fn proxy(
             StatusCode::FORBIDDEN,
             "cross_origin_websocket",
             "WebSocket connections must come from this site",
+        );
+    }
+    // Jupyter's own XSRF check is off for token-authenticated requests, and
+    // the gateway authenticates every request with the token: so changes
+    // carried by the browser's cookie must prove they come from this site.
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let by_cookie = req.headers().get(header::AUTHORIZATION).is_none();
+    if unsafe_method && by_cookie && !proven_same_origin(req.headers()) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "cross_origin_request",
+            "changes through the browser must come from this site",
         );
     }
     let path_q = req
@@ -231,6 +258,7 @@ async fn proxy(
                 Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
             }
         });
+        drop_platform_cookies(up_resp.headers_mut());
         let mut resp = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
         for (k, v) in up_resp.headers() {
             if let Some(h) = resp.headers_mut() {
@@ -250,6 +278,7 @@ async fn proxy(
     for name in HOP_BY_HOP {
         parts.headers.remove(HeaderName::from_static(name));
     }
+    drop_platform_cookies(&mut parts.headers);
     let scrub = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -324,6 +353,45 @@ mod tests {
             HeaderValue::from_static("westtek_access=a; _xsrf=x; westtek_refresh=r"),
         );
         assert_eq!(foreign_cookies(&h).unwrap(), "_xsrf=x");
+    }
+
+    #[test]
+    fn jupyter_cannot_set_the_platforms_cookies() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("_xsrf=1; Path=/jupyter/x/"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("westtek_access=forged; Path=/"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("WESTTEK_refresh=forged; Path=/"),
+        );
+        drop_platform_cookies(&mut h);
+        let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(
+            left,
+            vec![HeaderValue::from_static("_xsrf=1; Path=/jupyter/x/")]
+        );
+    }
+
+    #[test]
+    fn a_cookie_request_without_origin_or_fetch_metadata_is_not_proven_same_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(!proven_same_origin(&h));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+        assert!(!proven_same_origin(&h));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(proven_same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8081"),
+        );
+        assert!(!proven_same_origin(&h));
     }
 
     #[test]

@@ -9,19 +9,19 @@ use crate::{publish, system_audit};
 use axum::extract::State;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use westtek_domain::event::types;
 use westtek_domain::ports::LaunchSpec;
 use westtek_domain::{
-    DomainError, EnvironmentFilter, EnvironmentId, EnvironmentStatus, JupyterStatus, Result,
+    AuditDraft, DomainError, EnvironmentFilter, EnvironmentId, EnvironmentStatus, JupyterStatus,
+    Result,
 };
 use westtek_platform::auth::Caller;
-use westtek_platform::extract::{ApiJson, IdPath};
+use westtek_platform::extract::{parse_id, ApiJson, IdPath};
 use westtek_platform::{ApiResult, AppState};
-
-/// Serialises quota checks with the start they allow.
-static LAUNCH_GATE: Mutex<()> = Mutex::const_new(());
 
 /// Routes of this module (seed paths).
 pub fn router() -> Router<AppState> {
@@ -46,91 +46,157 @@ pub async fn launch(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LaunchRequest>,
 ) -> ApiResult<Json<LaunchResponse>> {
-    let id = EnvironmentId::parse(&req.environment_id)?;
+    let id: EnvironmentId = parse_id("environment_id", &req.environment_id)?;
     let (env, _) = operable(&state, &caller, id).await?;
     let url = format!(
         "{}{}lab",
         state.config.public_url.trim_end_matches('/'),
         base_url(id)
     );
-    if env.status != EnvironmentStatus::Ready {
-        return Err(DomainError::Conflict(format!(
-            "the environment is {}; it can be launched once ready",
-            status_word(env.status)
-        ))
-        .into());
-    }
-    if state.runtime.upstream(id).await.is_some() {
-        return Ok(Json(LaunchResponse {
+    let running = |url: String| {
+        Json(LaunchResponse {
             environment_id: id.to_string(),
             jupyter_status: "running".into(),
             jupyter_url: url,
-        }));
-    }
+        })
+    };
     {
-        let _gate = LAUNCH_GATE.lock().await;
+        // The quota check and the reservation it allows happen under the
+        // lab's gate; waiting for Jupyter happens outside it.
+        let gate = lab_gate(env.lab_id);
+        let _gate = gate.lock().await;
+        if state.runtime.upstream(id).await.is_some() {
+            return Ok(running(url));
+        }
         let lab = state.store.get_lab(env.lab_id).await?;
-        let running = state
-            .runtime
-            .running()
-            .await
-            .into_iter()
-            .filter(|s| s.lab_id == env.lab_id && s.env_id != id)
-            .count();
-        if running >= lab.quotas.max_running_servers as usize {
+        let mut in_use = 0;
+        for status in [JupyterStatus::Starting, JupyterStatus::Running] {
+            let page = state
+                .store
+                .list_environments(&EnvironmentFilter {
+                    lab_id: Some(env.lab_id),
+                    jupyter_status: Some(status),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await?;
+            in_use += page.items.iter().filter(|e| e.id != id).count();
+        }
+        if in_use >= lab.quotas.max_running_servers as usize {
             return Err(DomainError::QuotaExceeded(format!(
-                "the lab already runs {running} of its {} Jupyter servers; stop one first",
+                "the lab already runs {in_use} of its {} Jupyter servers; stop one first",
                 lab.quotas.max_running_servers
             ))
             .into());
         }
-        let audit = caller.audit(
-            Some(env.lab_id),
-            "environment.launch",
-            "environment",
-            id,
-            serde_json::json!({}),
-        );
-        modify(&state, id, Some(audit), |e| {
+        modify(&state, id, None, |e| {
+            if e.status != EnvironmentStatus::Ready {
+                return Err(DomainError::Conflict(format!(
+                    "the environment is {}; it can be launched once ready",
+                    status_word(e.status)
+                )));
+            }
+            if e.jupyter_status == JupyterStatus::Starting {
+                return Err(DomainError::Conflict(
+                    "Jupyter is already starting for this environment; retry in a moment".into(),
+                ));
+            }
             e.jupyter_status = JupyterStatus::Starting;
             Ok(())
         })
         .await?;
-        // Reserve the slot before leaving the gate: `start` registers it.
-        let spec = LaunchSpec {
-            env_id: id,
-            lab_id: env.lab_id,
-            base_url: base_url(id),
-        };
-        let started = state.runtime.start(&spec).await;
-        if let Err(e) = started {
-            let _ = modify(&state, id, None, |e| {
-                e.jupyter_status = JupyterStatus::Stopped;
+    }
+    // Started in its own task so the record is settled even when the client
+    // goes away while Jupyter starts.
+    let audit_ok = caller.audit(
+        Some(env.lab_id),
+        "environment.launch",
+        "environment",
+        id,
+        serde_json::json!({ "jupyter_url": url }),
+    );
+    let audit_failed = caller.audit(
+        Some(env.lab_id),
+        "environment.launch_failed",
+        "environment",
+        id,
+        serde_json::json!({}),
+    );
+    let task = tokio::spawn(start_and_record(
+        state.clone(),
+        env.lab_id,
+        id,
+        url.clone(),
+        audit_ok,
+        audit_failed,
+    ));
+    match task.await {
+        Ok(Ok(())) => Ok(running(url)),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(DomainError::internal(e).into()),
+    }
+}
+
+/// Starts the server and records the outcome (running, or stopped with the
+/// failure audited).
+async fn start_and_record(
+    state: AppState,
+    lab_id: westtek_domain::LabId,
+    id: EnvironmentId,
+    url: String,
+    audit_ok: AuditDraft,
+    mut audit_failed: AuditDraft,
+) -> Result<()> {
+    let spec = LaunchSpec {
+        env_id: id,
+        lab_id,
+        base_url: base_url(id),
+    };
+    match state.runtime.start(&spec).await {
+        // Conflict: it is already running (a concurrent start won the race).
+        Ok(_) | Err(DomainError::Conflict(_)) => {
+            let u = url.clone();
+            let running = modify(&state, id, Some(audit_ok), move |e| {
+                e.jupyter_status = JupyterStatus::Running;
+                e.container_info.jupyter_url = Some(u.clone());
                 Ok(())
             })
+            .await?;
+            publish(
+                &state,
+                types::ENVIRONMENT_LAUNCHED,
+                &running,
+                serde_json::json!({ "jupyter_url": url }),
+            )
             .await;
-            return Err(e.into());
+            Ok(())
+        }
+        Err(e) => {
+            if let serde_json::Value::Object(d) = &mut audit_failed.details {
+                let code = match &e {
+                    DomainError::Upstream { code, .. } => (*code).to_string(),
+                    _ => "internal".to_string(),
+                };
+                d.insert("code".into(), serde_json::Value::String(code));
+            }
+            if let Err(record) = mark_stopped(&state, id, Some(audit_failed)).await {
+                tracing::error!(error = %record, env = %id, "could not record a failed launch");
+            }
+            Err(e)
         }
     }
-    let u = url.clone();
-    let running = modify(&state, id, None, move |e| {
-        e.jupyter_status = JupyterStatus::Running;
-        e.container_info.jupyter_url = Some(u.clone());
-        Ok(())
-    })
-    .await?;
-    publish(
-        &state,
-        types::ENVIRONMENT_LAUNCHED,
-        &running,
-        serde_json::json!({ "jupyter_url": url }),
-    )
-    .await;
-    Ok(Json(LaunchResponse {
-        environment_id: id.to_string(),
-        jupyter_status: "running".into(),
-        jupyter_url: url,
-    }))
+}
+
+/// One gate per lab, for the running-server quota.
+fn lab_gate(lab: westtek_domain::LabId) -> Arc<Mutex<()>> {
+    static GATES: OnceLock<StdMutex<HashMap<westtek_domain::LabId, Arc<Mutex<()>>>>> =
+        OnceLock::new();
+    let gates = GATES.get_or_init(Default::default);
+    match gates.lock() {
+        Ok(mut g) => g.entry(lab).or_default().clone(),
+        // A poisoned map only loses sharing: a fresh gate still works.
+        Err(_) => Arc::new(Mutex::new(())),
+    }
 }
 
 fn status_word(s: EnvironmentStatus) -> &'static str {

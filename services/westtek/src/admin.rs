@@ -236,6 +236,7 @@ pub async fn run_admin(cmd: AdminCommand, data_dir: &Path) -> anyhow::Result<Exi
                     it_admin,
                     password: password.as_deref(),
                     one_time_ttl: DAY,
+                    one_time_secret: None,
                 },
             )
             .await?;

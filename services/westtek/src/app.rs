@@ -97,6 +97,8 @@ pub struct RunningApp {
     pub first_login: Option<FirstLogin>,
     runtime: LocalJupyterRuntime,
     store: SqliteStore,
+    /// Held while running: one platform per data dir.
+    _lock: DataDirLock,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
@@ -206,6 +208,46 @@ fn ensure_private_dir(p: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot set permissions on {}", p.display()))
 }
 
+/// An exclusive lock on `<data-dir>/.lock`, so two platforms never share a
+/// data dir (the second would reconcile away the first one's servers and
+/// builds). Released when dropped, or when the process dies.
+pub struct DataDirLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+impl DataDirLock {
+    /// Takes the lock or fails naming the holder.
+    ///
+    /// # Errors
+    /// When another process holds it or the file cannot be opened.
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {
+        use std::io::{Read, Seek, Write};
+        let path = data_dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(mut locked) => {
+                locked.set_len(0)?;
+                locked.rewind()?;
+                write!(locked, "{}", std::process::id())?;
+                Ok(DataDirLock(locked))
+            }
+            Err((mut file, _)) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Err(anyhow!(
+                    "another westtek (pid {}) is using the data dir {}; stop it or use another --data-dir",
+                    holder.trim(),
+                    data_dir.display()
+                ))
+            }
+        }
+    }
+}
+
 /// Writes `contents` to `path` atomically with mode 0600.
 ///
 /// # Errors
@@ -282,8 +324,16 @@ async fn bootstrap(
         request_id: "first-run".into(),
         acting_it_admin: false,
     };
-    let lab = ops::create_lab(store, clock, &actor, &cfg.first_lab, None, None).await?;
-    let admin = ops::create_user(
+    // The link is on disk before the admin exists: a crash in between leaves
+    // no users, and the next start writes a new one.
+    let token = westtek_auth::secret::random_secret();
+    write_private_file(&path, &token)?;
+    // A crash after the lab was made but before the admin: reuse the lab.
+    let lab = match store.find_lab_by_name(&cfg.first_lab).await? {
+        Some(l) => l,
+        None => ops::create_lab(store, clock, &actor, &cfg.first_lab, None, None).await?,
+    };
+    ops::create_user(
         store,
         clock,
         &actor,
@@ -294,13 +344,10 @@ async fn bootstrap(
             it_admin: true,
             password: None,
             one_time_ttl,
+            one_time_secret: Some(token.clone()),
         },
     )
     .await?;
-    let token = admin
-        .one_time_token
-        .ok_or_else(|| anyhow!("no first-run token was issued"))?;
-    write_private_file(&path, &token)?;
     Ok(Some(FirstLogin {
         username: "admin".into(),
         url: login_url(&token),
@@ -315,6 +362,7 @@ async fn bootstrap(
 /// A message naming what is missing or broken (data dir, port, uv, Redis).
 pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     ensure_private_dir(&cfg.data_dir)?;
+    let lock = DataDirLock::acquire(&cfg.data_dir)?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.port))
         .await
         .with_context(|| {
@@ -363,6 +411,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     let builder = UvBuilder::new(rcfg);
     let mut pcfg = PlatformConfig::local(url.clone());
     pcfg.access_ttl = cfg.access_ttl;
+    pcfg.secure_cookies = url.starts_with("https://");
     let one_time_ttl = pcfg.one_time_ttl;
     let state = AppState {
         store: store_port.clone(),
@@ -376,6 +425,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         config: Arc::new(pcfg),
         responses: Default::default(),
         tokens: Default::default(),
+        sign_in_failures: Default::default(),
     };
 
     let orphans = runtime.reconcile_orphans().await;
@@ -407,6 +457,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         first_login,
         runtime,
         store,
+        _lock: lock,
         shutdown: Some(tx),
         server,
         background,

@@ -201,6 +201,14 @@ impl Api {
         })?;
         let mut c: Credentials = serde_json::from_str(&text)
             .with_context(|| format!("{} is damaged; run `westtek login`", path.display()))?;
+        if let Ok(url) = std::env::var("WESTTEK_URL") {
+            if url.trim_end_matches('/') != c.url {
+                bail!(
+                    "WESTTEK_URL is {url} but the saved session is for {}; set WESTTEK_TOKEN too, or `westtek login --url {url}`",
+                    c.url
+                );
+            }
+        }
         if c.expires_at <= Utc::now() + chrono::Duration::seconds(30) {
             let refresh = c
                 .refresh_token
@@ -317,6 +325,15 @@ fn print_env_row(e: &serde_json::Value) {
 /// # Errors
 /// API errors, worded from the problem response.
 pub async fn run_env(cmd: EnvCommand) -> anyhow::Result<()> {
+    // Ids go into URL paths: accept only real ids.
+    if let EnvCommand::Show { id }
+    | EnvCommand::Delete { id }
+    | EnvCommand::Launch { id, .. }
+    | EnvCommand::Stop { id } = &cmd
+    {
+        westtek_domain::EnvironmentId::parse(id)
+            .map_err(|_| anyhow!("'{id}' is not an environment id (see `westtek env list`)"))?;
+    }
     let api = Api::connect().await?;
     use reqwest::Method;
     match cmd {

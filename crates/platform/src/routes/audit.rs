@@ -45,7 +45,11 @@ pub struct AuditQuery {
 }
 
 fn filter(caller: &Caller, q: &AuditQuery, max_limit: u32) -> ApiResult<AuditFilter> {
-    let requested = q.lab_id.as_deref().map(LabId::parse).transpose()?;
+    let requested = q
+        .lab_id
+        .as_deref()
+        .map(|v| crate::extract::parse_id::<LabId>("lab_id", v))
+        .transpose()?;
     let lab_id = match (requested, caller.read_scope()?) {
         (Some(l), _) if caller.can_read(l) => Some(l),
         (Some(_), _) => return Err(ApiError::not_found("lab")),

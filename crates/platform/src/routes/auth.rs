@@ -1,16 +1,21 @@
 //! Sign-in endpoints: token exchange, the one-time sign-in link, sign-out
 //! and "who am I".
 
-use crate::auth::{cookie, set_cookie, Caller, ACCESS_COOKIE, REFRESH_COOKIE, REQUEST_ID_HEADER};
+use crate::auth::{
+    cookie, proven_same_origin, set_cookie, Caller, ACCESS_COOKIE, REFRESH_COOKIE,
+    REQUEST_ID_HEADER,
+};
 use crate::dto::{MeResponse, MembershipBody, TokenRequest, TokenResponse};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::session::{self, Session};
 use crate::state::AppState;
+use axum::extract::rejection::FormRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Form;
 use axum::{Json, Router};
 use serde::Deserialize;
 use westtek_domain::{DomainError, Principal};
@@ -19,7 +24,7 @@ use westtek_domain::{DomainError, Principal};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/token", post(token))
-        .route("/api/auth/login", get(login_link))
+        .route("/api/auth/login", get(login_link).post(login_submit))
         .route("/api/auth/logout", post(logout))
         .route("/api/me", get(me))
 }
@@ -135,37 +140,116 @@ pub struct LoginLinkQuery {
 }
 
 /// The one-time sign-in link printed by `westtek up` and given to new
-/// users: spends the token, sets the session cookies and redirects.
+/// users. Opening it does not spend the token (mail scanners and link
+/// previews open links too): it shows a page whose button signs in.
 #[utoipa::path(get, path = "/api/auth/login", tag = "auth", params(LoginLinkQuery),
-    responses((status = 303, description = "signed in; redirect to `next`"), (status = 401, body = crate::error::Problem)))]
-pub async fn login_link(
+    responses((status = 200, description = "a page with a sign-in button", content_type = "text/html")))]
+pub async fn login_link(ApiQuery(q): ApiQuery<LoginLinkQuery>) -> Response {
+    let next = safe_next(q.next);
+    let page = format!(
+        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+         <title>Sign in to West Tek</title><main style=\"font-family:sans-serif;max-width:28rem;margin:4rem auto\">\
+         <h1>West Tek Environment Preservation Platform</h1><p>This link signs you in once.</p>\
+         <form method=post action=/api/auth/login><input type=hidden name=token value=\"{}\">\
+         <input type=hidden name=next value=\"{}\"><button type=submit autofocus>Sign in</button></form></main></html>",
+        html_attr(&q.token),
+        html_attr(&next)
+    );
+    let mut resp = Html(page).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+/// The form of the sign-in page.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginForm {
+    pub token: String,
+    pub next: Option<String>,
+}
+
+/// Spends the one-time token, sets the session cookies and redirects. Only
+/// from this site's own sign-in page (same origin), so another site cannot
+/// sign a visitor into an account of its choosing.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "signed in; redirect to `next`"), (status = 401, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem)))]
+pub async fn login_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<LoginLinkQuery>,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> ApiResult<Response> {
-    let s = session::sign_in_one_time(&state, &q.token, &request_id(&headers)).await?;
-    // Only same-site paths: no open redirect.
-    let next = q
-        .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or_else(|| "/".into());
+    if !proven_same_origin(&headers) {
+        return Err(ApiError::forbidden("sign in from this site's sign-in page"));
+    }
+    let Form(f) = form.map_err(|e| ApiError::BadRequest {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_body",
+        detail: e.body_text(),
+    })?;
+    let s = session::sign_in_one_time(&state, &f.token, &request_id(&headers)).await?;
     let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(&next) {
+    if let Ok(v) = HeaderValue::from_str(&safe_next(f.next)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(with_session_cookies(&state, resp, &s))
 }
 
+/// Only same-site paths: no open redirect.
+fn safe_next(next: Option<String>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or_else(|| "/".into())
+}
+
+fn html_attr(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// Optional body of `POST /api/auth/logout`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    pub refresh_token: Option<String>,
+}
+
 /// Ends the session: the refresh token (body or cookie) stops working and
 /// the cookies are cleared.
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
     responses((status = 204, description = "signed out"), (status = 401, body = crate::error::Problem)))]
 pub async fn logout(
     caller: Caller,
     State(state): State<AppState>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let refresh = cookie(&headers, REFRESH_COOKIE);
+    // API clients send their refresh token in the body; browsers have it in
+    // the cookie.
+    let from_body = if body.is_empty() {
+        None
+    } else {
+        let req: LogoutRequest =
+            serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_body",
+                detail: e.to_string(),
+            })?;
+        req.refresh_token
+    };
+    let refresh = from_body
+        .as_deref()
+        .or_else(|| cookie(&headers, REFRESH_COOKIE));
     session::sign_out(&state, &caller.principal, refresh, &caller.request_id).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     for name in [ACCESS_COOKIE, REFRESH_COOKIE] {

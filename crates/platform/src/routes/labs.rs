@@ -159,6 +159,7 @@ pub async fn create_user(
             it_admin: false,
             password: req.password.as_deref(),
             one_time_ttl: state.config.one_time_ttl,
+            one_time_secret: None,
         },
     )
     .await?;

@@ -170,6 +170,16 @@ fn audit_verify_names_deleted_and_truncated_entries() {
     sqlite(&d.join("meta.db"), "DELETE FROM audit WHERE seq = 2");
     let out = text(&westtek(&["audit", "verify"], d));
     assert!(out.contains("entries #2..#2 were deleted"), "{out}");
+    // A field set to NULL by hand is named too, not a crash of the verifier.
+    sqlite(
+        &d.join("meta.db"),
+        "UPDATE audit SET action = NULL WHERE seq = 3",
+    );
+    let out = text(&westtek(&["audit", "verify"], d));
+    assert!(
+        out.contains("entry #3") && out.contains("was edited"),
+        "{out}"
+    );
     sqlite(&d.join("meta.db"), "DELETE FROM audit WHERE seq = 4");
     let o = westtek(&["audit", "verify"], d);
     assert_eq!(o.status.code(), Some(1));
@@ -228,7 +238,11 @@ fn the_cli_signs_in_with_the_first_run_link_and_lists_environments() {
     );
     let o = cli(&["env", "show", "not-an-id"]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("invalid_id"), "{}", text(&o));
+    assert!(
+        text(&o).contains("is not an environment id"),
+        "{}",
+        text(&o)
+    );
     // The one-time link is spent.
     let o = cli(&["login", "--url", &app.url, "--token", &link]);
     assert!(!o.status.success());
