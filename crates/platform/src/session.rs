@@ -178,9 +178,11 @@ pub async fn argon2<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
 /// `WINDOW`, further attempts are refused until the window has passed.
 #[derive(Clone, Default)]
 pub struct SignInLimiter {
-    inner:
-        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, DateTime<Utc>)>>>,
+    inner: std::sync::Arc<std::sync::Mutex<Failures>>,
 }
+
+/// Username → (failures, window start).
+type Failures = std::collections::HashMap<String, (u32, DateTime<Utc>)>;
 
 const MAX_FAILURES: u32 = 10;
 const WINDOW_SECS: i64 = 15 * 60;

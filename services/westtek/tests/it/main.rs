@@ -170,10 +170,10 @@ fn audit_verify_names_deleted_and_truncated_entries() {
     sqlite(&d.join("meta.db"), "DELETE FROM audit WHERE seq = 2");
     let out = text(&westtek(&["audit", "verify"], d));
     assert!(out.contains("entries #2..#2 were deleted"), "{out}");
-    // A field set to NULL by hand is named too, not a crash of the verifier.
+    // A field damaged by hand so it no longer parses is named too, not a crash of the verifier.
     sqlite(
         &d.join("meta.db"),
-        "UPDATE audit SET action = NULL WHERE seq = 3",
+        "UPDATE audit SET details = '{not json' WHERE seq = 3",
     );
     let out = text(&westtek(&["audit", "verify"], d));
     assert!(
