@@ -93,6 +93,9 @@ id_type!(
 id_type!(
     /// One domain event.
     EventId, "event_id");
+id_type!(
+    /// A snapshot of an environment.
+    SnapshotId, "snapshot_id");
 
 /// A short human name (lab name, username, environment name): 1–64 chars of
 /// letters, digits, `-`, `_` and `.`, starting with a letter or digit.

@@ -1,7 +1,7 @@
 //! The data models of the seed (labs, users, environments, jobs, audit) and
 //! their validation rules.
 
-use crate::{DomainError, EnvironmentId, JobId, LabId, Slug, UserId};
+use crate::{DomainError, EnvironmentId, JobId, LabId, Slug, SnapshotId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,9 @@ pub struct LabQuotas {
     pub max_environments: u32,
     /// Most Jupyter servers the lab may run at once.
     pub max_running_servers: u32,
+    /// Most bytes the lab's snapshots may add to the vault (`None`: no limit).
+    #[serde(default)]
+    pub max_storage_bytes: Option<u64>,
 }
 
 impl Default for LabQuotas {
@@ -56,6 +59,7 @@ impl Default for LabQuotas {
         LabQuotas {
             max_environments: 50,
             max_running_servers: 10,
+            max_storage_bytes: None,
         }
     }
 }
@@ -285,9 +289,104 @@ pub struct Environment {
     pub configuration_hash: Option<String>,
     pub container_info: ContainerInfo,
     pub metadata: EnvironmentMetadata,
+    /// The snapshot drift is measured against, when the lab pinned one
+    /// (otherwise the latest complete snapshot).
+    #[serde(default)]
+    pub baseline_snapshot_id: Option<SnapshotId>,
+    /// Which snapshots to keep.
+    #[serde(default)]
+    pub retention: RetentionPolicy,
     /// Optimistic-concurrency version; every update must carry the version
     /// it read and the store increments it.
     pub version: u64,
+}
+
+/// Which snapshots of an environment to keep; the rest are deleted after
+/// each new snapshot. A snapshot kept by any rule stays; pinned baselines
+/// always stay. All `None`: keep everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionPolicy {
+    pub keep_last: Option<u32>,
+    /// The newest snapshot of each of the last N days.
+    pub keep_daily: Option<u32>,
+    /// The newest snapshot of each of the last N months.
+    pub keep_monthly: Option<u32>,
+}
+
+/// Lifecycle of a snapshot record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotStatus {
+    /// Being written; not restorable.
+    Creating,
+    /// Written, read back and verified.
+    Complete,
+    /// Abandoned; nothing of it is referenced.
+    Failed,
+}
+
+/// What the seed asks to know about a snapshot (`metadata`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMetadata {
+    pub jupyter_version: Option<String>,
+    /// `name==version`, sorted.
+    pub installed_packages: Vec<String>,
+    pub notebook_count: u32,
+    pub configuration_files: Vec<String>,
+    pub notes: Option<String>,
+}
+
+/// Outcome of a restore drill: restore to a temp dir, start the kernel,
+/// import what the notebooks import.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillResult {
+    pub passed: bool,
+    pub at: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// Top-level modules imported in the restored kernel.
+    pub modules_checked: Vec<String>,
+    /// What failed, in words.
+    pub failures: Vec<String>,
+}
+
+/// A snapshot of an environment (seed data model plus lifecycle).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: SnapshotId,
+    pub lab_id: LabId,
+    pub environment_id: EnvironmentId,
+    pub created_by: UserId,
+    pub timestamp: DateTime<Utc>,
+    pub status: SnapshotStatus,
+    /// Where the bytes are: the vault's location and the snapshot's id in it.
+    pub s3_location: String,
+    /// The vault's own id of this snapshot.
+    pub vault_snapshot_id: Option<String>,
+    /// Logical size of the environment (all layers).
+    pub size_bytes: u64,
+    /// Bytes this snapshot added to the vault (after dedup and compression).
+    pub stored_bytes_added: u64,
+    /// Merkle root of the snapshot's manifests.
+    pub checksum: Option<String>,
+    pub container_image: Option<String>,
+    pub efs_snapshot_id: Option<String>,
+    pub ebs_snapshot_id: Option<String>,
+    pub metadata: SnapshotMetadata,
+    /// The snapshot this one was made incrementally from.
+    pub parent_id: Option<SnapshotId>,
+    /// The latest restore drill.
+    pub drill: Option<DrillResult>,
+}
+
+/// Filter and page for listing snapshots.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotFilter {
+    /// `None`: every lab (IT admins only).
+    pub lab_id: Option<LabId>,
+    pub environment_id: Option<EnvironmentId>,
+    pub status: Option<SnapshotStatus>,
+    pub limit: u32,
+    pub offset: u32,
 }
 
 /// Validates a Python version request such as `3.11` or `3.11.7`.

@@ -5,7 +5,8 @@ use crate::audit::AuditHead;
 use crate::{
     AuditDraft, AuditEntry, AuditFilter, DomainEvent, Environment, EnvironmentFilter,
     EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, PackageSpec, Page, Principal,
-    Result, StoredToken, TokenKind, User, UserCredentials, UserId,
+    Result, Snapshot, SnapshotFilter, SnapshotId, StoredToken, TokenKind, User, UserCredentials,
+    UserId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -70,6 +71,11 @@ pub enum Write {
         consumer: String,
         event_id: String,
     },
+    InsertSnapshot(Snapshot),
+    /// Fails with `NotFound` when the snapshot is gone.
+    UpdateSnapshot(Snapshot),
+    /// Fails with `NotFound` when the snapshot is gone.
+    DeleteSnapshot(SnapshotId),
 }
 
 /// The audit trail.
@@ -111,6 +117,12 @@ pub trait MetadataStore: AuditLog {
     async fn list_environments(&self, filter: &EnvironmentFilter) -> Result<Page<Environment>>;
 
     async fn get_job(&self, id: JobId) -> Result<Job>;
+
+    async fn get_snapshot(&self, id: SnapshotId) -> Result<Snapshot>;
+    /// Newest first.
+    async fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Page<Snapshot>>;
+    /// Bytes the lab's complete and creating snapshots added to the vault.
+    async fn lab_storage_bytes(&self, lab: LabId) -> Result<u64>;
 
     /// A number that changes after every commit made through this store
     /// instance, for read caches in the same process; `None` when the

@@ -78,6 +78,9 @@ pub struct JobAccepted {
 pub struct QuotasBody {
     pub max_environments: u32,
     pub max_running_servers: u32,
+    /// Most bytes the lab's snapshots may add to the vault; absent: no limit.
+    #[serde(default)]
+    pub max_storage_bytes: Option<u64>,
 }
 
 impl From<LabQuotas> for QuotasBody {
@@ -85,6 +88,7 @@ impl From<LabQuotas> for QuotasBody {
         QuotasBody {
             max_environments: q.max_environments,
             max_running_servers: q.max_running_servers,
+            max_storage_bytes: q.max_storage_bytes,
         }
     }
 }
@@ -94,6 +98,7 @@ impl From<QuotasBody> for LabQuotas {
         LabQuotas {
             max_environments: q.max_environments,
             max_running_servers: q.max_running_servers,
+            max_storage_bytes: q.max_storage_bytes,
         }
     }
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use westtek_domain::audit::{format_time, AuditHead};
 use westtek_domain::{
     AuditEntry, AuditFilter, AuditId, DomainError, Environment, EnvironmentFilter, Job, Lab, LabId,
-    Membership, Result, StoredToken, User, UserId,
+    Membership, Result, Snapshot, SnapshotFilter, StoredToken, User, UserId,
 };
 
 /// The `_id` of the single audit head document.
@@ -97,6 +97,26 @@ pub(crate) fn version_bson(version: u64) -> Result<Bson> {
     i64::try_from(version)
         .map(Bson::Int64)
         .map_err(|_| internal(format!("environment version {version} out of range")))
+}
+
+pub(crate) fn snapshot_doc(snap: &Snapshot) -> Result<Document> {
+    let mut d = entity(snap.id.to_string(), snap)?;
+    d.insert("created_key", format_time(snap.timestamp));
+    Ok(d)
+}
+
+pub(crate) fn snapshot_filter(f: &SnapshotFilter) -> Result<Document> {
+    let mut d = Document::new();
+    if let Some(l) = f.lab_id {
+        d.insert("lab_id", l.to_string());
+    }
+    if let Some(e) = f.environment_id {
+        d.insert("environment_id", e.to_string());
+    }
+    if let Some(s) = f.status {
+        d.insert("status", enum_name(&s)?);
+    }
+    Ok(d)
 }
 
 pub(crate) fn job_doc(job: &Job) -> Result<Document> {
@@ -353,6 +373,12 @@ mod tests {
                 funding_source: None,
                 criticality: Criticality::High,
                 jupyter_packages: vec!["numpy==1.26.4".into()],
+            },
+            baseline_snapshot_id: Some(westtek_domain::SnapshotId::new()),
+            retention: westtek_domain::RetentionPolicy {
+                keep_last: Some(5),
+                keep_daily: None,
+                keep_monthly: Some(12),
             },
             version: 7,
         }

@@ -37,8 +37,8 @@ use westtek_domain::audit::{AuditHead, GENESIS_HASH};
 use westtek_domain::ports::{AuditLog, Clock, MetadataStore, Write};
 use westtek_domain::{
     AuditDraft, AuditEntry, AuditFilter, DomainError, Environment, EnvironmentFilter,
-    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, StoredToken,
-    TokenKind, User, UserCredentials, UserId,
+    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, Snapshot,
+    SnapshotFilter, SnapshotId, StoredToken, TokenKind, User, UserCredentials, UserId,
 };
 
 const LABS: &str = "labs";
@@ -50,10 +50,11 @@ const JOBS: &str = "jobs";
 const AUDIT: &str = "audit";
 const AUDIT_HEAD: &str = "audit_head";
 const HANDLED_EVENTS: &str = "handled_events";
+const SNAPSHOTS: &str = "snapshots";
 
 /// Every collection the store uses; created up front because some servers
 /// cannot create a collection inside a transaction.
-const COLLECTIONS: [&str; 9] = [
+const COLLECTIONS: [&str; 10] = [
     LABS,
     USERS,
     MEMBERSHIPS,
@@ -63,6 +64,7 @@ const COLLECTIONS: [&str; 9] = [
     AUDIT,
     AUDIT_HEAD,
     HANDLED_EVENTS,
+    SNAPSHOTS,
 ];
 
 /// How many times a unit of work is attempted before a transient failure is
@@ -217,6 +219,22 @@ impl MongoStore {
                 ),
             ),
             (JOBS, index(doc! { "status": 1 }, "jobs_status", false)),
+            (
+                SNAPSHOTS,
+                index(
+                    doc! { "environment_id": 1, "created_key": -1 },
+                    "snapshots_env_created",
+                    false,
+                ),
+            ),
+            (
+                SNAPSHOTS,
+                index(
+                    doc! { "lab_id": 1, "created_key": -1 },
+                    "snapshots_lab_created",
+                    false,
+                ),
+            ),
             (AUDIT, index(doc! { "seq": 1 }, "audit_seq", true)),
             (
                 AUDIT,
@@ -448,6 +466,40 @@ impl MongoStore {
                     .await?;
                 if done.matched_count == 0 {
                     return Err(DomainError::NotFound { kind: "job" }.into());
+                }
+            }
+            Write::InsertSnapshot(snap) => {
+                self.coll(SNAPSHOTS)
+                    .insert_one(codec::snapshot_doc(snap)?)
+                    .session(&mut *s)
+                    .await
+                    .map_err(|e| {
+                        dup(e, || {
+                            format!("a snapshot with id {} already exists", snap.id)
+                        })
+                    })?;
+            }
+            Write::UpdateSnapshot(snap) => {
+                let done = self
+                    .coll(SNAPSHOTS)
+                    .replace_one(
+                        doc! { "_id": snap.id.to_string() },
+                        codec::snapshot_doc(snap)?,
+                    )
+                    .session(&mut *s)
+                    .await?;
+                if done.matched_count == 0 {
+                    return Err(DomainError::NotFound { kind: "snapshot" }.into());
+                }
+            }
+            Write::DeleteSnapshot(id) => {
+                let done = self
+                    .coll(SNAPSHOTS)
+                    .delete_one(doc! { "_id": id.to_string() })
+                    .session(&mut *s)
+                    .await?;
+                if done.deleted_count == 0 {
+                    return Err(DomainError::NotFound { kind: "snapshot" }.into());
                 }
             }
             Write::MarkEventHandled { consumer, event_id } => {
@@ -836,6 +888,51 @@ impl MetadataStore for MongoStore {
     #[instrument(level = "debug", skip(self))]
     async fn get_job(&self, id: JobId) -> Result<Job> {
         codec::from_doc(found(self.find_by_id(JOBS, &id.to_string()).await?, "job")?)
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn get_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        codec::from_doc(found(
+            self.find_by_id(SNAPSHOTS, &id.to_string()).await?,
+            "snapshot",
+        )?)
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn list_snapshots(&self, f: &SnapshotFilter) -> Result<Page<Snapshot>> {
+        let (total, docs) = page_of(
+            self.coll(SNAPSHOTS),
+            codec::snapshot_filter(f)?,
+            doc! { "created_key": -1, "_id": -1 },
+            f.limit,
+            f.offset,
+        )
+        .await?;
+        Ok(Page {
+            items: docs
+                .into_iter()
+                .map(codec::from_doc)
+                .collect::<Result<_>>()?,
+            total,
+            limit: f.limit,
+            offset: f.offset,
+        })
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn lab_storage_bytes(&self, lab: LabId) -> Result<u64> {
+        let docs = self
+            .find_all(
+                SNAPSHOTS,
+                doc! { "lab_id": lab.to_string(), "status": { "$ne": "failed" } },
+                doc! { "_id": 1 },
+            )
+            .await?;
+        let snaps = docs
+            .into_iter()
+            .map(codec::from_doc::<Snapshot>)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(snaps.iter().map(|s| s.stored_bytes_added).sum())
     }
 
     #[instrument(level = "debug", skip(self))]

@@ -62,7 +62,38 @@ pub fn environment(lab: LabId, owner: UserId, name: &str) -> Environment {
         configuration_hash: None,
         container_info: ContainerInfo::default(),
         metadata: EnvironmentMetadata::default(),
+        baseline_snapshot_id: None,
+        retention: RetentionPolicy::default(),
         version: 0,
+    }
+}
+
+/// A snapshot record of `env`.
+pub fn snapshot(env: &Environment, status: SnapshotStatus, stored: u64) -> Snapshot {
+    Snapshot {
+        id: SnapshotId::new(),
+        lab_id: env.lab_id,
+        environment_id: env.id,
+        created_by: env.researcher_id,
+        timestamp: Utc::now(),
+        status,
+        s3_location: "file:///vault".into(),
+        vault_snapshot_id: None,
+        size_bytes: stored * 3,
+        stored_bytes_added: stored,
+        checksum: None,
+        container_image: None,
+        efs_snapshot_id: None,
+        ebs_snapshot_id: None,
+        metadata: SnapshotMetadata {
+            jupyter_version: Some("4.2.0".into()),
+            installed_packages: vec!["numpy==1.26.4".into()],
+            notebook_count: 2,
+            configuration_files: vec![],
+            notes: Some("before the rerun".into()),
+        },
+        parent_id: None,
+        drill: None,
     }
 }
 
@@ -74,6 +105,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     commits_are_all_or_nothing(&*store).await;
     jobs(&*store).await;
     events_are_handled_once(&*store).await;
+    snapshots(&*store).await;
     audit_trail(&*store).await;
 }
 
@@ -507,4 +539,117 @@ async fn audit_trail(store: &dyn MetadataStore) {
     // Entries read back equal what was sealed (times survive the round trip).
     let stored = entries.iter().find(|e| e.id == appended[0].id).unwrap();
     assert_eq!(stored, &appended[0]);
+}
+
+async fn snapshots(store: &dyn MetadataStore) {
+    let l = lab("snap-lab");
+    let other = lab("snap-other");
+    let owner = user("snap-owner");
+    store
+        .commit(
+            vec![
+                Write::InsertLab(l.clone()),
+                Write::InsertLab(other.clone()),
+                Write::InsertUser {
+                    user: owner.clone(),
+                    password_hash: None,
+                },
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let e1 = environment(l.id, owner.id, "snapped");
+    let e2 = environment(other.id, owner.id, "elsewhere");
+    store
+        .commit(
+            vec![
+                Write::InsertEnvironment {
+                    env: e1.clone(),
+                    max_in_lab: None,
+                },
+                Write::InsertEnvironment {
+                    env: e2.clone(),
+                    max_in_lab: None,
+                },
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut s1 = snapshot(&e1, SnapshotStatus::Creating, 1000);
+    let s2 = snapshot(&e1, SnapshotStatus::Complete, 200);
+    let s3 = snapshot(&e2, SnapshotStatus::Complete, 50);
+    let failed = snapshot(&e1, SnapshotStatus::Failed, 7);
+    for s in [&s1, &s2, &s3, &failed] {
+        store
+            .commit(
+                vec![Write::InsertSnapshot(s.clone())],
+                vec![audit("snapshot.create", Some(s.lab_id), "s")],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.get_snapshot(s2.id).await.unwrap(), s2);
+    let dup = store
+        .commit(vec![Write::InsertSnapshot(s2.clone())], vec![])
+        .await;
+    assert!(matches!(dup, Err(DomainError::Conflict(_))));
+
+    s1.status = SnapshotStatus::Complete;
+    s1.checksum = Some("abc".into());
+    store
+        .commit(vec![Write::UpdateSnapshot(s1.clone())], vec![])
+        .await
+        .unwrap();
+    assert_eq!(store.get_snapshot(s1.id).await.unwrap(), s1);
+
+    let page = store
+        .list_snapshots(&SnapshotFilter {
+            environment_id: Some(e1.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 3);
+    assert!(
+        page.items
+            .windows(2)
+            .all(|w| w[0].timestamp >= w[1].timestamp),
+        "newest first"
+    );
+    let complete = store
+        .list_snapshots(&SnapshotFilter {
+            lab_id: Some(l.id),
+            status: Some(SnapshotStatus::Complete),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(complete.total, 2);
+    // Failed snapshots hold no storage.
+    assert_eq!(store.lab_storage_bytes(l.id).await.unwrap(), 1200);
+    assert_eq!(store.lab_storage_bytes(other.id).await.unwrap(), 50);
+
+    store
+        .commit(vec![Write::DeleteSnapshot(s1.id)], vec![])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_snapshot(s1.id).await,
+        Err(DomainError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .commit(vec![Write::DeleteSnapshot(s1.id)], vec![])
+            .await,
+        Err(DomainError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.commit(vec![Write::UpdateSnapshot(s1)], vec![]).await,
+        Err(DomainError::NotFound { .. })
+    ));
+    assert_eq!(store.lab_storage_bytes(l.id).await.unwrap(), 200);
 }

@@ -17,8 +17,8 @@ use westtek_domain::audit::{format_time, AuditHead, GENESIS_HASH};
 use westtek_domain::ports::{AuditLog, Clock, MetadataStore, Write};
 use westtek_domain::{
     AuditDraft, AuditEntry, AuditFilter, AuditId, DomainError, Environment, EnvironmentFilter,
-    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, Role, StoredToken,
-    TokenKind, User, UserCredentials, UserId,
+    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, Role, Snapshot,
+    SnapshotFilter, SnapshotId, StoredToken, TokenKind, User, UserCredentials, UserId,
 };
 
 /// The embedded metadata store.
@@ -315,6 +315,55 @@ impl SqliteStore {
                     .map_err(internal)?;
                 if done.rows_affected() == 0 {
                     return Err(DomainError::NotFound { kind: "job" });
+                }
+                Ok(())
+            }
+            Write::InsertSnapshot(snap) => {
+                let r = sqlx::query(
+                    "INSERT INTO snapshots (status, stored_bytes, doc, lab_id, environment_id, created_at, id)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(enum_name(&snap.status)?)
+                .bind(snap.stored_bytes_added as i64)
+                .bind(to_doc(&snap)?)
+                .bind(snap.lab_id.to_string())
+                .bind(snap.environment_id.to_string())
+                .bind(format_time(snap.timestamp))
+                .bind(snap.id.to_string())
+                .execute(&mut **tx)
+                .await;
+                match r {
+                    Err(e) if is_unique_violation(&e) => Err(DomainError::Conflict(format!(
+                        "a snapshot with id {} already exists",
+                        snap.id
+                    ))),
+                    r => r.map(|_| ()).map_err(internal),
+                }
+            }
+            Write::UpdateSnapshot(snap) => {
+                let done = sqlx::query(
+                    "UPDATE snapshots SET status = ?, stored_bytes = ?, doc = ? WHERE id = ?",
+                )
+                .bind(enum_name(&snap.status)?)
+                .bind(snap.stored_bytes_added as i64)
+                .bind(to_doc(&snap)?)
+                .bind(snap.id.to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(internal)?;
+                if done.rows_affected() == 0 {
+                    return Err(DomainError::NotFound { kind: "snapshot" });
+                }
+                Ok(())
+            }
+            Write::DeleteSnapshot(id) => {
+                let done = sqlx::query("DELETE FROM snapshots WHERE id = ?")
+                    .bind(id.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(internal)?;
+                if done.rows_affected() == 0 {
+                    return Err(DomainError::NotFound { kind: "snapshot" });
                 }
                 Ok(())
             }
@@ -764,6 +813,66 @@ impl MetadataStore for SqliteStore {
             .await
             .map_err(internal)?;
         from_doc(&doc.ok_or(DomainError::NotFound { kind: "job" })?)
+    }
+
+    async fn get_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM snapshots WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?;
+        from_doc(&doc.ok_or(DomainError::NotFound { kind: "snapshot" })?)
+    }
+
+    async fn list_snapshots(&self, f: &SnapshotFilter) -> Result<Page<Snapshot>> {
+        fn filtered(qb: &mut QueryBuilder<'_, Sqlite>, f: &SnapshotFilter) -> Result<()> {
+            qb.push(" WHERE 1 = 1");
+            if let Some(l) = f.lab_id {
+                qb.push(" AND lab_id = ").push_bind(l.to_string());
+            }
+            if let Some(e) = f.environment_id {
+                qb.push(" AND environment_id = ").push_bind(e.to_string());
+            }
+            if let Some(s) = f.status {
+                qb.push(" AND status = ").push_bind(enum_name(&s)?);
+            }
+            Ok(())
+        }
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM snapshots");
+        filtered(&mut count, f)?;
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
+        let mut qb = QueryBuilder::new("SELECT doc FROM snapshots");
+        filtered(&mut qb, f)?;
+        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(f.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(f.offset));
+        let docs: Vec<String> = qb
+            .build_query_scalar()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(Page {
+            items: docs.iter().map(|d| from_doc(d)).collect::<Result<_>>()?,
+            total: total as u64,
+            limit: f.limit,
+            offset: f.offset,
+        })
+    }
+
+    async fn lab_storage_bytes(&self, lab: LabId) -> Result<u64> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT SUM(stored_bytes) FROM snapshots WHERE lab_id = ? AND status != 'failed'",
+        )
+        .bind(lab.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(internal)?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>> {

@@ -238,6 +238,8 @@ pub async fn create(
         configuration_hash: None,
         container_info: Default::default(),
         metadata,
+        baseline_snapshot_id: None,
+        retention: Default::default(),
         version: 0,
     };
     let job = Job {
