@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use westtek_tests::{assert_problem, spawn_app};
 
 /// Follows the job's SSE stream to its end; returns every job state seen.
-async fn follow_sse(http: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
+pub(crate) async fn follow_sse(http: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
     let resp = http.get(url).bearer_auth(token).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers()["content-type"]
@@ -47,7 +47,7 @@ async fn follow_sse(http: &reqwest::Client, url: &str, token: &str) -> Vec<Value
 /// Runs `code` in a kernel over the Jupyter WebSocket protocol (v5 JSON
 /// messages on `/api/kernels/{id}/channels`); returns the `text/plain`
 /// result.
-async fn execute(ws_url: &str, bearer: &str, code: &str) -> String {
+pub(crate) async fn execute(ws_url: &str, bearer: &str, code: &str) -> String {
     let mut req = ws_url.into_client_request().unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {bearer}").parse().unwrap());

@@ -5,3 +5,4 @@
 mod api;
 mod jupyter;
 mod lifecycle;
+mod snapshots;

@@ -20,6 +20,11 @@ pub mod types {
     pub const ENVIRONMENT_DELETED: &str = "environment.deleted";
     pub const ENVIRONMENT_LAUNCHED: &str = "environment.launched";
     pub const ENVIRONMENT_STOPPED: &str = "environment.stopped";
+    pub const SNAPSHOT_CREATED: &str = "snapshot.created";
+    pub const SNAPSHOT_FAILED: &str = "snapshot.failed";
+    pub const SNAPSHOT_DELETED: &str = "snapshot.deleted";
+    pub const SNAPSHOT_RESTORED: &str = "snapshot.restored";
+    pub const SNAPSHOT_DRILLED: &str = "snapshot.drilled";
 }
 
 /// One domain event.

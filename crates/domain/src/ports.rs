@@ -264,3 +264,78 @@ pub trait JupyterRuntime: Send + Sync {
     /// Stops everything (shutdown).
     async fn stop_all(&self);
 }
+
+/// What to capture into a snapshot.
+#[derive(Clone, Debug)]
+pub struct CaptureRequest {
+    pub env_id: EnvironmentId,
+    pub lab_id: LabId,
+    /// The engine's id of the parent snapshot, for incremental capture.
+    pub parent: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// What a capture produced.
+#[derive(Clone, Debug)]
+pub struct CaptureOutcome {
+    /// The engine's id of the snapshot.
+    pub engine_id: String,
+    /// Where it is, e.g. `vault:///data/vault#<id>` or `s3://bucket/prefix#<id>`.
+    pub location: String,
+    /// Merkle root of the snapshot's manifests.
+    pub checksum: String,
+    pub size_bytes: u64,
+    pub stored_bytes_added: u64,
+    pub metadata: crate::SnapshotMetadata,
+    /// Files that kept changing while they were read (captured as last seen).
+    pub changed_during_read: Vec<String>,
+    /// Entries that cannot be captured (sockets, devices), with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOutcome {
+    pub files: u64,
+    pub bytes: u64,
+    /// Files rewritten so the environment works at its new path.
+    pub relocated: Vec<String>,
+}
+
+/// Captures and restores whole environments (the vault locally; volume
+/// snapshots plus the vault on AWS).
+#[async_trait]
+pub trait SnapshotEngine: Send + Sync {
+    /// Captures the environment's layers and inventory.
+    ///
+    /// # Errors
+    /// `Conflict` when the environment is busy (a package install runs),
+    /// `Upstream`/`Internal` when the vault fails; nothing is left listed.
+    async fn capture(
+        &self,
+        req: &CaptureRequest,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<CaptureOutcome>;
+    /// Restores snapshot `engine_id` (taken of `source`) as environment
+    /// `target`'s files; `target == source` restores in place.
+    async fn restore(
+        &self,
+        engine_id: &str,
+        source: EnvironmentId,
+        target: EnvironmentId,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<RestoreOutcome>;
+    /// The inventory stored with a snapshot (JSON).
+    async fn inventory(&self, engine_id: &str) -> Result<serde_json::Value>;
+    /// Inventory findings and file-level changes from `a` to `b` (JSON).
+    async fn diff(&self, a: &str, b: &str) -> Result<serde_json::Value>;
+    /// Forgets a snapshot (its unshared bytes go at the next gc).
+    async fn delete(&self, engine_id: &str) -> Result<()>;
+    /// Restores into a scratch dir, starts the kernel and imports every
+    /// top-level module the notebooks import.
+    async fn drill(
+        &self,
+        engine_id: &str,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<crate::DrillResult>;
+}

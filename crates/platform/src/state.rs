@@ -6,7 +6,8 @@ use crate::jobs::JobHub;
 use std::sync::Arc;
 use westtek_auth::local::LocalTokenIssuer;
 use westtek_domain::ports::{
-    Clock, EnvironmentBuilder, EventBus, JupyterRuntime, MetadataStore, TokenVerifier,
+    Clock, EnvironmentBuilder, EventBus, JupyterRuntime, MetadataStore, SnapshotEngine,
+    TokenVerifier,
 };
 
 /// Everything a handler may use.
@@ -21,6 +22,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub builder: Arc<dyn EnvironmentBuilder>,
     pub runtime: Arc<dyn JupyterRuntime>,
+    /// Captures and restores environments (the vault).
+    pub snapshots: Arc<dyn SnapshotEngine>,
     pub jobs: JobHub,
     pub config: Arc<PlatformConfig>,
     /// Serialized hot listings (see `cache`).

@@ -308,6 +308,9 @@ impl Inner {
     /// the offset this launch's lines start at.
     fn open_log(&self, env: EnvironmentId, port: u16) -> std::io::Result<(std::fs::File, u64)> {
         std::fs::create_dir_all(&self.cfg.logs_dir)?;
+        // Snapshots do not capture the runtime dir (sockets, pid files): an
+        // environment restored from one starts without it.
+        std::fs::create_dir_all(EnvLayout::new(&self.cfg.envs_dir, env).jupyter_runtime())?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

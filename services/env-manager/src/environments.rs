@@ -636,7 +636,9 @@ pub async fn reconcile_builds(state: &AppState) -> Result<()> {
     for mut job in stuck {
         let env_id = EnvironmentId::parse(&job.target_id).ok();
         let mut writes = vec![];
-        if job.kind == "environment.create" {
+        // Jobs that make an environment (build, restore into a new one)
+        // leave a half-made one behind: remove it.
+        if job.kind == "environment.create" || job.kind == "environment.restore" {
             if let Some(id) = env_id {
                 state.builder.remove(id).await?;
                 if state.store.get_environment(id).await.is_ok() {

@@ -53,7 +53,7 @@ pub fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 /// An audit draft for something the platform does by itself.
-pub(crate) fn system_audit(
+pub fn system_audit(
     lab: Option<LabId>,
     action: &str,
     kind: &str,
@@ -74,7 +74,7 @@ pub(crate) fn system_audit(
 
 /// Publishes an environment event; a bus failure is logged, never fails the
 /// request (the state change is already committed and audited).
-pub(crate) async fn publish(
+pub async fn publish(
     state: &AppState,
     event_type: &str,
     env: &Environment,

@@ -34,6 +34,8 @@ pub enum Service {
     /// Environments, Jupyter launch and gateway, plus the platform's
     /// sign-in, labs, audit and jobs endpoints.
     EnvManager,
+    /// Snapshots: capture, compare, restore, drills.
+    Snapshots,
 }
 
 /// Everything `start` needs.
@@ -72,7 +74,7 @@ impl UpConfig {
             idle_timeout: Some(Duration::from_secs(3600)),
             cognito: None,
             first_lab: "my-lab".into(),
-            services: vec![Service::EnvManager],
+            services: vec![Service::EnvManager, Service::Snapshots],
             access_ttl: Duration::from_secs(15 * 60),
         }
     }
@@ -155,6 +157,7 @@ impl RunningApp {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = westtek_platform::PlatformApi::openapi();
     doc.merge(westtek_env_manager::EnvManagerApi::openapi());
+    doc.merge(westtek_snapshots::SnapshotsApi::openapi());
     doc.info.title = "West Tek Environment Preservation Platform".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
@@ -188,6 +191,7 @@ pub fn app_router(state: AppState, services: &[Service], web_dir: Option<&Path>)
     for s in services {
         app = match s {
             Service::EnvManager => app.merge(westtek_env_manager::router()),
+            Service::Snapshots => app.merge(westtek_snapshots::router()),
         };
     }
     let doc = openapi();
@@ -409,6 +413,18 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     rcfg.idle_timeout = cfg.idle_timeout;
     let runtime = LocalJupyterRuntime::new(rcfg.clone());
     let builder = UvBuilder::new(rcfg);
+    let engine = westtek_snapshots::engine::LocalSnapshotEngine::open_or_init(
+        &cfg.data_dir.join("vault"),
+        &keys.join("vault.key"),
+        cfg.data_dir.join("envs"),
+        cfg.data_dir.join("scratch"),
+    )
+    .map_err(|e| {
+        anyhow!(
+            "cannot open the snapshot vault in {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
     let mut pcfg = PlatformConfig::local(url.clone());
     pcfg.access_ttl = cfg.access_ttl;
     pcfg.secure_cookies = url.starts_with("https://");
@@ -421,6 +437,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         clock: clock.clone(),
         builder: Arc::new(builder),
         runtime: Arc::new(runtime.clone()),
+        snapshots: Arc::new(engine),
         jobs: JobHub::new(store_port, clock.clone()),
         config: Arc::new(pcfg),
         responses: Default::default(),
@@ -438,6 +455,9 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     westtek_env_manager::reconcile(&state)
         .await
         .map_err(|e| anyhow!("start-up reconcile failed: {e}"))?;
+    westtek_snapshots::reconcile(&state)
+        .await
+        .map_err(|e| anyhow!("start-up reconcile of snapshots failed: {e}"))?;
     let first_login = bootstrap(&store, &*clock, &cfg, &url, one_time_ttl).await?;
 
     let app = app_router(state.clone(), &cfg.services, cfg.web_dir.as_deref());

@@ -102,6 +102,14 @@ pub enum Command {
         #[command(subcommand)]
         command: client::EnvCommand,
     },
+    /// Snapshots on a running platform.
+    Snapshot {
+        #[command(subcommand)]
+        command: client::SnapshotCommand,
+    },
+    /// The standalone vault (no server): init, snapshot, ls, show, restore,
+    /// diff, verify, gc, delete.
+    Vault(crate::vault_cli::VaultArgs),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -184,9 +192,12 @@ pub fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Up(args) => serve(up_config(args, vec![Service::EnvManager]))
-                .await
-                .map(|_| ExitCode::SUCCESS),
+            Command::Up(args) => serve(up_config(
+                args,
+                vec![Service::EnvManager, Service::Snapshots],
+            ))
+            .await
+            .map(|_| ExitCode::SUCCESS),
             Command::Serve { service, args } => serve(up_config(args, vec![service]))
                 .await
                 .map(|_| ExitCode::SUCCESS),
@@ -194,6 +205,10 @@ pub fn main() -> ExitCode {
             Command::Audit { command, data } => admin::run_audit(command, &data.data_dir).await,
             Command::Login(args) => client::login(args).await.map(|_| ExitCode::SUCCESS),
             Command::Env { command } => client::run_env(command).await.map(|_| ExitCode::SUCCESS),
+            Command::Snapshot { command } => client::run_snapshot(command)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Vault(args) => crate::vault_cli::run(args).await,
             Command::Openapi => {
                 println!("{}", serde_json::to_string_pretty(&app::openapi())?);
                 Ok(ExitCode::SUCCESS)

@@ -76,6 +76,53 @@ pub enum EnvCommand {
     Stop { id: String },
 }
 
+/// `westtek snapshot …`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Snapshot an environment and follow the job.
+    Create {
+        /// Environment id.
+        environment: String,
+        /// Why (kept with the snapshot).
+        #[arg(long)]
+        notes: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List snapshots (of one environment, or of the lab).
+    List {
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one snapshot.
+    Show { id: String },
+    /// What changed from snapshot A to snapshot B.
+    Diff {
+        a: String,
+        b: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a snapshot into a new environment (default) or in place.
+    Restore {
+        id: String,
+        /// Restore over the snapshot's own environment (its current state is
+        /// snapshotted first).
+        #[arg(long)]
+        in_place: bool,
+        /// Name of the new environment.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Run a restore drill: restore to a scratch dir and import what the
+    /// notebooks import.
+    Drill { id: String },
+    /// Delete a snapshot.
+    Delete { id: String },
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Credentials {
     url: String,
@@ -437,6 +484,178 @@ pub async fn run_env(cmd: EnvCommand) -> anyhow::Result<()> {
             api.send(api.req(Method::DELETE, &format!("/api/environments/{id}/jupyter")))
                 .await?;
             println!("stopped Jupyter for {id}");
+        }
+    }
+    Ok(())
+}
+
+fn check_id(kind: &str, id: &str) -> anyhow::Result<()> {
+    uuid_like(id)
+        .then_some(())
+        .ok_or_else(|| anyhow!("'{id}' is not a {kind} id"))
+}
+
+fn uuid_like(s: &str) -> bool {
+    westtek_domain::SnapshotId::parse(s).is_ok()
+}
+
+/// Follows a job to its end, failing with its reason.
+async fn finish_job(
+    api: &Api,
+    accepted: &serde_json::Value,
+    what: &str,
+    show: bool,
+) -> anyhow::Result<serde_json::Value> {
+    let job_id = accepted["job_id"].as_str().unwrap_or_default().to_string();
+    let job = api.follow_job(&job_id, show).await?;
+    if job["status"] == "failed" {
+        bail!(
+            "{what} failed: {} ({})",
+            job["error"]["message"].as_str().unwrap_or("unknown error"),
+            job["error"]["code"].as_str().unwrap_or("error")
+        );
+    }
+    Ok(job)
+}
+
+/// Runs a snapshot command.
+///
+/// # Errors
+/// API errors, worded from the problem response.
+pub async fn run_snapshot(cmd: SnapshotCommand) -> anyhow::Result<()> {
+    use reqwest::Method;
+    match &cmd {
+        SnapshotCommand::Create {
+            environment: id, ..
+        } => check_id("environment", id)?,
+        SnapshotCommand::Show { id }
+        | SnapshotCommand::Restore { id, .. }
+        | SnapshotCommand::Drill { id }
+        | SnapshotCommand::Delete { id } => check_id("snapshot", id)?,
+        SnapshotCommand::Diff { a, b, .. } => {
+            check_id("snapshot", a)?;
+            check_id("snapshot", b)?
+        }
+        SnapshotCommand::List {
+            environment: Some(id),
+            ..
+        } => check_id("environment", id)?,
+        SnapshotCommand::List { .. } => {}
+    }
+    let api = Api::connect().await?;
+    match cmd {
+        SnapshotCommand::Create {
+            environment,
+            notes,
+            json,
+        } => {
+            let acc = api
+                .send(
+                    api.req(Method::POST, "/api/environments/snapshot").json(
+                        &serde_json::json!({ "environment_id": environment, "notes": notes }),
+                    ),
+                )
+                .await?;
+            let job = finish_job(&api, &acc, "the snapshot", !json).await?;
+            let snap = api
+                .send(api.req(
+                    Method::GET,
+                    &format!(
+                        "/api/snapshots/{}",
+                        acc["snapshot_id"].as_str().unwrap_or("")
+                    ),
+                ))
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snap)?);
+            } else {
+                println!("{}", job["message"].as_str().unwrap_or("complete"));
+                println!("checksum {}", snap["checksum"].as_str().unwrap_or("-"));
+            }
+        }
+        SnapshotCommand::List { environment, json } => {
+            let path = match environment {
+                Some(e) => format!("/api/snapshots?environment_id={e}&limit=500"),
+                None => "/api/snapshots?limit=500".into(),
+            };
+            let page = api.send(api.req(Method::GET, &path)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page["items"])?);
+            } else {
+                for s in page["items"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {}  {:<9} {:>12} bytes  env {}  {}",
+                        s["id"].as_str().unwrap_or(""),
+                        s["timestamp"].as_str().unwrap_or(""),
+                        s["status"].as_str().unwrap_or(""),
+                        s["size_bytes"],
+                        s["environment_id"].as_str().unwrap_or(""),
+                        s["metadata"]["notes"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        SnapshotCommand::Show { id } => {
+            let s = api
+                .send(api.req(Method::GET, &format!("/api/snapshots/{id}")))
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        SnapshotCommand::Diff { a, b, json } => {
+            let d = api
+                .send(api.req(Method::GET, &format!("/api/snapshots/{a}/diff/{b}")))
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                for f in d["findings"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<8} {:<18} {}  {} → {}",
+                        f["severity"].as_str().unwrap_or(""),
+                        f["kind"].as_str().unwrap_or(""),
+                        f["subject"].as_str().unwrap_or(""),
+                        f["before"].as_str().unwrap_or("-"),
+                        f["after"].as_str().unwrap_or("-")
+                    );
+                }
+                println!(
+                    "{} file change(s)",
+                    d["files"].as_array().map_or(0, |a| a.len())
+                );
+            }
+        }
+        SnapshotCommand::Restore { id, in_place, name } => {
+            let body = if in_place {
+                serde_json::json!({ "mode": "in_place" })
+            } else {
+                serde_json::json!({ "mode": "new_environment", "name": name })
+            };
+            let acc = api
+                .send(
+                    api.req(Method::POST, &format!("/api/snapshots/{id}/restore"))
+                        .json(&body),
+                )
+                .await?;
+            let job = finish_job(&api, &acc, "the restore", true).await?;
+            println!("{}", job["message"].as_str().unwrap_or("restored"));
+        }
+        SnapshotCommand::Drill { id } => {
+            let acc = api
+                .send(api.req(Method::POST, &format!("/api/snapshots/{id}/drill")))
+                .await?;
+            let job = finish_job(&api, &acc, "the drill", true).await?;
+            println!("{}", job["message"].as_str().unwrap_or("done"));
+            if job["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("FAILED"))
+            {
+                bail!("the restore drill failed");
+            }
+        }
+        SnapshotCommand::Delete { id } => {
+            api.send(api.req(Method::DELETE, &format!("/api/snapshots/{id}")))
+                .await?;
+            println!("deleted {id}");
         }
     }
     Ok(())

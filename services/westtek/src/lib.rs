@@ -7,3 +7,4 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod telemetry;
+pub mod vault_cli;

@@ -1,0 +1,164 @@
+//! Snapshot and restore reproduce a tree exactly.
+
+use crate::helpers::*;
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt};
+use std::path::Path;
+use westtek_vault::*;
+
+/// A home-like tree with everything a restore must get right.
+pub fn rich_tree(root: &Path) {
+    write(&root.join("notebooks/Analyse des données.ipynb"), br#"{"cells": [], "nbformat": 4}"#);
+    write(&root.join("notebooks/with space/ä ö ü 東京.txt"), "unicode ✓\n".as_bytes());
+    write(&root.join("empty"), b"");
+    write(&root.join("bin/run.sh"), b"#!/bin/sh\necho hi\n");
+    mode(&root.join("bin/run.sh"), 0o755);
+    write(&root.join("data/big.bin"), &noise(3 * 1024 * 1024 + 17, 1));
+    write(&root.join("data/table.csv"), "id,value\n1,2\n".repeat(50_000).as_bytes());
+    symlink("../data/table.csv", root.join("bin/relative-link")).unwrap();
+    symlink("/usr/bin/env", root.join("bin/absolute-link")).unwrap();
+    symlink("does/not/exist", root.join("dangling")).unwrap();
+    write(&root.join("links/a"), b"shared content");
+    fs::hard_link(root.join("links/a"), root.join("links/b")).unwrap();
+    fs::hard_link(root.join("links/a"), root.join("notebooks/c")).unwrap();
+    let mut deep = root.join("deep");
+    for i in 0..40 {
+        deep = deep.join(format!("level-{i}"));
+    }
+    write(&deep.join("bottom.txt"), b"deep");
+    write(&root.join("private/secret"), b"0600");
+    mode(&root.join("private/secret"), 0o600);
+    mode(&root.join("private"), 0o700);
+    write(&root.join("readonly/file"), b"ro");
+    mode(&root.join("readonly"), 0o555);
+    set_mtime(&root.join("notebooks/Analyse des données.ipynb"), 1_600_000_000, 123_456_789);
+    set_mtime(&root.join("bin/relative-link"), 1_500_000_000, 1);
+    set_mtime(&root.join("empty"), -86_400, 5);
+}
+
+#[test]
+fn a_rich_tree_round_trips_with_bytes_modes_mtimes_links_and_hard_links() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rich_tree(&src);
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let s = snap(&v, vec![layer("home", &src)], None);
+    assert_eq!(s.hardlinked, 3);
+    assert_eq!(s.symlinks, 3);
+    assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+    let out = t.path().join("out");
+    let rep = restore_to(&v, &s.id, vec![("home", &out)]).unwrap();
+    assert!(rep.verified);
+    assert_eq!(rep.hardlinks, 2);
+    assert_eq!(image(&out), image(&src));
+    assert_eq!(image(&out).link_groups.len(), 1);
+}
+
+#[test]
+fn a_hard_link_to_a_file_outside_the_tree_restores_as_a_plain_file() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&t.path().join("cache/pkg.py"), b"print('from the uv cache')");
+    write(&src.join("lib/placeholder"), b"");
+    fs::hard_link(t.path().join("cache/pkg.py"), src.join("lib/pkg.py")).unwrap();
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let s = snap(&v, vec![layer("env", &src)], None);
+    assert_eq!(s.hardlinked, 0, "a link to outside the snapshot is no group");
+    let out = t.path().join("out");
+    restore_to(&v, &s.id, vec![("env", &out)]).unwrap();
+    let m = fs::metadata(out.join("lib/pkg.py")).unwrap();
+    assert_eq!(m.nlink(), 1);
+    assert_eq!(fs::read(out.join("lib/pkg.py")).unwrap(), b"print('from the uv cache')");
+}
+
+#[test]
+fn restoring_over_an_existing_tree_replaces_removes_and_never_writes_through_hard_links() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("keep.txt"), b"snapshot version");
+    write(&src.join("dir/inner.txt"), b"inner");
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let s = snap(&v, vec![layer("env", &src)], None);
+
+    // The live tree drifted: a changed file hard-linked to a "cache" file
+    // outside, an extra file, a directory where a file was, a symlink
+    // where a directory was.
+    let cache = t.path().join("cache-file");
+    write(&cache, b"cache content must survive");
+    fs::remove_file(src.join("keep.txt")).unwrap();
+    fs::hard_link(&cache, src.join("keep.txt")).unwrap();
+    write(&src.join("extra/new.py"), b"installed later");
+    fs::remove_dir_all(src.join("dir")).unwrap();
+    symlink("/tmp", src.join("dir")).unwrap();
+
+    let rep = restore_to(&v, &s.id, vec![("env", &src)]).unwrap();
+    assert_eq!(fs::read(src.join("keep.txt")).unwrap(), b"snapshot version");
+    assert_eq!(fs::read(&cache).unwrap(), b"cache content must survive");
+    assert!(!src.join("extra").exists());
+    assert!(fs::symlink_metadata(src.join("dir")).unwrap().is_dir());
+    assert_eq!(fs::read(src.join("dir/inner.txt")).unwrap(), b"inner");
+    assert!(rep.removed.contains(&src.join("extra")), "{:?}", rep.removed);
+    assert!(rep.removed.contains(&src.join("dir")), "{:?}", rep.removed);
+    assert!(rep.overwritten.contains(&src.join("keep.txt")), "{:?}", rep.overwritten);
+}
+
+#[test]
+fn restore_to_original_roots_uses_the_recorded_layer_roots() {
+    let t = tempfile::tempdir().unwrap();
+    let env = t.path().join("env");
+    let home = t.path().join("home");
+    write(&env.join("pyvenv.cfg"), b"home = /usr\n");
+    write(&home.join("nb.ipynb"), b"{}");
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let s = snap(&v, vec![layer("env", &env), layer("home", &home)], None);
+    let before = (image(&env), image(&home));
+    fs::remove_dir_all(&env).unwrap();
+    fs::remove_dir_all(&home).unwrap();
+    let req = RestoreRequest::to_original_roots(&s, true);
+    v.restore(&s.id, &req, progress()).unwrap();
+    assert_eq!((image(&env), image(&home)), before);
+}
+
+#[test]
+fn excluded_paths_and_special_files_are_not_stored_and_specials_are_reported() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("pkg/__pycache__/m.cpython-311.pyc"), b"bytecode");
+    write(&src.join("pkg/m.py"), b"x = 1");
+    write(&src.join("pkg/old.pyc"), b"bytecode");
+    write(&src.join("tmp/scratch"), b"scratch");
+    nix::unistd::mkfifo(&src.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let mut l = layer("env", &src);
+    l.exclude = vec!["__pycache__".into(), "*.pyc".into(), "tmp".into()];
+    let s = snap(&v, vec![l], None);
+    let reasons: Vec<String> = s.skipped.iter().map(|(p, r)| format!("{} {r}", p.display())).collect();
+    assert_eq!(s.skipped.len(), 2, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("fifo") && r.contains("FIFO")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("sock") && r.contains("socket")), "{reasons:?}");
+    let out = t.path().join("out");
+    restore_to(&v, &s.id, vec![("env", &out)]).unwrap();
+    let names: Vec<_> = image(&out).entries.into_keys().collect();
+    assert_eq!(names, vec![Path::new("pkg").to_path_buf(), Path::new("pkg/m.py").to_path_buf()]);
+}
+
+#[test]
+fn metadata_and_listing_come_back_as_stored() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("a"), b"a");
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let mut req = request(vec![layer("home", &src)], None);
+    req.metadata = serde_json::json!({"installed_packages": [{"name": "numpy", "version": "2.1.0"}]});
+    let s = v.snapshot(&req, progress()).unwrap();
+    assert_eq!(v.metadata(&s.id).unwrap(), req.metadata);
+    let listed = v.list().unwrap();
+    assert_eq!(listed, vec![s.clone()].into_iter().map(|mut x| {
+        x.duration_ms = listed[0].duration_ms;
+        x
+    }).collect::<Vec<_>>());
+    assert_eq!(v.get(&s.id).unwrap().root_hash, s.root_hash);
+    assert_eq!(s.root_hash.len(), 64);
+    assert!(matches!(v.get(&SnapshotId::new()), Err(VaultError::SnapshotNotFound(_))));
+}

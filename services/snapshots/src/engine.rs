@@ -1,0 +1,570 @@
+//! The local snapshot engine: an environment root captured into the vault
+//! as three layers — `base` (the interpreter tree at the venv's
+//! `sys.base_prefix`), `env` (the venv, Jupyter config/data dirs, IPython
+//! profile; not the runtime dir with its sockets) and `home` (notebooks and
+//! data) — with the inventory stored beside them.
+//!
+//! Restores go layer by layer (env, then home, then base when needed) so a
+//! layer nested in another is never cleared by it. A restore to another
+//! root, or on a host where the original interpreter is gone, restores the
+//! `base` layer into `<root>/base` and relocates the venv to it, so the
+//! environment needs nothing outside its own folder.
+
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use westtek_domain::ports::{
+    CaptureOutcome, CaptureRequest, ProgressSink, RestoreOutcome, SnapshotEngine,
+};
+use westtek_domain::{DomainError, DrillResult, EnvironmentId, Result, SnapshotMetadata};
+use westtek_inventory::Inventory;
+use westtek_runtime::EnvLayout;
+use westtek_vault::{
+    KeySource, LayerSource, RestoreRequest, SnapshotId, SnapshotRequest, Vault, VaultError,
+};
+
+/// Version of the metadata document stored with each snapshot.
+const META_VERSION: u32 = 1;
+
+/// The engine over one vault.
+#[derive(Clone)]
+pub struct LocalSnapshotEngine {
+    vault: Arc<Vault>,
+    envs_dir: PathBuf,
+    scratch_dir: PathBuf,
+}
+
+fn vault_error(e: VaultError) -> DomainError {
+    match e {
+        VaultError::SnapshotNotFound(id) => DomainError::Upstream {
+            code: "snapshot_missing",
+            message: format!("the vault has no snapshot {id}"),
+        },
+        VaultError::Damaged { .. } | VaultError::Corrupt { .. } => DomainError::Upstream {
+            code: "vault_damaged",
+            message: e.to_string(),
+        },
+        VaultError::WrongKey => DomainError::Upstream {
+            code: "vault_key",
+            message: e.to_string(),
+        },
+        other => DomainError::internal(format!("vault: {other}")),
+    }
+}
+
+fn blocking_error(e: tokio::task::JoinError) -> DomainError {
+    DomainError::internal(format!("snapshot task: {e}"))
+}
+
+/// Scales progress of one step into a slice of the whole.
+struct Slice {
+    inner: Arc<dyn ProgressSink>,
+    from: f32,
+    to: f32,
+    label: &'static str,
+}
+
+impl ProgressSink for Slice {
+    fn update(&self, fraction: f32, message: &str) {
+        let f = self.from + (self.to - self.from) * fraction.clamp(0.0, 1.0);
+        self.inner.update(f, &format!("{}: {message}", self.label));
+    }
+}
+
+fn slice(
+    inner: &Arc<dyn ProgressSink>,
+    from: f32,
+    to: f32,
+    label: &'static str,
+) -> Arc<dyn ProgressSink> {
+    Arc::new(Slice {
+        inner: inner.clone(),
+        from,
+        to,
+        label,
+    })
+}
+
+/// The document stored with every snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotMeta {
+    westtek_meta_version: u32,
+    environment_id: String,
+    env_root: String,
+    base_prefix: Option<String>,
+    notes: Option<String>,
+    inventory: Inventory,
+}
+
+/// Whether a package install is running in the environment.
+fn install_running(venv: &Path) -> bool {
+    let needle = venv.to_string_lossy().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            return false;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        cmd.contains(&needle)
+            && (cmd.contains("pip install")
+                || cmd.contains("pip uninstall")
+                || cmd.contains("pip sync"))
+    })
+}
+
+impl LocalSnapshotEngine {
+    /// Opens the vault at `vault_dir` with `key_file` (both created on first
+    /// use; the key file holds 32 random bytes, mode 0600).
+    ///
+    /// # Errors
+    /// When the vault cannot be opened with the key.
+    pub fn open_or_init(
+        vault_dir: &Path,
+        key_file: &Path,
+        envs_dir: PathBuf,
+        scratch_dir: PathBuf,
+    ) -> Result<Self> {
+        if !key_file.exists() {
+            write_key_file(key_file)
+                .map_err(|e| DomainError::internal(format!("vault key file: {e}")))?;
+        }
+        let key = KeySource::KeyFile(key_file.to_path_buf());
+        let vault = if vault_dir.join("config").exists() || vault_dir.join("keys").exists() {
+            Vault::open_local(vault_dir, &key)
+        } else {
+            std::fs::create_dir_all(vault_dir).map_err(DomainError::internal)?;
+            match Vault::init_local(vault_dir, &key) {
+                Err(VaultError::AlreadyExists(_)) => Vault::open_local(vault_dir, &key),
+                other => other,
+            }
+        }
+        .map_err(vault_error)?;
+        Ok(LocalSnapshotEngine {
+            vault: Arc::new(vault),
+            envs_dir,
+            scratch_dir,
+        })
+    }
+
+    /// The vault (for gc and verify).
+    pub fn vault(&self) -> Arc<Vault> {
+        self.vault.clone()
+    }
+
+    fn layout(&self, env: EnvironmentId) -> EnvLayout {
+        EnvLayout::new(&self.envs_dir, env)
+    }
+
+    fn meta(&self, id: &SnapshotId) -> Result<SnapshotMeta> {
+        let v = self.vault.metadata(id).map_err(vault_error)?;
+        serde_json::from_value(v)
+            .map_err(|e| DomainError::internal(format!("snapshot metadata: {e}")))
+    }
+}
+
+fn write_key_file(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let mut key = [0u8; 32];
+    getrandom_fill(&mut key)?;
+    f.write_all(hex_encode(&key).as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Layers of an environment root.
+fn layers(layout: &EnvLayout, base_prefix: Option<&str>) -> Vec<LayerSource> {
+    let mut l = vec![
+        LayerSource {
+            name: "env".into(),
+            root: layout.root().to_path_buf(),
+            // `home/*`: the home layer holds it (the empty dir stays here);
+            // the runtime dir holds sockets and pid files of a live server.
+            exclude: vec!["home/*".into(), "jupyter/runtime".into()],
+        },
+        LayerSource {
+            name: "home".into(),
+            root: layout.home(),
+            exclude: vec![],
+        },
+    ];
+    if let Some(b) = base_prefix.filter(|b| Path::new(b).is_dir()) {
+        l.insert(
+            0,
+            LayerSource {
+                name: "base".into(),
+                root: PathBuf::from(b),
+                exclude: vec![],
+            },
+        );
+    }
+    l
+}
+
+fn python_identifier(m: &str) -> bool {
+    m.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+const DRILL_SCRIPT: &str = r#"
+import json, sys
+from jupyter_client.manager import start_new_kernel
+mods = json.loads(sys.argv[1])
+expect_prefix = sys.argv[2]
+out = {"failures": [], "prefix": None}
+km, kc = start_new_kernel(kernel_name="python3", startup_timeout=90)
+try:
+    seen = []
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            seen.append(msg["content"]["text"])
+    kc.execute_interactive("import sys; print(sys.prefix)", timeout=60, output_hook=hook)
+    out["prefix"] = "".join(seen).strip()
+    if not out["prefix"].startswith(expect_prefix):
+        out["failures"].append("the kernel runs from " + out["prefix"] + ", not from the restored environment")
+    for m in mods:
+        r = kc.execute_interactive("import " + m, timeout=120, output_hook=lambda msg: None)
+        c = r["content"]
+        if c["status"] != "ok":
+            out["failures"].append("import %s: %s: %s" % (m, c.get("ename"), c.get("evalue")))
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+print("WESTTEK-DRILL " + json.dumps(out))
+"#;
+
+#[async_trait]
+impl SnapshotEngine for LocalSnapshotEngine {
+    async fn capture(
+        &self,
+        req: &CaptureRequest,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<CaptureOutcome> {
+        let layout = self.layout(req.env_id);
+        if !layout.root().is_dir() {
+            return Err(DomainError::NotFound {
+                kind: "environment files",
+            });
+        }
+        if install_running(&layout.venv()) {
+            return Err(DomainError::Conflict(
+                "a package install is running in this environment; snapshot it when the install has finished".into(),
+            ));
+        }
+        let me = self.clone();
+        let req = req.clone();
+        tokio::task::spawn_blocking(move || {
+            progress.update(0.01, "taking the inventory");
+            let inv = westtek_inventory::inventory(layout.root())
+                .map_err(|e| DomainError::internal(format!("inventory: {e}")))?;
+            let seed = westtek_inventory::seed_metadata(&inv);
+            let base_prefix = inv.python.base_prefix.clone();
+            let meta = SnapshotMeta {
+                westtek_meta_version: META_VERSION,
+                environment_id: req.env_id.to_string(),
+                env_root: layout.root().to_string_lossy().to_string(),
+                base_prefix: base_prefix.clone(),
+                notes: req.notes.clone(),
+                inventory: inv,
+            };
+            let metadata = serde_json::to_value(&meta).map_err(DomainError::internal)?;
+            let parent = req
+                .parent
+                .as_deref()
+                .and_then(|p| SnapshotId::parse(p).ok());
+            let sreq = SnapshotRequest {
+                layers: layers(&layout, base_prefix.as_deref()),
+                parent,
+                metadata,
+                changed_hint: None,
+            };
+            let summary = me
+                .vault
+                .snapshot(&sreq, slice(&progress, 0.05, 1.0, "snapshot"))
+                .map_err(vault_error)?;
+            Ok(CaptureOutcome {
+                engine_id: summary.id.to_string(),
+                location: format!("{}#{}", me.vault.location(), summary.id),
+                checksum: summary.root_hash.clone(),
+                size_bytes: summary.logical_bytes,
+                stored_bytes_added: summary.stored_bytes_added,
+                metadata: SnapshotMetadata {
+                    jupyter_version: seed.jupyter_version,
+                    installed_packages: seed.installed_packages,
+                    notebook_count: u32::try_from(seed.notebook_count).unwrap_or(u32::MAX),
+                    configuration_files: seed.configuration_files,
+                    notes: req.notes.clone(),
+                },
+                changed_during_read: summary
+                    .changed_during_read
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                skipped: summary
+                    .skipped
+                    .iter()
+                    .map(|(p, why)| format!("{}: {why}", p.display()))
+                    .collect(),
+            })
+        })
+        .await
+        .map_err(blocking_error)?
+    }
+
+    async fn restore(
+        &self,
+        engine_id: &str,
+        _source: EnvironmentId,
+        target: EnvironmentId,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<RestoreOutcome> {
+        let id = SnapshotId::parse(engine_id).map_err(vault_error)?;
+        let me = self.clone();
+        let layout = self.layout(target);
+        tokio::task::spawn_blocking(move || {
+            restore_into(&me, &id, &layout, progress, false).map(|(o, _)| o)
+        })
+        .await
+        .map_err(blocking_error)?
+    }
+
+    async fn inventory(&self, engine_id: &str) -> Result<serde_json::Value> {
+        let id = SnapshotId::parse(engine_id).map_err(vault_error)?;
+        let meta = self.meta(&id)?;
+        serde_json::to_value(meta.inventory).map_err(DomainError::internal)
+    }
+
+    async fn diff(&self, a: &str, b: &str) -> Result<serde_json::Value> {
+        let a = SnapshotId::parse(a).map_err(vault_error)?;
+        let b = SnapshotId::parse(b).map_err(vault_error)?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let (ma, mb) = (me.meta(&a)?, me.meta(&b)?);
+            let findings = westtek_inventory::diff(&ma.inventory, &mb.inventory);
+            let tree = me.vault.diff(&a, &b).map_err(vault_error)?;
+            let mut files = Vec::new();
+            for l in &tree.layers {
+                for e in &l.added {
+                    files.push(serde_json::json!({ "layer": l.layer, "path": e.path, "change": "added", "kind": e.kind, "size": e.size }));
+                }
+                for e in &l.removed {
+                    files.push(serde_json::json!({ "layer": l.layer, "path": e.path, "change": "removed", "kind": e.kind, "size": e.size }));
+                }
+                for e in &l.changed {
+                    files.push(serde_json::json!({
+                        "layer": l.layer, "path": e.path, "change": "changed", "kind": e.new_kind,
+                        "size": e.new_size, "old_size": e.old_size,
+                        "content_changed": e.content_changed, "metadata_changed": e.metadata_changed,
+                    }));
+                }
+            }
+            Ok(serde_json::json!({
+                "drift_status": westtek_inventory::drift_status(&findings),
+                "findings": findings,
+                "files": files,
+            }))
+        })
+        .await
+        .map_err(blocking_error)?
+    }
+
+    async fn delete(&self, engine_id: &str) -> Result<()> {
+        let id = SnapshotId::parse(engine_id).map_err(vault_error)?;
+        let vault = self.vault.clone();
+        tokio::task::spawn_blocking(move || match vault.delete(&id) {
+            Ok(()) | Err(VaultError::SnapshotNotFound(_)) => Ok(()),
+            Err(e) => Err(vault_error(e)),
+        })
+        .await
+        .map_err(blocking_error)?
+    }
+
+    async fn drill(&self, engine_id: &str, progress: Arc<dyn ProgressSink>) -> Result<DrillResult> {
+        let id = SnapshotId::parse(engine_id).map_err(vault_error)?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || drill(&me, &id, progress))
+            .await
+            .map_err(blocking_error)?
+    }
+}
+
+/// Restores snapshot `id` into `layout`'s root; `force_base` restores the
+/// interpreter too even when the original one still exists (drills).
+/// Returns the outcome and the snapshot's metadata.
+fn restore_into(
+    me: &LocalSnapshotEngine,
+    id: &SnapshotId,
+    layout: &EnvLayout,
+    progress: Arc<dyn ProgressSink>,
+    force_base: bool,
+) -> Result<(RestoreOutcome, SnapshotMeta)> {
+    let meta = me.meta(id)?;
+    let summary = me.vault.get(id).map_err(vault_error)?;
+    let has_base = summary.layers.iter().any(|l| l.name == "base");
+    let root = layout.root().to_path_buf();
+    std::fs::create_dir_all(&root).map_err(DomainError::internal)?;
+    let original_base_ok = meta
+        .base_prefix
+        .as_deref()
+        .is_some_and(|b| Path::new(b).join("bin").is_dir());
+    let restore_base = has_base && (force_base || !original_base_ok);
+    let base_target = root.join("base");
+    let mut steps: Vec<(&str, PathBuf)> = vec![("env", root.clone()), ("home", layout.home())];
+    if restore_base {
+        steps.push(("base", base_target.clone()));
+    }
+    let n = steps.len() as f32;
+    let mut outcome = RestoreOutcome::default();
+    for (i, (layer, target)) in steps.iter().enumerate() {
+        let req = RestoreRequest {
+            targets: vec![((*layer).to_string(), target.clone())],
+            verify: false,
+        };
+        let sink = slice(
+            &progress,
+            i as f32 / n * 0.95,
+            (i as f32 + 1.0) / n * 0.95,
+            "restore",
+        );
+        let report = me.vault.restore(id, &req, sink).map_err(vault_error)?;
+        outcome.files += report.files;
+        outcome.bytes += report.bytes_written;
+    }
+    let old_root = PathBuf::from(&meta.env_root);
+    if old_root != root || restore_base {
+        progress.update(0.96, "relocating the environment to its new path");
+        let report = westtek_inventory::relocate(
+            &root,
+            &old_root,
+            restore_base.then_some(base_target.as_path()),
+        )
+        .map_err(|e| DomainError::internal(format!("relocate: {e}")))?;
+        outcome.relocated = report
+            .rewritten
+            .iter()
+            .chain(report.relinked.iter())
+            .map(|p| p.display().to_string())
+            .collect();
+    }
+    progress.update(1.0, "restored");
+    Ok((outcome, meta))
+}
+
+fn drill(
+    me: &LocalSnapshotEngine,
+    id: &SnapshotId,
+    progress: Arc<dyn ProgressSink>,
+) -> Result<DrillResult> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&me.scratch_dir).map_err(DomainError::internal)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("drill-")
+        .tempdir_in(&me.scratch_dir)
+        .map_err(DomainError::internal)?;
+    let env = EnvironmentId::new();
+    let layout = EnvLayout::new(scratch.path(), env);
+    let (_, meta) = restore_into(me, id, &layout, slice(&progress, 0.0, 0.7, "drill"), true)?;
+    let mut modules: Vec<String> = meta
+        .inventory
+        .notebooks
+        .iter()
+        .flat_map(|n| n.imports.iter().cloned())
+        .map(|m| m.split('.').next().unwrap_or("").to_string())
+        .filter(|m| python_identifier(m))
+        .collect();
+    modules.sort();
+    modules.dedup();
+    progress.update(
+        0.75,
+        &format!(
+            "starting the restored kernel and importing {} modules",
+            modules.len()
+        ),
+    );
+    let python = layout.venv().join("bin").join("python");
+    let home = layout.home();
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(DRILL_SCRIPT)
+        .arg(serde_json::to_string(&modules).map_err(DomainError::internal)?)
+        .arg(layout.root().to_string_lossy().to_string())
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", layout.venv().join("bin").display()),
+        )
+        .env("HOME", &home)
+        .env("JUPYTER_CONFIG_DIR", layout.root().join("jupyter/config"))
+        .env("JUPYTER_DATA_DIR", layout.root().join("jupyter/data"))
+        .env("JUPYTER_RUNTIME_DIR", scratch.path().join("runtime"))
+        .env("IPYTHONDIR", layout.root().join("ipython"))
+        .current_dir(&home)
+        .output();
+    let mut failures = Vec::new();
+    match out {
+        Err(e) => failures.push(format!("the restored interpreter did not start: {e}")),
+        Ok(o) => {
+            let stdout = String::from_utf8_lossy(&o.stdout);
+            match stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("WESTTEK-DRILL "))
+            {
+                Some(json) => match serde_json::from_str::<serde_json::Value>(json) {
+                    Ok(v) => failures.extend(
+                        v["failures"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|f| f.as_str().map(str::to_string)),
+                    ),
+                    Err(e) => failures.push(format!("unreadable drill report: {e}")),
+                },
+                None => {
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    let tail: Vec<&str> = err.lines().rev().take(5).collect();
+                    failures.push(format!(
+                        "the restored kernel did not run: {}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    ));
+                }
+            }
+        }
+    }
+    progress.update(
+        1.0,
+        if failures.is_empty() {
+            "drill passed"
+        } else {
+            "drill failed"
+        },
+    );
+    Ok(DrillResult {
+        passed: failures.is_empty(),
+        at: chrono::Utc::now(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        modules_checked: modules,
+        failures,
+    })
+}

@@ -1,0 +1,93 @@
+//! snapshots: capture environments into the vault, list and compare
+//! snapshots, restore them (into a new environment or in place), restore
+//! drills, retention. A library exposing `router()`; `westtek up` and
+//! `westtek serve snapshots` serve it. The bytes are the `SnapshotEngine`
+//! port's business; this service keeps the records, jobs, audit and events.
+
+pub mod dto;
+pub mod engine;
+pub mod retention;
+pub mod routes;
+
+use axum::Router;
+use utoipa::OpenApi;
+use westtek_domain::ports::Write;
+use westtek_domain::{DomainEvent, Snapshot, SnapshotFilter, SnapshotStatus};
+use westtek_env_manager::system_audit;
+use westtek_platform::AppState;
+
+/// The service name in events and logs.
+pub const SERVICE: &str = "snapshots";
+
+/// All routes of the service.
+pub fn router() -> Router<AppState> {
+    routes::router()
+}
+
+/// OpenAPI of the service.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        routes::create, routes::list, routes::get_one, routes::diff, routes::restore,
+        routes::delete, routes::drill, routes::inventory,
+    ),
+    tags((name = "snapshots", description = "Snapshots of environments: capture, compare, restore, drill"))
+)]
+pub struct SnapshotsApi;
+
+/// Publishes a snapshot event; a bus failure is logged, never fails the
+/// request (the change is committed and audited).
+pub(crate) async fn publish(
+    state: &AppState,
+    event_type: &str,
+    s: &Snapshot,
+    extra: serde_json::Value,
+) {
+    let mut data = serde_json::json!({
+        "snapshot_id": s.id.to_string(),
+        "environment_id": s.environment_id.to_string(),
+        "status": s.status,
+        "checksum": s.checksum,
+        "created_by": s.created_by.to_string(),
+    });
+    if let (serde_json::Value::Object(d), serde_json::Value::Object(x)) = (&mut data, extra) {
+        d.extend(x);
+    }
+    let ev = DomainEvent::new(event_type, SERVICE, s.lab_id, state.clock.now(), data);
+    if let Err(e) = state.bus.publish(&ev).await {
+        tracing::warn!(error = %e, event = event_type, "could not publish event");
+    }
+}
+
+/// At start-up: snapshots that were being written when the process died
+/// are marked failed (the vault never lists a snapshot it did not finish;
+/// its leftovers go at the next gc). Their jobs are failed as interrupted
+/// by the env-manager's reconcile, which runs first.
+///
+/// # Errors
+/// Store failures.
+pub async fn reconcile(state: &AppState) -> westtek_domain::Result<()> {
+    let creating = state
+        .store
+        .list_snapshots(&SnapshotFilter {
+            status: Some(SnapshotStatus::Creating),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await?;
+    for mut s in creating.items {
+        s.status = SnapshotStatus::Failed;
+        let audit = system_audit(
+            Some(s.lab_id),
+            "snapshot.interrupted",
+            "snapshot",
+            s.id.to_string(),
+            serde_json::json!({ "environment_id": s.environment_id.to_string() }),
+        );
+        state
+            .store
+            .commit(vec![Write::UpdateSnapshot(s)], vec![audit])
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,903 @@
+//! Snapshot endpoints and the jobs behind them.
+//!
+//! Policy: a snapshot record is `creating` from the request until its bytes
+//! are verified in the vault, then `complete`; anything else ends `failed`
+//! with the reason on its job. One snapshot of an environment at a time.
+//! Restoring in place first snapshots the current state, so nothing is
+//! lost; restoring into a new environment creates it like a build does.
+
+use crate::dto::{
+    CreateSnapshotRequest, RestoreAccepted, RestoreSnapshotRequest, SnapshotAccepted, SnapshotPage,
+    SnapshotResponse,
+};
+use crate::{publish, retention};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+use westtek_domain::event::types;
+use westtek_domain::ports::{CaptureRequest, ProgressSink, Write};
+use westtek_domain::{
+    AuditDraft, DomainError, Environment, EnvironmentId, EnvironmentStatus, Job, JobError, JobId,
+    JobStatus, JupyterStatus, Result, Slug, Snapshot, SnapshotFilter, SnapshotId, SnapshotMetadata,
+    SnapshotStatus, UserId,
+};
+use westtek_env_manager::environments::{modify, operable, visible};
+use westtek_platform::auth::Caller;
+use westtek_platform::extract::{parse_id, ApiJson, ApiQuery, IdPath};
+use westtek_platform::jobs::JobTracker;
+use westtek_platform::{ApiError, ApiResult, AppState};
+
+/// Routes of the service (the seed's path first).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/environments/snapshot", post(create))
+        .route("/api/snapshots", get(list))
+        .route("/api/snapshots/{id}", get(get_one).delete(delete))
+        .route("/api/snapshots/{id}/diff/{other}", get(diff))
+        .route("/api/snapshots/{id}/restore", post(restore))
+        .route("/api/snapshots/{id}/drill", post(drill))
+        .route("/api/snapshots/{id}/inventory", get(inventory))
+}
+
+fn accepted<T: serde::Serialize>(job: JobId, body: T) -> Response {
+    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/jobs/{job}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn new_job(
+    lab: westtek_domain::LabId,
+    kind: &str,
+    target: String,
+    by: UserId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Job {
+    Job {
+        id: JobId::new(),
+        lab_id: lab,
+        kind: kind.into(),
+        target_id: target,
+        status: JobStatus::Queued,
+        progress: 0.0,
+        message: "queued".into(),
+        error: None,
+        created_by: by,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn job_error(e: &DomainError) -> JobError {
+    match e {
+        DomainError::Upstream { code, message } => JobError {
+            code: (*code).into(),
+            message: message.clone(),
+        },
+        DomainError::Conflict(m) => JobError {
+            code: "conflict".into(),
+            message: m.clone(),
+        },
+        DomainError::NotFound { kind } => JobError {
+            code: "not_found".into(),
+            message: format!("{kind} not found"),
+        },
+        DomainError::Validation { field, message } => JobError {
+            code: "validation_failed".into(),
+            message: format!("{field}: {message}"),
+        },
+        other => {
+            tracing::error!(error = %other, "snapshot job failed");
+            JobError {
+                code: "internal".into(),
+                message: "the snapshot engine failed; see the server log".into(),
+            }
+        }
+    }
+}
+
+fn audit_as(
+    actor: UserId,
+    name: &str,
+    lab: westtek_domain::LabId,
+    action: &str,
+    target: String,
+    details: serde_json::Value,
+    rid: &str,
+) -> AuditDraft {
+    AuditDraft {
+        actor_id: Some(actor),
+        actor_name: name.into(),
+        lab_id: Some(lab),
+        action: action.into(),
+        target_kind: "snapshot".into(),
+        target_id: target,
+        request_id: rid.into(),
+        details,
+    }
+}
+
+/// The newest complete snapshot of an environment.
+async fn latest_complete(state: &AppState, env: EnvironmentId) -> Result<Option<Snapshot>> {
+    let page = state
+        .store
+        .list_snapshots(&SnapshotFilter {
+            environment_id: Some(env),
+            status: Some(SnapshotStatus::Complete),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    Ok(page.items.into_iter().next())
+}
+
+/// Checks and records a new snapshot of `env` as `creating`, with its job.
+async fn begin_snapshot(
+    state: &AppState,
+    env: &Environment,
+    by: UserId,
+    notes: Option<String>,
+    audit: AuditDraft,
+    job_kind: &str,
+) -> Result<(Snapshot, Job)> {
+    if env.status != EnvironmentStatus::Ready {
+        return Err(DomainError::Conflict(
+            "only a ready environment can be snapshotted".into(),
+        ));
+    }
+    let busy = state
+        .store
+        .list_snapshots(&SnapshotFilter {
+            environment_id: Some(env.id),
+            status: Some(SnapshotStatus::Creating),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    if busy.total > 0 {
+        return Err(DomainError::Conflict(
+            "a snapshot of this environment is already being taken".into(),
+        ));
+    }
+    let lab = state.store.get_lab(env.lab_id).await?;
+    if let Some(max) = lab.quotas.max_storage_bytes {
+        let used = state.store.lab_storage_bytes(env.lab_id).await?;
+        if used >= max {
+            return Err(DomainError::QuotaExceeded(format!(
+                "the lab's snapshots use {used} of its {max} bytes; delete snapshots or ask for more"
+            )));
+        }
+    }
+    let parent = latest_complete(state, env.id).await?;
+    let now = state.clock.now();
+    let snap = Snapshot {
+        id: SnapshotId::new(),
+        lab_id: env.lab_id,
+        environment_id: env.id,
+        created_by: by,
+        timestamp: now,
+        status: SnapshotStatus::Creating,
+        s3_location: String::new(),
+        vault_snapshot_id: None,
+        size_bytes: 0,
+        stored_bytes_added: 0,
+        checksum: None,
+        container_image: None,
+        efs_snapshot_id: None,
+        ebs_snapshot_id: None,
+        metadata: SnapshotMetadata {
+            notes,
+            ..Default::default()
+        },
+        parent_id: parent.map(|p| p.id),
+        drill: None,
+    };
+    let job = new_job(env.lab_id, job_kind, snap.id.to_string(), by, now);
+    state
+        .store
+        .commit(
+            vec![
+                Write::InsertSnapshot(snap.clone()),
+                Write::InsertJob(job.clone()),
+            ],
+            vec![audit],
+        )
+        .await?;
+    Ok((snap, job))
+}
+
+/// Captures a snapshot recorded by `begin_snapshot` and records the
+/// outcome. Returns the complete snapshot.
+async fn capture(
+    state: &AppState,
+    mut snap: Snapshot,
+    progress: Arc<dyn ProgressSink>,
+    actor_name: &str,
+    rid: &str,
+) -> Result<Snapshot> {
+    let parent_engine_id = match snap.parent_id {
+        Some(p) => state
+            .store
+            .get_snapshot(p)
+            .await
+            .ok()
+            .and_then(|p| p.vault_snapshot_id),
+        None => None,
+    };
+    let req = CaptureRequest {
+        env_id: snap.environment_id,
+        lab_id: snap.lab_id,
+        parent: parent_engine_id,
+        notes: snap.metadata.notes.clone(),
+    };
+    match state.snapshots.capture(&req, progress).await {
+        Ok(out) => {
+            snap.status = SnapshotStatus::Complete;
+            snap.s3_location = out.location;
+            snap.vault_snapshot_id = Some(out.engine_id);
+            snap.size_bytes = out.size_bytes;
+            snap.stored_bytes_added = out.stored_bytes_added;
+            snap.checksum = Some(out.checksum);
+            let notes = snap.metadata.notes.take();
+            snap.metadata = SnapshotMetadata {
+                notes,
+                ..out.metadata
+            };
+            let audit = audit_as(
+                snap.created_by,
+                actor_name,
+                snap.lab_id,
+                "snapshot.created",
+                snap.id.to_string(),
+                serde_json::json!({
+                    "environment_id": snap.environment_id.to_string(),
+                    "checksum": snap.checksum,
+                    "size_bytes": snap.size_bytes,
+                    "stored_bytes_added": snap.stored_bytes_added,
+                    "changed_during_read": out.changed_during_read,
+                    "skipped": out.skipped,
+                }),
+                rid,
+            );
+            let at = snap.timestamp;
+            state
+                .store
+                .commit(vec![Write::UpdateSnapshot(snap.clone())], vec![audit])
+                .await?;
+            // The environment's own record: best effort against concurrent edits.
+            let _ = modify(state, snap.environment_id, None, move |e| {
+                e.last_snapshot = Some(at);
+                Ok(())
+            })
+            .await;
+            publish(
+                state,
+                types::SNAPSHOT_CREATED,
+                &snap,
+                serde_json::json!({ "size_bytes": snap.size_bytes }),
+            )
+            .await;
+            Ok(snap)
+        }
+        Err(e) => {
+            snap.status = SnapshotStatus::Failed;
+            let audit = audit_as(
+                snap.created_by,
+                actor_name,
+                snap.lab_id,
+                "snapshot.failed",
+                snap.id.to_string(),
+                serde_json::json!({ "environment_id": snap.environment_id.to_string(), "code": job_error(&e).code }),
+                rid,
+            );
+            if let Err(record) = state
+                .store
+                .commit(vec![Write::UpdateSnapshot(snap.clone())], vec![audit])
+                .await
+            {
+                tracing::error!(error = %record, "could not record a failed snapshot");
+            }
+            publish(state, types::SNAPSHOT_FAILED, &snap, serde_json::json!({})).await;
+            Err(e)
+        }
+    }
+}
+
+/// Deletes snapshots the environment's retention policy lets go.
+async fn apply_retention(state: &AppState, env_id: EnvironmentId) -> Result<Vec<SnapshotId>> {
+    let env = state.store.get_environment(env_id).await?;
+    let all = state
+        .store
+        .list_snapshots(&SnapshotFilter {
+            environment_id: Some(env_id),
+            status: Some(SnapshotStatus::Complete),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await?;
+    let expired = retention::to_expire(&all.items, &env.retention, env.baseline_snapshot_id);
+    for id in &expired {
+        if let Some(s) = all.items.iter().find(|s| s.id == *id) {
+            forget(state, s, westtek_env_manager::system_audit(
+                Some(s.lab_id),
+                "snapshot.expired",
+                "snapshot",
+                s.id.to_string(),
+                serde_json::json!({ "environment_id": env_id.to_string(), "policy": env.retention }),
+            ))
+            .await?;
+        }
+    }
+    Ok(expired)
+}
+
+async fn forget(state: &AppState, s: &Snapshot, audit: AuditDraft) -> Result<()> {
+    if let Some(engine_id) = &s.vault_snapshot_id {
+        state.snapshots.delete(engine_id).await?;
+    }
+    state
+        .store
+        .commit(vec![Write::DeleteSnapshot(s.id)], vec![audit])
+        .await?;
+    publish(state, types::SNAPSHOT_DELETED, s, serde_json::json!({})).await;
+    Ok(())
+}
+
+async fn run_snapshot_job(
+    state: AppState,
+    tracker: JobTracker,
+    snap: Snapshot,
+    actor_name: String,
+    rid: String,
+) {
+    let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
+    let env_id = snap.environment_id;
+    let outcome = capture(&state, snap, sink, &actor_name, &rid).await;
+    let result = match outcome {
+        Ok(s) => {
+            let expired = apply_retention(&state, env_id).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, env = %env_id, "retention could not be applied");
+                Vec::new()
+            });
+            let mut msg = format!(
+                "snapshot {} complete: {} bytes, {} new in the vault",
+                s.id, s.size_bytes, s.stored_bytes_added
+            );
+            if !expired.is_empty() {
+                msg.push_str(&format!(
+                    "; {} old snapshot(s) expired by the retention policy",
+                    expired.len()
+                ));
+            }
+            Ok(msg)
+        }
+        Err(e) => Err(job_error(&e)),
+    };
+    if let Err(e) = tracker.finish(result, vec![], vec![]).await {
+        tracing::error!(error = %e, "could not finish a snapshot job");
+    }
+}
+
+/// Takes a snapshot of an environment (seed path). The job reports progress;
+/// `snapshot.created` is published when it is complete and verified.
+#[utoipa::path(post, path = "/api/environments/snapshot", tag = "snapshots", request_body = CreateSnapshotRequest,
+    responses((status = 202, body = SnapshotAccepted), (status = 404, body = westtek_platform::Problem),
+              (status = 409, body = westtek_platform::Problem), (status = 403, body = westtek_platform::Problem)))]
+pub async fn create(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateSnapshotRequest>,
+) -> ApiResult<Response> {
+    let env_id: EnvironmentId = parse_id("environment_id", &req.environment_id)?;
+    let (env, _) = operable(&state, &caller, env_id).await?;
+    let notes = req
+        .notes
+        .map(|n| n.trim().chars().take(2000).collect::<String>())
+        .filter(|n| !n.is_empty());
+    let snap_audit = caller.audit(
+        Some(env.lab_id),
+        "snapshot.create",
+        "environment",
+        env.id,
+        serde_json::json!({ "notes": notes }),
+    );
+    let (snap, job) = begin_snapshot(
+        &state,
+        &env,
+        caller.principal.user_id,
+        notes,
+        snap_audit,
+        "snapshot.create",
+    )
+    .await?;
+    let tracker = state.jobs.track(job.clone());
+    tokio::spawn(run_snapshot_job(
+        state.clone(),
+        tracker,
+        snap.clone(),
+        caller.principal.username.clone(),
+        caller.request_id.clone(),
+    ));
+    Ok(accepted(
+        job.id,
+        SnapshotAccepted {
+            job_id: job.id.to_string(),
+            snapshot_id: snap.id.to_string(),
+        },
+    ))
+}
+
+/// Filters of the snapshot listing.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub environment_id: Option<String>,
+    /// `creating`, `complete`, `failed`.
+    pub status: Option<String>,
+    /// 1–500, default 50.
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+/// Snapshots the caller can see, newest first.
+#[utoipa::path(get, path = "/api/snapshots", tag = "snapshots", params(ListQuery),
+    responses((status = 200, body = SnapshotPage), (status = 404, body = westtek_platform::Problem)))]
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<SnapshotPage>> {
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > 500 {
+        return Err(DomainError::invalid("limit", "must be 1-500").into());
+    }
+    let mut filter = SnapshotFilter {
+        limit,
+        offset: q.offset.unwrap_or(0),
+        ..Default::default()
+    };
+    if let Some(e) = &q.environment_id {
+        let env = visible(&state, &caller, parse_id("environment_id", e)?).await?;
+        filter.environment_id = Some(env.id);
+    } else {
+        filter.lab_id = caller.read_scope()?.lab_filter();
+    }
+    if let Some(s) = &q.status {
+        filter.status = Some(
+            serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
+                DomainError::invalid("status", "must be creating, complete or failed")
+            })?,
+        );
+    }
+    let page = state.store.list_snapshots(&filter).await?;
+    Ok(Json(SnapshotPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+async fn readable(state: &AppState, caller: &Caller, id: SnapshotId) -> ApiResult<Snapshot> {
+    let s = state.store.get_snapshot(id).await?;
+    if !caller.can_read(s.lab_id) {
+        return Err(ApiError::not_found("snapshot"));
+    }
+    Ok(s)
+}
+
+fn engine_id(s: &Snapshot) -> ApiResult<String> {
+    match (&s.status, &s.vault_snapshot_id) {
+        (SnapshotStatus::Complete, Some(id)) => Ok(id.clone()),
+        _ => Err(DomainError::Conflict("the snapshot is not complete".into()).into()),
+    }
+}
+
+/// One snapshot.
+#[utoipa::path(get, path = "/api/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)),
+    responses((status = 200, body = SnapshotResponse), (status = 404, body = westtek_platform::Problem)))]
+pub async fn get_one(
+    caller: Caller,
+    State(state): State<AppState>,
+    IdPath(id): IdPath<SnapshotId>,
+) -> ApiResult<Json<SnapshotResponse>> {
+    Ok(Json(readable(&state, &caller, id).await?.into()))
+}
+
+/// The inventory stored with a snapshot: interpreter, packages, kernels,
+/// extensions, config files, notebooks with their imports, data files.
+#[utoipa::path(get, path = "/api/snapshots/{id}/inventory", tag = "snapshots", params(("id" = String, Path)),
+    responses((status = 200, description = "the inventory (JSON)"), (status = 404, body = westtek_platform::Problem)))]
+pub async fn inventory(
+    caller: Caller,
+    State(state): State<AppState>,
+    IdPath(id): IdPath<SnapshotId>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let s = readable(&state, &caller, id).await?;
+    Ok(Json(state.snapshots.inventory(&engine_id(&s)?).await?))
+}
+
+/// What changed from snapshot `id` to snapshot `other`: inventory findings
+/// (packages, kernels, extensions, config, notebooks, data, with severity)
+/// and file-level changes per layer.
+#[utoipa::path(get, path = "/api/snapshots/{id}/diff/{other}", tag = "snapshots",
+    params(("id" = String, Path), ("other" = String, Path)),
+    responses((status = 200, description = "findings and file changes (JSON)"), (status = 404, body = westtek_platform::Problem)))]
+pub async fn diff(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((a, b)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let a = readable(&state, &caller, parse_id("id", &a)?).await?;
+    let b = readable(&state, &caller, parse_id("other", &b)?).await?;
+    let mut d = state
+        .snapshots
+        .diff(&engine_id(&a)?, &engine_id(&b)?)
+        .await?;
+    if let serde_json::Value::Object(m) = &mut d {
+        m.insert("from".into(), serde_json::Value::String(a.id.to_string()));
+        m.insert("to".into(), serde_json::Value::String(b.id.to_string()));
+    }
+    Ok(Json(d))
+}
+
+/// Deletes a snapshot (its unshared bytes leave the vault at the next gc).
+/// A pinned drift baseline cannot be deleted.
+#[utoipa::path(delete, path = "/api/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)),
+    responses((status = 204, description = "deleted"), (status = 404, body = westtek_platform::Problem),
+              (status = 409, body = westtek_platform::Problem)))]
+pub async fn delete(
+    caller: Caller,
+    State(state): State<AppState>,
+    IdPath(id): IdPath<SnapshotId>,
+) -> ApiResult<StatusCode> {
+    let s = readable(&state, &caller, id).await?;
+    let (env, _) = operable(&state, &caller, s.environment_id).await?;
+    if env.baseline_snapshot_id == Some(s.id) {
+        return Err(DomainError::Conflict(
+            "this snapshot is the environment's pinned drift baseline; unpin it first".into(),
+        )
+        .into());
+    }
+    if s.status == SnapshotStatus::Creating {
+        return Err(DomainError::Conflict("the snapshot is still being taken".into()).into());
+    }
+    let audit = caller.audit(
+        Some(s.lab_id),
+        "snapshot.delete",
+        "snapshot",
+        s.id,
+        serde_json::json!({ "environment_id": s.environment_id.to_string() }),
+    );
+    forget(&state, &s, audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Restores a snapshot: into a new environment of the caller's lab (default),
+/// or in place, after the environment's current state is snapshotted.
+#[utoipa::path(post, path = "/api/snapshots/{id}/restore", tag = "snapshots", params(("id" = String, Path)),
+    request_body = RestoreSnapshotRequest,
+    responses((status = 202, body = RestoreAccepted), (status = 404, body = westtek_platform::Problem),
+              (status = 409, body = westtek_platform::Problem)))]
+pub async fn restore(
+    caller: Caller,
+    State(state): State<AppState>,
+    IdPath(id): IdPath<SnapshotId>,
+    ApiJson(req): ApiJson<RestoreSnapshotRequest>,
+) -> ApiResult<Response> {
+    let s = readable(&state, &caller, id).await?;
+    let engine = engine_id(&s)?;
+    match req.mode.as_deref().unwrap_or("new_environment") {
+        "new_environment" => restore_new(&state, &caller, s, engine, req.name).await,
+        "in_place" => restore_in_place(&state, &caller, s, engine).await,
+        _ => Err(DomainError::invalid("mode", "must be new_environment or in_place").into()),
+    }
+}
+
+async fn restore_new(
+    state: &AppState,
+    caller: &Caller,
+    s: Snapshot,
+    engine: String,
+    name: Option<String>,
+) -> ApiResult<Response> {
+    let scope = caller.write_scope()?;
+    let source = state.store.get_environment(s.environment_id).await?;
+    let name = name.unwrap_or_else(|| format!("{}-restored", source.name));
+    let name = Slug::parse_field(name.trim(), "name")?;
+    let lab = state.store.get_lab(scope.lab).await?;
+    let now = state.clock.now();
+    let mut env = source.clone();
+    env.id = EnvironmentId::new();
+    env.lab_id = scope.lab;
+    env.researcher_id = caller.principal.user_id;
+    env.name = name;
+    env.status = EnvironmentStatus::Provisioning;
+    env.jupyter_status = JupyterStatus::Stopped;
+    env.created_at = now;
+    env.updated_at = now;
+    env.last_snapshot = None;
+    env.drift_status = westtek_domain::DriftStatus::Stable;
+    env.container_info = Default::default();
+    env.metadata.jupyter_packages = s.metadata.installed_packages.clone();
+    env.baseline_snapshot_id = None;
+    env.version = 0;
+    let job = new_job(
+        scope.lab,
+        "environment.restore",
+        env.id.to_string(),
+        caller.principal.user_id,
+        now,
+    );
+    let audit = caller.audit(
+        Some(scope.lab),
+        "snapshot.restore",
+        "snapshot",
+        s.id,
+        serde_json::json!({ "mode": "new_environment", "environment_id": env.id.to_string(), "name": env.name }),
+    );
+    state
+        .store
+        .commit(
+            vec![
+                Write::InsertEnvironment {
+                    env: env.clone(),
+                    max_in_lab: Some(lab.quotas.max_environments),
+                },
+                Write::InsertJob(job.clone()),
+            ],
+            vec![audit],
+        )
+        .await?;
+    let tracker = state.jobs.track(job.clone());
+    let st = state.clone();
+    let (actor, rid) = (caller.principal.username.clone(), caller.request_id.clone());
+    let env_id = env.id;
+    tokio::spawn(async move {
+        let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
+        let result = st
+            .snapshots
+            .restore(&engine, s.environment_id, env_id, sink)
+            .await;
+        let audit = |action: &str, details: serde_json::Value| {
+            audit_as(
+                s.created_by,
+                &actor,
+                env.lab_id,
+                action,
+                s.id.to_string(),
+                details,
+                &rid,
+            )
+        };
+        match result {
+            Ok(out) => {
+                let ready = modify(&st, env_id, None, |e| {
+                    e.status = EnvironmentStatus::Ready;
+                    Ok(())
+                })
+                .await;
+                let a = audit(
+                    "snapshot.restored",
+                    serde_json::json!({
+                        "environment_id": env_id.to_string(), "files": out.files, "bytes": out.bytes, "relocated": out.relocated,
+                    }),
+                );
+                let msg = format!("restored {} files into environment {env_id}; {} files rewritten for the new path", out.files, out.relocated.len());
+                let fin = match ready {
+                    Ok(_) => tracker.finish(Ok(msg), vec![], vec![a]).await,
+                    Err(e) => tracker.finish(Err(job_error(&e)), vec![], vec![]).await,
+                };
+                if let Err(e) = fin {
+                    tracing::error!(error = %e, "could not finish a restore job");
+                }
+                publish(
+                    &st,
+                    types::SNAPSHOT_RESTORED,
+                    &s,
+                    serde_json::json!({ "environment_id": env_id.to_string() }),
+                )
+                .await;
+            }
+            Err(e) => {
+                let _ = st.builder.remove(env_id).await;
+                let a = audit(
+                    "snapshot.restore_failed",
+                    serde_json::json!({ "environment_id": env_id.to_string(), "code": job_error(&e).code }),
+                );
+                if let Err(e) = tracker
+                    .finish(
+                        Err(job_error(&e)),
+                        vec![Write::DeleteEnvironment(env_id)],
+                        vec![a],
+                    )
+                    .await
+                {
+                    tracing::error!(error = %e, "could not finish a failed restore job");
+                }
+            }
+        }
+    });
+    Ok(accepted(
+        job.id,
+        RestoreAccepted {
+            job_id: job.id.to_string(),
+            environment_id: env.id.to_string(),
+        },
+    ))
+}
+
+async fn restore_in_place(
+    state: &AppState,
+    caller: &Caller,
+    s: Snapshot,
+    engine: String,
+) -> ApiResult<Response> {
+    let (env, _) = operable(state, caller, s.environment_id).await?;
+    if env.jupyter_status != JupyterStatus::Stopped {
+        return Err(DomainError::Conflict(
+            "stop the environment's Jupyter server before restoring it in place".into(),
+        )
+        .into());
+    }
+    // First the safety snapshot of the current state; its job is the restore's.
+    let audit = caller.audit(
+        Some(env.lab_id),
+        "snapshot.restore",
+        "snapshot",
+        s.id,
+        serde_json::json!({ "mode": "in_place", "environment_id": env.id.to_string() }),
+    );
+    let note = Some(format!(
+        "automatic: state before restoring snapshot {}",
+        s.id
+    ));
+    let (safety, job) = begin_snapshot(
+        state,
+        &env,
+        caller.principal.user_id,
+        note,
+        audit,
+        "snapshot.restore",
+    )
+    .await?;
+    let tracker = state.jobs.track(job.clone());
+    let st = state.clone();
+    let (actor, rid) = (caller.principal.username.clone(), caller.request_id.clone());
+    let env_id = s.environment_id;
+    tokio::spawn(async move {
+        let sink: Arc<dyn ProgressSink> = Arc::new(Halves {
+            inner: Arc::new(tracker.clone()),
+            second: false,
+        });
+        let before = capture(&st, safety, sink, &actor, &rid).await;
+        let outcome = match before {
+            Err(e) => Err(e),
+            Ok(_) => {
+                let sink: Arc<dyn ProgressSink> = Arc::new(Halves {
+                    inner: Arc::new(tracker.clone()),
+                    second: true,
+                });
+                st.snapshots
+                    .restore(&engine, s.environment_id, s.environment_id, sink)
+                    .await
+            }
+        };
+        let (result, audits) = match outcome {
+            Ok(out) => (
+                Ok(format!("restored snapshot {} in place ({} files); the previous state was snapshotted first", s.id, out.files)),
+                vec![audit_as(s.created_by, &actor, s.lab_id, "snapshot.restored", s.id.to_string(),
+                    serde_json::json!({ "mode": "in_place", "files": out.files, "bytes": out.bytes }), &rid)],
+            ),
+            Err(e) => (Err(job_error(&e)), vec![]),
+        };
+        if let Err(e) = tracker.finish(result, vec![], audits).await {
+            tracing::error!(error = %e, "could not finish an in-place restore job");
+        }
+        publish(&st, types::SNAPSHOT_RESTORED, &s, serde_json::json!({ "environment_id": s.environment_id.to_string(), "mode": "in_place" })).await;
+    });
+    Ok(accepted(
+        job.id,
+        RestoreAccepted {
+            job_id: job.id.to_string(),
+            environment_id: env_id.to_string(),
+        },
+    ))
+}
+
+/// Maps a sub-task's 0–1 progress onto the first or second half of a job.
+struct Halves {
+    inner: Arc<dyn ProgressSink>,
+    second: bool,
+}
+
+impl ProgressSink for Halves {
+    fn update(&self, fraction: f32, message: &str) {
+        let f = fraction.clamp(0.0, 1.0) / 2.0 + if self.second { 0.5 } else { 0.0 };
+        let phase = if self.second {
+            "restore"
+        } else {
+            "safety snapshot"
+        };
+        self.inner.update(f, &format!("{phase}: {message}"));
+    }
+}
+
+/// Runs a restore drill now: restore into a scratch dir, start the kernel,
+/// import every top-level module the notebooks import; the result is kept
+/// on the snapshot.
+#[utoipa::path(post, path = "/api/snapshots/{id}/drill", tag = "snapshots", params(("id" = String, Path)),
+    responses((status = 202, body = westtek_platform::dto::JobAccepted), (status = 404, body = westtek_platform::Problem)))]
+pub async fn drill(
+    caller: Caller,
+    State(state): State<AppState>,
+    IdPath(id): IdPath<SnapshotId>,
+) -> ApiResult<Response> {
+    let s = readable(&state, &caller, id).await?;
+    let (_, _) = operable(&state, &caller, s.environment_id).await?;
+    let engine = engine_id(&s)?;
+    let job = new_job(
+        s.lab_id,
+        "snapshot.drill",
+        s.id.to_string(),
+        caller.principal.user_id,
+        state.clock.now(),
+    );
+    let audit = caller.audit(
+        Some(s.lab_id),
+        "snapshot.drill",
+        "snapshot",
+        s.id,
+        serde_json::json!({}),
+    );
+    state
+        .store
+        .commit(vec![Write::InsertJob(job.clone())], vec![audit])
+        .await?;
+    let tracker = state.jobs.track(job.clone());
+    tokio::spawn(run_drill(state.clone(), tracker, s.id, engine));
+    Ok(accepted(
+        job.id,
+        westtek_platform::dto::JobAccepted {
+            job_id: job.id.to_string(),
+            environment_id: None,
+        },
+    ))
+}
+
+/// Runs a drill and records its result on the snapshot.
+pub async fn run_drill(state: AppState, tracker: JobTracker, id: SnapshotId, engine: String) {
+    let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
+    let outcome = state.snapshots.drill(&engine, sink).await;
+    let (result, writes, audits) = match (outcome, state.store.get_snapshot(id).await) {
+        (Ok(d), Ok(mut s)) => {
+            let msg = if d.passed {
+                format!(
+                    "drill passed: {} modules imported in the restored kernel",
+                    d.modules_checked.len()
+                )
+            } else {
+                format!("drill FAILED: {}", d.failures.join("; "))
+            };
+            let audit = westtek_env_manager::system_audit(
+                Some(s.lab_id),
+                "snapshot.drilled",
+                "snapshot",
+                s.id.to_string(),
+                serde_json::json!({ "passed": d.passed, "failures": d.failures }),
+            );
+            s.drill = Some(d);
+            publish(&state, types::SNAPSHOT_DRILLED, &s, serde_json::json!({})).await;
+            (Ok(msg), vec![Write::UpdateSnapshot(s)], vec![audit])
+        }
+        (Err(e), _) | (_, Err(e)) => (Err(job_error(&e)), vec![], vec![]),
+    };
+    if let Err(e) = tracker.finish(result, writes, audits).await {
+        tracing::error!(error = %e, "could not finish a drill job");
+    }
+}
