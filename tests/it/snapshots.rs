@@ -463,3 +463,136 @@ struct NoProgress;
 impl westtek_domain::ports::ProgressSink for NoProgress {
     fn update(&self, _: f32, _: &str) {}
 }
+
+#[tokio::test]
+async fn retention_expires_old_snapshots_and_the_storage_quota_stops_new_ones() {
+    let app = spawn_app().await;
+    let t = app.admin_token.clone();
+    let env_id = build_env(&app, &t, "kept", json!([])).await;
+    let (s, env) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/environments/{env_id}"),
+            &t,
+            Some(json!({"retention": {"keep_last": 1}, "drill_interval_days": 7})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{env}");
+    assert_eq!(env["retention"]["keep_last"], 1);
+    assert_eq!(env["drill_interval_days"], 7);
+    let r = app
+        .req(Method::PATCH, &format!("/api/environments/{env_id}"), &t)
+        .json(&json!({"retention": {"keep_last": 0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (s, acc) = app
+            .call(
+                Method::POST,
+                "/api/environments/snapshot",
+                &t,
+                Some(json!({"environment_id": env_id})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{acc}");
+        let job = app.wait_job(acc["job_id"].as_str().unwrap(), &t).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        ids.push(acc["snapshot_id"].as_str().unwrap().to_string());
+    }
+    let (_, list) = app
+        .call(
+            Method::GET,
+            &format!("/api/snapshots?environment_id={env_id}"),
+            &t,
+            None,
+        )
+        .await;
+    let left: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        vec![ids[1].as_str()],
+        "keep_last 1 keeps only the newest"
+    );
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            &format!("/api/audit?action=snapshot.expired&target_id={}", ids[0]),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(audit["total"], 1);
+
+    // Storage accounting and quota.
+    let (s, storage) = app
+        .call(
+            Method::GET,
+            &format!("/api/labs/{}/storage", app.lab_id),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{storage}");
+    assert!(storage["used_bytes"].as_u64().unwrap() > 0);
+    let (s, _) = app.call(Method::PATCH, &format!("/api/labs/{}", app.lab_id), &t,
+        Some(json!({"quotas": {"max_environments": 50, "max_running_servers": 10, "max_storage_bytes": 1}}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let r = app
+        .req(Method::POST, "/api/environments/snapshot", &t)
+        .json(&json!({"environment_id": env_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "quota_exceeded").await;
+
+    // Vault maintenance is for IT admins; the vault is intact.
+    let (s, v) = app
+        .call(Method::GET, "/api/vault/verify?read_data=true", &t, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["errors"], json!([]), "{v}");
+    let (s, gc) = app.call(Method::POST, "/api/vault/gc", &t, None).await;
+    assert_eq!(s, StatusCode::OK, "{gc}");
+    let researcher = app.create_user(&app.lab_id, "rae", "researcher").await;
+    assert_problem(
+        app.req(Method::POST, "/api/vault/gc", &researcher)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    // Bad input: an unknown environment, a malformed id, an unknown field.
+    let r = app
+        .req(Method::POST, "/api/environments/snapshot", &t)
+        .json(&json!({"environment_id": uuid::Uuid::new_v4().to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+    let r = app
+        .req(Method::POST, "/api/environments/snapshot", &t)
+        .json(&json!({"environment_id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::BAD_REQUEST, "invalid_id").await;
+    let r = app
+        .req(Method::POST, "/api/environments/snapshot", &t)
+        .json(&json!({"environment_id": env_id, "compress": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
+    app.stop().await;
+}

@@ -296,6 +296,10 @@ pub struct Environment {
     /// Which snapshots to keep.
     #[serde(default)]
     pub retention: RetentionPolicy,
+    /// Run a restore drill of the latest snapshot when its last drill is
+    /// older than this many days (`None`: only on demand).
+    #[serde(default)]
+    pub drill_interval_days: Option<u32>,
     /// Optimistic-concurrency version; every update must carry the version
     /// it read and the store increments it.
     pub version: u64,

@@ -338,4 +338,8 @@ pub trait SnapshotEngine: Send + Sync {
         engine_id: &str,
         progress: Arc<dyn ProgressSink>,
     ) -> Result<crate::DrillResult>;
+    /// Removes data no snapshot references; safe while snapshots run.
+    async fn gc(&self) -> Result<serde_json::Value>;
+    /// Checks the store; `read_data` reads every byte.
+    async fn verify(&self, read_data: bool) -> Result<serde_json::Value>;
 }

@@ -380,6 +380,7 @@ mod tests {
                 keep_daily: None,
                 keep_monthly: Some(12),
             },
+            drill_interval_days: Some(30),
             version: 7,
         }
     }

@@ -64,6 +64,7 @@ pub fn environment(lab: LabId, owner: UserId, name: &str) -> Environment {
         metadata: EnvironmentMetadata::default(),
         baseline_snapshot_id: None,
         retention: RetentionPolicy::default(),
+        drill_interval_days: None,
         version: 0,
     }
 }

@@ -26,7 +26,10 @@ impl ProgressSink for Print {
 fn pairs(args: &[String]) -> Vec<(String, PathBuf)> {
     args.iter()
         .filter(|a| !a.starts_with("--"))
-        .filter_map(|a| a.split_once('=').map(|(n, p)| (n.to_string(), PathBuf::from(p))))
+        .filter_map(|a| {
+            a.split_once('=')
+                .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
+        })
         .collect()
 }
 
@@ -39,11 +42,18 @@ fn run() -> Result<()> {
             std::process::exit(2);
         }
     };
-    let key = KeySource::Password(std::env::var("WESTTEK_VAULT_PASSWORD").unwrap_or_else(|_| "bench".into()));
+    let key = KeySource::Password(
+        std::env::var("WESTTEK_VAULT_PASSWORD").unwrap_or_else(|_| "bench".into()),
+    );
     let t = Instant::now();
     let progress: Arc<dyn ProgressSink> = Arc::new(Print);
     let flag = |f: &str| rest.iter().any(|a| a == f);
-    let opt = |f: &str| rest.iter().position(|a| a == f).and_then(|i| rest.get(i + 1)).cloned();
+    let opt = |f: &str| {
+        rest.iter()
+            .position(|a| a == f)
+            .and_then(|i| rest.get(i + 1))
+            .cloned()
+    };
     match cmd {
         "init" => {
             let mut o = InitOptions::default();
@@ -68,7 +78,11 @@ fn run() -> Result<()> {
                     exclude: excludes.clone(),
                 })
                 .collect();
-            let parent = if flag("--no-parent") { None } else { v.find_parent(&layers)? };
+            let parent = if flag("--no-parent") {
+                None
+            } else {
+                v.find_parent(&layers)?
+            };
             let changed_hint = opt("--hint").map(|f| {
                 std::fs::read_to_string(f)
                     .unwrap_or_default()
@@ -105,7 +119,13 @@ fn run() -> Result<()> {
         "ls" => {
             let v = Vault::open_local(repo, &key)?;
             for s in v.list()? {
-                println!("{} {} {} files {:.1} MB", s.id, s.created_at.to_rfc3339(), s.files, s.logical_bytes as f64 / 1e6);
+                println!(
+                    "{} {} {} files {:.1} MB",
+                    s.id,
+                    s.created_at.to_rfc3339(),
+                    s.files,
+                    s.logical_bytes as f64 / 1e6
+                );
             }
         }
         "show" => {
@@ -139,7 +159,13 @@ fn run() -> Result<()> {
             let v = Vault::open_local(repo, &key)?;
             let d = v.diff(&SnapshotId::parse(&rest[0])?, &SnapshotId::parse(&rest[1])?)?;
             for l in d.layers {
-                println!("{}: +{} -{} ~{}", l.layer, l.added.len(), l.removed.len(), l.changed.len());
+                println!(
+                    "{}: +{} -{} ~{}",
+                    l.layer,
+                    l.added.len(),
+                    l.removed.len(),
+                    l.changed.len()
+                );
             }
         }
         "verify" => {
@@ -154,7 +180,10 @@ fn run() -> Result<()> {
         }
         "stats" => {
             let v = Vault::open_local(repo, &key)?;
-            println!("{}", serde_json::to_string_pretty(&v.stats()?).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v.stats()?).unwrap_or_default()
+            );
         }
         other => {
             eprintln!("unknown command {other}");

@@ -68,7 +68,12 @@ pub(crate) fn seal_blob(keys: &Keys, data: &[u8], level: i32) -> (Vec<u8>, bool)
 }
 
 /// Decrypts, decompresses and checks a blob frame against its id.
-pub(crate) fn open_blob(keys: &Keys, id: &BlobId, frame: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
+pub(crate) fn open_blob(
+    keys: &Keys,
+    id: &BlobId,
+    frame: &[u8],
+    raw_len: u32,
+) -> Result<Vec<u8>, String> {
     let mut pt = keys
         .open(aad::BLOB, frame)
         .ok_or("blob does not authenticate (damaged or tampered)")?;
@@ -92,7 +97,10 @@ pub(crate) fn open_blob(keys: &Keys, id: &BlobId, frame: &[u8], raw_len: u32) ->
         c => return Err(format!("unknown codec {c}")),
     };
     if data.len() != raw_len as usize {
-        return Err(format!("blob is {} bytes, index says {raw_len}", data.len()));
+        return Err(format!(
+            "blob is {} bytes, index says {raw_len}",
+            data.len()
+        ));
     }
     if keys.blob_id(&data) != *id {
         return Err("content does not match its id".into());
@@ -119,13 +127,20 @@ mod tests {
         let (f, compressed) = seal_blob(&keys, &random, 3);
         assert!(!compressed);
         let id = keys.blob_id(&random);
-        assert_eq!(open_blob(&keys, &id, &f, random.len() as u32).unwrap(), random);
+        assert_eq!(
+            open_blob(&keys, &id, &f, random.len() as u32).unwrap(),
+            random
+        );
     }
 
     #[test]
     fn a_blob_under_the_wrong_id_is_rejected() {
         let keys = Keys::derive(&MasterKey::generate());
-        let (f, _) = seal_blob(&keys, b"hello hello hello hello hello hello hello hello hello hello hello", 3);
+        let (f, _) = seal_blob(
+            &keys,
+            b"hello hello hello hello hello hello hello hello hello hello hello",
+            3,
+        );
         let err = open_blob(&keys, &[0; 32], &f, 65).unwrap_err();
         assert!(err.contains("does not match"), "{err}");
     }

@@ -163,6 +163,11 @@ mod tests {
     fn the_data_and_tree_parameters_are_valid() {
         assert!(ChunkerParams::DATA.is_valid());
         assert!(ChunkerParams::TREE.is_valid());
-        assert!(!ChunkerParams { min: 1, avg: 2, max: 3 }.is_valid());
+        assert!(!ChunkerParams {
+            min: 1,
+            avg: 2,
+            max: 3
+        }
+        .is_valid());
     }
 }

@@ -126,7 +126,10 @@ mod tests {
     fn file(p: &str, id: u8, size: u64) -> Entry {
         let mut e = Entry::new(p.as_bytes().to_vec(), Kind::File);
         e.size = size;
-        e.chunks = vec![ChunkRef { id: [id; 32], len: size as u32 }];
+        e.chunks = vec![ChunkRef {
+            id: [id; 32],
+            len: size as u32,
+        }];
         e
     }
 
@@ -141,7 +144,11 @@ mod tests {
         assert_eq!(d.removed.len(), 1);
         assert_eq!(d.removed[0].path, PathBuf::from("a"));
         assert_eq!(d.added[0].size, 5);
-        assert_eq!(d.changed.len(), 1, "a directory mtime alone is not a change");
+        assert_eq!(
+            d.changed.len(),
+            1,
+            "a directory mtime alone is not a change"
+        );
         assert_eq!((d.changed[0].old_size, d.changed[0].new_size), (20, 25));
         assert!(d.changed[0].content_changed);
     }

@@ -57,7 +57,9 @@ pub enum VaultError {
     #[error("a vault already exists at {0}")]
     AlreadyExists(String),
     /// The vault was written by a newer format version.
-    #[error("vault format version {found} is not supported (this build reads version {supported})")]
+    #[error(
+        "vault format version {found} is not supported (this build reads version {supported})"
+    )]
     UnsupportedVersion { found: u32, supported: u32 },
     /// No snapshot with this id.
     #[error("snapshot {0} not found")]

@@ -23,7 +23,9 @@ use crate::blob::open_blob;
 use crate::crypto::BlobId;
 use crate::error::{Result, VaultError};
 use crate::lock::{self, LockKind};
-use crate::pack::{pack_id_of_key, pack_key, write_index, BlobKind, FinishedPack, IndexEntry, PackWriter};
+use crate::pack::{
+    pack_id_of_key, pack_key, write_index, BlobKind, FinishedPack, IndexEntry, PackWriter,
+};
 use crate::types::GcReport;
 use crate::vault::Vault;
 use std::collections::{HashMap, HashSet};
@@ -95,7 +97,10 @@ impl Vault {
         for (pi, id) in index.packs.iter().enumerate() {
             let entries = &index.pack_entries[pi];
             let (used, dead) = entries.iter().fold((0u64, 0u64), |(u, d), e| {
-                let primary = index.blobs.get(&e.id).is_some_and(|l| l.pack as usize == pi);
+                let primary = index
+                    .blobs
+                    .get(&e.id)
+                    .is_some_and(|l| l.pack as usize == pi);
                 if live.contains(&e.id) && primary {
                     (u + u64::from(e.len), d)
                 } else {
@@ -105,7 +110,10 @@ impl Vault {
             let has_used = used > 0;
             let Some(&size) = listed.get(id) else {
                 if has_used {
-                    rep.warnings.push(format!("{} is missing but referenced (run verify)", pack_key(id)));
+                    rep.warnings.push(format!(
+                        "{} is missing but referenced (run verify)",
+                        pack_key(id)
+                    ));
                     keep.push(pi);
                 }
                 continue;
@@ -151,7 +159,9 @@ impl Vault {
             for e in &wanted {
                 let lo = e.offset as usize;
                 match bytes.get(lo..lo + e.len as usize) {
-                    Some(f) if open_blob(&self.keys, &e.id, f, e.raw_len).is_ok() => frames.push((*e, f)),
+                    Some(f) if open_blob(&self.keys, &e.id, f, e.raw_len).is_ok() => {
+                        frames.push((*e, f))
+                    }
                     _ => {
                         rep.warnings.push(format!(
                             "{key}: blob {} is damaged; pack kept (run verify)",
@@ -168,7 +178,9 @@ impl Vault {
             }
             for (e, f) in frames {
                 copied.insert(e.id);
-                let w = writers.entry(e.kind).or_insert_with(|| PackWriter::new(target as usize + (1 << 20)));
+                let w = writers
+                    .entry(e.kind)
+                    .or_insert_with(|| PackWriter::new(target as usize + (1 << 20)));
                 w.add(e.id, e.kind, f, e.raw_len);
                 if w.len() as u64 >= target {
                     let full = std::mem::replace(w, PackWriter::new(target as usize + (1 << 20)));
@@ -177,7 +189,10 @@ impl Vault {
                 }
             }
             repacked.push(pi);
-            progress.update(0.3 + 0.4 * (n + 1) as f32 / repack.len() as f32, "repacking");
+            progress.update(
+                0.3 + 0.4 * (n + 1) as f32 / repack.len() as f32,
+                "repacking",
+            );
         }
         for (_, w) in writers {
             if !w.is_empty() {
@@ -215,7 +230,10 @@ impl Vault {
             let id = index.packs[pi];
             self.storage.delete(&pack_key(&id))?;
             freed += listed.get(&id).copied().unwrap_or(0);
-            rep.blobs_removed += index.pack_entries[pi].iter().filter(|e| !copied.contains(&e.id)).count() as u64;
+            rep.blobs_removed += index.pack_entries[pi]
+                .iter()
+                .filter(|e| !copied.contains(&e.id))
+                .count() as u64;
         }
         rep.packs_deleted = delete.len() as u64;
         rep.packs_repacked = repacked.len() as u64;

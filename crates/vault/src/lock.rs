@@ -124,7 +124,7 @@ impl Drop for LockGuard {
             let _ = h.join();
         }
         if let Ok(k) = self.key.lock() {
-            let _ = self.storage.delete(&k);
+            let _ = self.storage.delete_ephemeral(&k);
         }
         if let Ok(mut s) = live_tokens().lock() {
             s.remove(&self.token);
@@ -166,7 +166,7 @@ pub(crate) fn live_locks(storage: &dyn Storage, mine: Option<&str>) -> Result<(V
             continue;
         }
         if doc.is_stale(&my_boot) {
-            storage.delete(&o.key)?;
+            storage.delete_ephemeral(&o.key)?;
             removed += 1;
         } else {
             live.push(doc);
@@ -207,7 +207,7 @@ pub(crate) fn acquire(
         seq += 1;
         let put = serde_json::to_vec(&doc)
             .map_err(|e| VaultError::Internal(format!("lock: {e}")))
-            .and_then(|b| storage.put(&key, &b).map_err(VaultError::from));
+            .and_then(|b| storage.put_ephemeral(&key, &b).map_err(VaultError::from));
         if let Err(e) = put {
             forget(&token);
             return Err(e);
@@ -218,7 +218,7 @@ pub(crate) fn acquire(
                 .filter(|d| kind == LockKind::Exclusive || d.kind == LockKind::Exclusive)
                 .collect::<Vec<_>>(),
             Err(e) => {
-                let _ = storage.delete(&key);
+                let _ = storage.delete_ephemeral(&key);
                 forget(&token);
                 return Err(e);
             }
@@ -226,7 +226,7 @@ pub(crate) fn acquire(
         if conflicts.is_empty() {
             return Ok(start_refresher(storage, key, token, doc, seq));
         }
-        let _ = storage.delete(&key);
+        let _ = storage.delete_ephemeral(&key);
         if started.elapsed() >= timeout {
             forget(&token);
             return Err(VaultError::Locked(
@@ -271,9 +271,9 @@ fn start_refresher(
                 let Ok(bytes) = serde_json::to_vec(&doc) else {
                     continue;
                 };
-                if st.put(&new_key, &bytes).is_ok() {
+                if st.put_ephemeral(&new_key, &bytes).is_ok() {
                     if let Ok(mut k) = k2.lock() {
-                        let _ = st.delete(&k);
+                        let _ = st.delete_ephemeral(&k);
                         *k = new_key;
                     }
                 }
@@ -330,7 +330,8 @@ mod tests {
         };
         // Our own pid but a token no guard holds: a crashed in-process holder.
         doc.pid = std::process::id();
-        s.put("locks/t-0", &serde_json::to_vec(&doc).unwrap()).unwrap();
+        s.put("locks/t-0", &serde_json::to_vec(&doc).unwrap())
+            .unwrap();
         let g = acquire(&s, LockKind::Shared, "snapshot", Duration::ZERO).unwrap();
         drop(g);
         assert!(s.list("locks/").unwrap().is_empty());

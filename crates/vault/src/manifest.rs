@@ -294,7 +294,10 @@ mod tests {
             sec: -5,
             nsec: 999_999_999,
         };
-        f.chunks = vec![ChunkRef { id: [7; 32], len: 5 }];
+        f.chunks = vec![ChunkRef {
+            id: [7; 32],
+            len: 5,
+        }];
         f.hardlink = 3;
         f.reusable = true;
         let mut l = Entry::new(b"link".to_vec(), Kind::Symlink);

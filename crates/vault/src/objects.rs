@@ -90,7 +90,10 @@ impl LayerDoc {
                     .ok()
                     .and_then(|v| v.try_into().ok())
                     .ok_or_else(|| {
-                        VaultError::corrupt(format!("snapshots/{snapshot}"), "bad manifest chunk id")
+                        VaultError::corrupt(
+                            format!("snapshots/{snapshot}"),
+                            "bad manifest chunk id",
+                        )
                     })?;
                 Ok(ChunkRef { id, len: c.len })
             })

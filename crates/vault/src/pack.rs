@@ -154,7 +154,8 @@ impl PackWriter {
         put_entries(&mut idx, &self.entries);
         let frame = keys.seal(aad::PACK_INDEX, &[&idx]);
         self.buf.extend_from_slice(&frame);
-        self.buf.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(PACK_TRAILER_MAGIC);
         FinishedPack {
             id: *blake3::hash(&self.buf).as_bytes(),
@@ -334,7 +335,11 @@ impl Index {
     }
 }
 
-pub(crate) fn read_index_object(storage: &dyn Storage, keys: &Keys, key: &str) -> Result<IndexPacks> {
+pub(crate) fn read_index_object(
+    storage: &dyn Storage,
+    keys: &Keys,
+    key: &str,
+) -> Result<IndexPacks> {
     let raw = storage.get(key)?;
     let pt = keys
         .open(aad::INDEX, &raw)

@@ -48,13 +48,22 @@ impl RestoreRequest {
     /// Every layer of a snapshot back to the root it was taken from.
     pub fn to_original_roots(summary: &SnapshotSummary, verify: bool) -> Self {
         RestoreRequest {
-            targets: summary.layers.iter().map(|l| (l.name.clone(), l.root.clone())).collect(),
+            targets: summary
+                .layers
+                .iter()
+                .map(|l| (l.name.clone(), l.root.clone()))
+                .collect(),
             verify,
         }
     }
 }
 
-fn unsafe_entry(snapshot: &SnapshotId, layer: &str, path: &[u8], reason: impl Into<String>) -> VaultError {
+fn unsafe_entry(
+    snapshot: &SnapshotId,
+    layer: &str,
+    path: &[u8],
+    reason: impl Into<String>,
+) -> VaultError {
     VaultError::UnsafeEntry {
         snapshot: snapshot.to_string(),
         layer: layer.to_string(),
@@ -65,12 +74,26 @@ fn unsafe_entry(snapshot: &SnapshotId, layer: &str, path: &[u8], reason: impl In
 
 /// Refuses manifests that could write outside the target or create special
 /// files.
-pub(crate) fn validate_entries(snapshot: &SnapshotId, layer: &str, entries: &[Entry]) -> Result<()> {
+pub(crate) fn validate_entries(
+    snapshot: &SnapshotId,
+    layer: &str,
+    entries: &[Entry],
+) -> Result<()> {
     let Some(first) = entries.first() else {
-        return Err(unsafe_entry(snapshot, layer, b"", "manifest has no root directory"));
+        return Err(unsafe_entry(
+            snapshot,
+            layer,
+            b"",
+            "manifest has no root directory",
+        ));
     };
     if !first.path.is_empty() || first.kind != Kind::Dir {
-        return Err(unsafe_entry(snapshot, layer, &first.path, "manifest does not start with the root directory"));
+        return Err(unsafe_entry(
+            snapshot,
+            layer,
+            &first.path,
+            "manifest does not start with the root directory",
+        ));
     }
     let mut dirs: HashSet<&[u8]> = HashSet::from([&b""[..]]);
     let mut symlinks: Vec<&[u8]> = Vec::new();
@@ -85,7 +108,12 @@ pub(crate) fn validate_entries(snapshot: &SnapshotId, layer: &str, entries: &[En
             return Err(unsafe_entry(snapshot, layer, p, r));
         }
         if path_cmp(prev, p) != std::cmp::Ordering::Less {
-            return Err(unsafe_entry(snapshot, layer, p, "entries out of order or duplicated"));
+            return Err(unsafe_entry(
+                snapshot,
+                layer,
+                p,
+                "entries out of order or duplicated",
+            ));
         }
         prev = p;
         if !dirs.contains(parent_of(p)) {
@@ -94,10 +122,18 @@ pub(crate) fn validate_entries(snapshot: &SnapshotId, layer: &str, entries: &[En
                     snapshot,
                     layer,
                     p,
-                    format!("would be written through the symlink {:?}", String::from_utf8_lossy(s)),
+                    format!(
+                        "would be written through the symlink {:?}",
+                        String::from_utf8_lossy(s)
+                    ),
                 ));
             }
-            return Err(unsafe_entry(snapshot, layer, p, "its parent directory is not in the manifest"));
+            return Err(unsafe_entry(
+                snapshot,
+                layer,
+                p,
+                "its parent directory is not in the manifest",
+            ));
         }
         match e.kind {
             Kind::Special(_) => {
@@ -121,7 +157,12 @@ pub(crate) fn validate_entries(snapshot: &SnapshotId, layer: &str, entries: &[En
                 if e.hardlink != 0 {
                     if let Some(f) = groups.get(&e.hardlink) {
                         if f.chunks != e.chunks {
-                            return Err(unsafe_entry(snapshot, layer, p, "hard-link group members differ in content"));
+                            return Err(unsafe_entry(
+                                snapshot,
+                                layer,
+                                p,
+                                "hard-link group members differ in content",
+                            ));
                         }
                     } else {
                         groups.insert(e.hardlink, e);
@@ -159,12 +200,16 @@ fn prune(
             )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(target).map_err(|e| VaultError::io("create directory", target, e))?;
+            fs::create_dir_all(target)
+                .map_err(|e| VaultError::io("create directory", target, e))?;
             return Ok(());
         }
         Err(e) => return Err(VaultError::io("stat", target, e)),
     }
-    let kinds: HashMap<&[u8], Kind> = entries.iter().map(|e| (e.path.as_slice(), e.kind)).collect();
+    let kinds: HashMap<&[u8], Kind> = entries
+        .iter()
+        .map(|e| (e.path.as_slice(), e.kind))
+        .collect();
     let mut stack: Vec<(Vec<u8>, PathBuf)> = vec![(Vec::new(), target.to_path_buf())];
     while let Some((rel, abs)) = stack.pop() {
         let rd = fs::read_dir(&abs).map_err(|e| VaultError::io("list", &abs, e))?;
@@ -179,12 +224,15 @@ fn prune(
                 crel.push(b'/');
             }
             crel.extend_from_slice(ent.file_name().as_bytes());
-            let ft = ent.file_type().map_err(|e| VaultError::io("stat", &cabs, e))?;
+            let ft = ent
+                .file_type()
+                .map_err(|e| VaultError::io("stat", &cabs, e))?;
             let is_dir = ft.is_dir();
             match kinds.get(crel.as_slice()) {
                 Some(Kind::Dir) if is_dir => {
                     // Keep it, writable for us until modes are set at the end.
-                    let m = fs::symlink_metadata(&cabs).map_err(|e| VaultError::io("stat", &cabs, e))?;
+                    let m = fs::symlink_metadata(&cabs)
+                        .map_err(|e| VaultError::io("stat", &cabs, e))?;
                     if m.permissions().mode() & 0o700 != 0o700 {
                         fs::set_permissions(&cabs, fs::Permissions::from_mode(0o700))
                             .map_err(|e| VaultError::io("chmod", &cabs, e))?;
@@ -346,13 +394,19 @@ impl Restorer<'_> {
                     Ok(data) => {
                         for (t, off) in &b.targets {
                             if let Err(e) = self.write_chunk(*t, &data, *off) {
-                                self.mark_damaged(*t, format!("writing {}: {e}", self.tasks[*t].abs.display()));
+                                self.mark_damaged(
+                                    *t,
+                                    format!("writing {}: {e}", self.tasks[*t].abs.display()),
+                                );
                             }
                         }
-                        let done = self.bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        let done = self
+                            .bytes_done
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
                         let frac = 0.05 + 0.85 * (done as f32 / self.bytes_total.max(1) as f32);
                         if done >> 24 != (done + data.len() as u64) >> 24 {
-                            self.progress.update(frac.min(0.9), &format!("restored {} MiB", done >> 20));
+                            self.progress
+                                .update(frac.min(0.9), &format!("restored {} MiB", done >> 20));
                         }
                     }
                     Err(why) => {
@@ -380,12 +434,19 @@ impl Vault {
     /// (before anything is written), [`VaultError::Damaged`] naming the
     /// files whose data is damaged or missing (everything else is restored),
     /// I/O errors.
-    pub fn restore(&self, id: &SnapshotId, req: &RestoreRequest, progress: Arc<dyn ProgressSink>) -> Result<RestoreReport> {
+    pub fn restore(
+        &self,
+        id: &SnapshotId,
+        req: &RestoreRequest,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<RestoreReport> {
         let started = Instant::now();
         progress.update(0.0, "reading snapshot");
         let doc = self.read_doc(id)?;
         if req.targets.is_empty() {
-            return Err(VaultError::InvalidRequest("restore needs at least one (layer, target)".into()));
+            return Err(VaultError::InvalidRequest(
+                "restore needs at least one (layer, target)".into(),
+            ));
         }
         let mut layers = Vec::new();
         for (name, target) in &req.targets {
@@ -393,10 +454,14 @@ impl Vault {
                 VaultError::InvalidRequest(format!("snapshot {id} has no layer {name:?}"))
             })?;
             if layers.iter().any(|(n, _, _): &(&String, _, _)| *n == name) {
-                return Err(VaultError::InvalidRequest(format!("layer {name:?} named twice")));
+                return Err(VaultError::InvalidRequest(format!(
+                    "layer {name:?} named twice"
+                )));
             }
             if target.as_os_str().is_empty() {
-                return Err(VaultError::InvalidRequest(format!("empty target for layer {name}")));
+                return Err(VaultError::InvalidRequest(format!(
+                    "empty target for layer {name}"
+                )));
             }
             layers.push((name, target.clone(), l));
         }
@@ -416,11 +481,25 @@ impl Vault {
         let mut removed = Vec::new();
         let mut overwritten = Vec::new();
         for (li, (_, target, _)) in layers.iter().enumerate() {
-            let others: Vec<PathBuf> = roots.iter().enumerate().filter(|(i, _)| *i != li).map(|(_, r)| r.clone()).collect();
-            prune(target, &manifests[li], &others, &mut removed, &mut overwritten)?;
+            let others: Vec<PathBuf> = roots
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != li)
+                .map(|(_, r)| r.clone())
+                .collect();
+            prune(
+                target,
+                &manifests[li],
+                &others,
+                &mut removed,
+                &mut overwritten,
+            )?;
             let mut db = fs::DirBuilder::new();
             db.mode(0o700);
-            for e in manifests[li].iter().filter(|e| e.kind == Kind::Dir && !e.path.is_empty()) {
+            for e in manifests[li]
+                .iter()
+                .filter(|e| e.kind == Kind::Dir && !e.path.is_empty())
+            {
                 let abs = join_rel(target, &e.path);
                 match db.create(&abs) {
                     Ok(()) => {}
@@ -501,7 +580,10 @@ impl Vault {
         };
         for ti in empty {
             if let Err(e) = restorer.create_empty(ti) {
-                restorer.mark_damaged(ti, format!("creating {}: {e}", restorer.tasks[ti].abs.display()));
+                restorer.mark_damaged(
+                    ti,
+                    format!("creating {}: {e}", restorer.tasks[ti].abs.display()),
+                );
             }
         }
         let pack_sizes = pack_sizes(self, &index)?;
@@ -521,7 +603,11 @@ impl Vault {
 
         // Hard links, symlinks, directory metadata.
         progress.update(0.92, "links and directory metadata");
-        let damaged_tasks: HashSet<usize> = restorer.damaged.lock().map(|d| d.iter().map(|(t, _)| *t).collect()).unwrap_or_default();
+        let damaged_tasks: HashSet<usize> = restorer
+            .damaged
+            .lock()
+            .map(|d| d.iter().map(|(t, _)| *t).collect())
+            .unwrap_or_default();
         let mut report_layers: Vec<LayerRestore> = layers
             .iter()
             .map(|(name, target, _)| LayerRestore {
@@ -538,10 +624,15 @@ impl Vault {
         for (li, ei, first) in &links {
             let abs = join_rel(&layers[*li].1, &manifests[*li][*ei].path);
             if damaged_tasks.contains(first) {
-                link_damage.push((*li, manifests[*li][*ei].path.clone(), "hard-link partner damaged".to_string()));
+                link_damage.push((
+                    *li,
+                    manifests[*li][*ei].path.clone(),
+                    "hard-link partner damaged".to_string(),
+                ));
                 continue;
             }
-            fs::hard_link(&restorer.tasks[*first].abs, &abs).map_err(|e| VaultError::io("hard link", &abs, e))?;
+            fs::hard_link(&restorer.tasks[*first].abs, &abs)
+                .map_err(|e| VaultError::io("hard link", &abs, e))?;
             report_layers[*li].hardlinks += 1;
         }
         for (li, (_, target, _)) in layers.iter().enumerate() {
@@ -571,11 +662,13 @@ impl Vault {
             for e in manifests[li].iter().rev().filter(|e| e.kind == Kind::Dir) {
                 let abs = join_rel(target, &e.path);
                 if as_root {
-                    std::os::unix::fs::lchown(&abs, Some(e.uid), Some(e.gid)).map_err(|err| VaultError::io("chown", &abs, err))?;
+                    std::os::unix::fs::lchown(&abs, Some(e.uid), Some(e.gid))
+                        .map_err(|err| VaultError::io("chown", &abs, err))?;
                 }
                 fs::set_permissions(&abs, fs::Permissions::from_mode(e.mode & 0o7777))
                     .map_err(|err| VaultError::io("chmod", &abs, err))?;
-                filetime::set_file_mtime(&abs, ft(e.mtime)).map_err(|err| VaultError::io("set times", &abs, err))?;
+                filetime::set_file_mtime(&abs, ft(e.mtime))
+                    .map_err(|err| VaultError::io("set times", &abs, err))?;
             }
         }
 
@@ -591,7 +684,9 @@ impl Vault {
                     let _ = fs::remove_file(&task.abs);
                     files.push(AffectedFile {
                         layer: layers[task.layer].0.clone(),
-                        path: PathBuf::from(OsStr::from_bytes(&manifests[task.layer][task.entry].path)),
+                        path: PathBuf::from(OsStr::from_bytes(
+                            &manifests[task.layer][task.entry].path,
+                        )),
                     });
                 }
                 if !reasons.contains(why) {
@@ -604,7 +699,12 @@ impl Vault {
                     path: PathBuf::from(OsStr::from_bytes(&path)),
                 });
             }
-            let mut detail = reasons.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+            let mut detail = reasons
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
             if reasons.len() > 3 {
                 detail.push_str(&format!("; and {} more", reasons.len() - 3));
             }
@@ -617,7 +717,14 @@ impl Vault {
 
         if req.verify {
             progress.update(0.95, "verifying restored files");
-            self.verify_restored(id, &layers.iter().map(|(n, t, _)| ((*n).clone(), t.clone())).collect::<Vec<_>>(), &manifests)?;
+            self.verify_restored(
+                id,
+                &layers
+                    .iter()
+                    .map(|(n, t, _)| ((*n).clone(), t.clone()))
+                    .collect::<Vec<_>>(),
+                &manifests,
+            )?;
         }
         progress.update(1.0, "restore complete");
         let sum = |f: fn(&LayerRestore) -> u64| report_layers.iter().map(f).sum::<u64>();
@@ -638,7 +745,12 @@ impl Vault {
     }
 
     /// Re-reads restored trees and checks them against the manifests.
-    fn verify_restored(&self, id: &SnapshotId, targets: &[(String, PathBuf)], manifests: &[Vec<Entry>]) -> Result<()> {
+    fn verify_restored(
+        &self,
+        id: &SnapshotId,
+        targets: &[(String, PathBuf)],
+        manifests: &[Vec<Entry>],
+    ) -> Result<()> {
         use rayon::prelude::*;
         let bad: Vec<(String, Vec<u8>, String)> = self.pool.install(|| {
             targets
@@ -647,7 +759,11 @@ impl Vault {
                 .flat_map(|((layer, target), entries)| {
                     entries
                         .par_iter()
-                        .filter_map(|e| check_restored(self, target, e).err().map(|why| (layer.clone(), e.path.clone(), why)))
+                        .filter_map(|e| {
+                            check_restored(self, target, e)
+                                .err()
+                                .map(|why| (layer.clone(), e.path.clone(), why))
+                        })
                         .collect::<Vec<_>>()
                 })
                 .collect()
@@ -690,14 +806,16 @@ fn check_restored(vault: &Vault, target: &Path, e: &Entry) -> std::result::Resul
             }
         }
         Kind::File => {
-            if !m.is_file() || m.len() != e.size || m.mode() & 0o7777 != e.mode || mtime != e.mtime {
+            if !m.is_file() || m.len() != e.size || m.mode() & 0o7777 != e.mode || mtime != e.mtime
+            {
                 return Err(format!("{}: size, mode or mtime differs", abs.display()));
             }
             let mut f = File::open(&abs).map_err(|err| err.to_string())?;
             let mut buf = Vec::new();
             for c in &e.chunks {
                 buf.resize(c.len as usize, 0);
-                f.read_exact(&mut buf).map_err(|err| format!("{}: {err}", abs.display()))?;
+                f.read_exact(&mut buf)
+                    .map_err(|err| format!("{}: {err}", abs.display()))?;
                 if vault.keys.blob_id(&buf) != c.id {
                     return Err(format!("{}: content differs", abs.display()));
                 }
@@ -744,9 +862,21 @@ mod tests {
 
     #[test]
     fn dot_dot_absolute_and_device_entries_are_refused() {
-        assert!(check(vec![dir(""), Entry::new(b"../x".to_vec(), Kind::File)]).unwrap_err().contains(".."));
-        assert!(check(vec![dir(""), Entry::new(b"/etc/x".to_vec(), Kind::File)]).unwrap_err().contains("absolute"));
-        assert!(check(vec![dir(""), Entry::new(b"dev".to_vec(), Kind::Special(5))]).unwrap_err().contains("device"));
+        assert!(
+            check(vec![dir(""), Entry::new(b"../x".to_vec(), Kind::File)])
+                .unwrap_err()
+                .contains("..")
+        );
+        assert!(
+            check(vec![dir(""), Entry::new(b"/etc/x".to_vec(), Kind::File)])
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(
+            check(vec![dir(""), Entry::new(b"dev".to_vec(), Kind::Special(5))])
+                .unwrap_err()
+                .contains("device")
+        );
     }
 
     #[test]
@@ -759,7 +889,13 @@ mod tests {
     fn a_well_formed_manifest_passes() {
         let mut l = Entry::new(b"a/link".to_vec(), Kind::Symlink);
         l.target = b"../../outside/is/fine/as/a/target".to_vec();
-        check(vec![dir(""), dir("a"), l, Entry::new(b"a/x".to_vec(), Kind::File)]).unwrap();
+        check(vec![
+            dir(""),
+            dir("a"),
+            l,
+            Entry::new(b"a/x".to_vec(), Kind::File),
+        ])
+        .unwrap();
     }
 }
 
@@ -774,7 +910,7 @@ mod malicious_manifest_tests {
     use crate::manifest::{encode, tree_hash, ChunkRef};
     use crate::objects::{ChunkDoc, LayerDoc, SnapshotDoc, StatsDoc};
     use crate::pack::{write_index, BlobKind, PackWriter};
-    use crate::storage::{LocalStorage, Storage};
+    use crate::storage::LocalStorage;
     use crate::types::RestoreRequest;
     use crate::vault::InitOptions;
     use crate::{KeySource, NoProgress};
@@ -788,7 +924,12 @@ mod malicious_manifest_tests {
             },
             ..InitOptions::default()
         };
-        Vault::init_with(Arc::new(LocalStorage::new(dir)), &KeySource::Password("p".into()), opts).unwrap()
+        Vault::init_with(
+            Arc::new(LocalStorage::new(dir)),
+            &KeySource::Password("p".into()),
+            opts,
+        )
+        .unwrap()
     }
 
     /// Stores `content` as a blob and returns its chunk ref (in `w`).
@@ -860,7 +1001,10 @@ mod malicious_manifest_tests {
         };
         let json = serde_json::to_vec(&doc).unwrap();
         v.storage
-            .put(&format!("snapshots/{}", doc.id), &v.keys.seal(aad::SNAPSHOT, &[&json]))
+            .put(
+                &format!("snapshots/{}", doc.id),
+                &v.keys.seal(aad::SNAPSHOT, &[&json]),
+            )
             .unwrap();
         doc.id
     }
@@ -888,31 +1032,54 @@ mod malicious_manifest_tests {
         let err = restore(&v, &id, &target).unwrap_err();
         assert!(matches!(err, VaultError::UnsafeEntry { .. }), "{err}");
         assert!(err.to_string().contains(expect), "{err}");
-        assert!(fs::read_dir(&outside).unwrap().next().is_none(), "nothing written outside");
+        assert!(
+            fs::read_dir(&outside).unwrap().next().is_none(),
+            "nothing written outside"
+        );
         assert!(!target.exists(), "nothing written at all");
     }
 
     #[test]
     fn a_dot_dot_entry_is_refused_before_anything_is_written() {
-        refused(|v, w, _| vec![dir(""), file("../outside/evil", v, w, b"x")], "`..`");
+        refused(
+            |v, w, _| vec![dir(""), file("../outside/evil", v, w, b"x")],
+            "`..`",
+        );
     }
 
     #[test]
     fn an_absolute_entry_is_refused() {
-        refused(|v, w, out| vec![dir(""), file(&format!("{}/evil", out.display()), v, w, b"x")], "absolute");
+        refused(
+            |v, w, out| {
+                vec![
+                    dir(""),
+                    file(&format!("{}/evil", out.display()), v, w, b"x"),
+                ]
+            },
+            "absolute",
+        );
     }
 
     #[test]
     fn a_file_below_a_symlink_to_outside_is_refused() {
         refused(
-            |v, w, out| vec![dir(""), symlink("lib", &out.display().to_string()), file("lib/evil", v, w, b"x")],
+            |v, w, out| {
+                vec![
+                    dir(""),
+                    symlink("lib", &out.display().to_string()),
+                    file("lib/evil", v, w, b"x"),
+                ]
+            },
             "through the symlink",
         );
     }
 
     #[test]
     fn a_device_entry_is_refused() {
-        refused(|_, _, _| vec![dir(""), Entry::new(b"sda".to_vec(), Kind::Special(6))], "device");
+        refused(
+            |_, _, _| vec![dir(""), Entry::new(b"sda".to_vec(), Kind::Special(6))],
+            "device",
+        );
     }
 
     #[test]

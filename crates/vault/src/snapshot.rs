@@ -109,7 +109,11 @@ impl Ctx<'_> {
         let keys = &self.vault.keys;
         let id = keys.blob_id(data);
         let is_new = !self.index.blobs.contains_key(&id)
-            && self.claimed.lock().map(|mut s| s.insert(id)).unwrap_or(false);
+            && self
+                .claimed
+                .lock()
+                .map(|mut s| s.insert(id))
+                .unwrap_or(false);
         if is_new && !self.aborted() {
             let (frame, _) = seal_blob(keys, data, self.vault.config.compression.level);
             let blob = NewBlob {
@@ -119,7 +123,8 @@ impl Ctx<'_> {
                 raw_len: data.len() as u32,
             };
             if self.blob_tx.send(blob).is_err() {
-                self.shared.fail(VaultError::Internal("packer stopped".into()));
+                self.shared
+                    .fail(VaultError::Internal("packer stopped".into()));
             }
         }
         ChunkRef {
@@ -130,10 +135,15 @@ impl Ctx<'_> {
 
     fn store_cuts(&self, data: &[u8], cuts: &[(usize, usize)], kind: BlobKind) -> Vec<ChunkRef> {
         if cuts.len() <= 1 {
-            return cuts.iter().map(|(o, n)| self.store_chunk(&data[*o..*o + *n], kind)).collect();
+            return cuts
+                .iter()
+                .map(|(o, n)| self.store_chunk(&data[*o..*o + *n], kind))
+                .collect();
         }
         use rayon::prelude::*;
-        cuts.par_iter().map(|(o, n)| self.store_chunk(&data[*o..*o + *n], kind)).collect()
+        cuts.par_iter()
+            .map(|(o, n)| self.store_chunk(&data[*o..*o + *n], kind))
+            .collect()
     }
 }
 
@@ -160,7 +170,9 @@ thread_local! {
 }
 
 fn now_time() -> Time {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Time {
         sec: d.as_secs() as i64,
         nsec: d.subsec_nanos(),
@@ -172,13 +184,21 @@ fn now_time() -> Time {
 /// coarsely): then the next snapshot must read it again.
 fn racy(stat: &Stat, read_started: Time) -> bool {
     // File systems with 1-second timestamps show nsec == 0.
-    let margin_ns: i128 = if stat.ctime.nsec == 0 { 2_000_000_000 } else { 100_000_000 };
+    let margin_ns: i128 = if stat.ctime.nsec == 0 {
+        2_000_000_000
+    } else {
+        100_000_000
+    };
     let ns = |t: Time| i128::from(t.sec) * 1_000_000_000 + i128::from(t.nsec);
     let newest = ns(stat.ctime).max(ns(stat.mtime));
     newest + margin_ns >= ns(read_started)
 }
 
-fn read_and_store(ctx: &Ctx<'_>, abs: &Path, expect_size: u64) -> std::io::Result<(Vec<ChunkRef>, Stat, u64)> {
+fn read_and_store(
+    ctx: &Ctx<'_>,
+    abs: &Path,
+    expect_size: u64,
+) -> std::io::Result<(Vec<ChunkRef>, Stat, u64)> {
     let mut f = File::open(abs)?;
     let chunker = &ctx.vault.data_chunker;
     if expect_size <= WHOLE_FILE_MAX {
@@ -249,7 +269,9 @@ fn process_file(ctx: &Ctx<'_>, abs: &Path, stat: Stat) -> ReadOutcome {
                         reusable: consistent && !racy(&post, started),
                     };
                 }
-                ctx.shared.bytes_to_read.fetch_add(post.size, Ordering::Relaxed);
+                ctx.shared
+                    .bytes_to_read
+                    .fetch_add(post.size, Ordering::Relaxed);
                 expected = post;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -302,7 +324,12 @@ fn entry_from(found: &Found) -> Entry {
 }
 
 fn parent_reusable(p: &Entry, stat: &Stat) -> bool {
-    p.kind == Kind::File && p.reusable && p.size == stat.size && p.mtime == stat.mtime && p.ctime == stat.ctime && p.ino == stat.ino
+    p.kind == Kind::File
+        && p.reusable
+        && p.size == stat.size
+        && p.mtime == stat.mtime
+        && p.ctime == stat.ctime
+        && p.ino == stat.ino
 }
 
 /// Relative form of a hint path for a layer root, if it lies in the layer.
@@ -330,15 +357,23 @@ fn hint_rel(root: &Path, hint: &Path) -> Option<Vec<u8>> {
 
 fn validate_request(req: &SnapshotRequest) -> Result<()> {
     if req.layers.is_empty() {
-        return Err(VaultError::InvalidRequest("a snapshot needs at least one layer".into()));
+        return Err(VaultError::InvalidRequest(
+            "a snapshot needs at least one layer".into(),
+        ));
     }
     let mut names = HashSet::new();
     for l in &req.layers {
         if l.name.is_empty() || l.name.contains('/') || l.name.len() > 255 {
-            return Err(VaultError::InvalidRequest(format!("invalid layer name {:?}", l.name)));
+            return Err(VaultError::InvalidRequest(format!(
+                "invalid layer name {:?}",
+                l.name
+            )));
         }
         if !names.insert(&l.name) {
-            return Err(VaultError::InvalidRequest(format!("layer {:?} appears twice", l.name)));
+            return Err(VaultError::InvalidRequest(format!(
+                "layer {:?} appears twice",
+                l.name
+            )));
         }
         match std::fs::metadata(&l.root) {
             Ok(m) if m.is_dir() => {}
@@ -440,7 +475,9 @@ fn hint_starts(root: &Path, hints: &[PathBuf], parent: &[Entry]) -> Option<Vec<V
         let mut end = 0;
         while let Some(i) = rel[end..].iter().position(|b| *b == b'/') {
             let anc = &rel[..end + i];
-            let on_disk = std::fs::symlink_metadata(join_rel(root, anc)).map(|m| m.is_dir()).unwrap_or(false);
+            let on_disk = std::fs::symlink_metadata(join_rel(root, anc))
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
             if !on_disk || !parent_dirs.contains(anc) {
                 rel.truncate(end + i);
                 break;
@@ -493,7 +530,12 @@ fn renumber_groups(entries: &mut [Entry]) {
     }
 }
 
-fn upload_loop(storage: &dyn crate::storage::Storage, rx: Receiver<FinishedPack>, written: &Mutex<Vec<(FinishedPack, u64)>>, shared: &Shared) {
+fn upload_loop(
+    storage: &dyn crate::storage::Storage,
+    rx: Receiver<FinishedPack>,
+    written: &Mutex<Vec<(FinishedPack, u64)>>,
+    shared: &Shared,
+) {
     for p in rx {
         if shared.aborted() {
             continue;
@@ -526,7 +568,11 @@ impl Vault {
     /// parent), [`VaultError::Locked`] (gc running past the lock timeout),
     /// storage errors (disk full…), [`VaultError::ReadBack`]. On any error
     /// no snapshot is listed and existing snapshots are untouched.
-    pub fn snapshot(&self, req: &SnapshotRequest, progress: Arc<dyn ProgressSink>) -> Result<SnapshotSummary> {
+    pub fn snapshot(
+        &self,
+        req: &SnapshotRequest,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<SnapshotSummary> {
         let started = Instant::now();
         let created_at = chrono::Utc::now();
         validate_request(req)?;
@@ -536,14 +582,20 @@ impl Vault {
             .map(|l| Excludes::new(&l.exclude))
             .collect::<Result<Vec<_>>>()?;
         progress.update(0.0, "opening vault");
-        let _lock = lock::acquire(&self.storage, lock::LockKind::Shared, "snapshot", self.lock_timeout)?;
+        let _lock = lock::acquire(
+            &self.storage,
+            lock::LockKind::Shared,
+            "snapshot",
+            self.lock_timeout,
+        )?;
         let index = self.load_index()?;
-        eprintln!("TRACE start {:?}", std::time::SystemTime::now());
 
         let mut parent_layers: HashMap<String, Vec<Entry>> = HashMap::new();
         if let Some(pid) = &req.parent {
             let pdoc = self.read_doc(pid).map_err(|e| match e {
-                VaultError::SnapshotNotFound(id) => VaultError::InvalidRequest(format!("parent snapshot {id} not found")),
+                VaultError::SnapshotNotFound(id) => {
+                    VaultError::InvalidRequest(format!("parent snapshot {id} not found"))
+                }
                 e => e,
             })?;
             for l in &pdoc.layers {
@@ -555,7 +607,7 @@ impl Vault {
 
         let shared = Shared::default();
         let written: Mutex<Vec<(FinishedPack, u64)>> = Mutex::new(Vec::new());
-        let done = AtomicBool::new(false);
+        let (done_tx, done_rx) = bounded::<()>(0);
         let mut acc = Accum::default();
         let built = std::thread::scope(|ts| {
             let (blob_tx, blob_rx) = bounded::<NewBlob>(32);
@@ -570,7 +622,7 @@ impl Vault {
             }
             drop(up_rx);
             {
-                let (shared, done, prog) = (&shared, &done, Arc::clone(&progress));
+                let (shared, done, prog) = (&shared, &done_rx, Arc::clone(&progress));
                 ts.spawn(move || report_progress(shared, done, prog.as_ref()));
             }
             let ctx = Ctx {
@@ -585,7 +637,7 @@ impl Vault {
                 shared.abort.store(true, Ordering::SeqCst);
             }
             drop(ctx);
-            done.store(true, Ordering::SeqCst);
+            drop(done_tx);
             if packer.join().is_err() {
                 shared.fail(VaultError::Internal("packer thread panicked".into()));
             }
@@ -596,17 +648,27 @@ impl Vault {
         }
         let built = built?;
 
-        eprintln!("TRACE packs done {:?}", std::time::SystemTime::now());
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "packs stored"
+        );
         progress.update(0.92, "committing");
         let packs = written.into_inner().unwrap_or_default();
         let mut stored_added: u64 = packs.iter().map(|(_, s)| *s).sum();
         if !packs.is_empty() {
-            let refs: Vec<(&[u8; 32], &[IndexEntry])> = packs.iter().map(|(p, _)| (&p.id, p.entries.as_slice())).collect();
+            let refs: Vec<(&[u8; 32], &[IndexEntry])> = packs
+                .iter()
+                .map(|(p, _)| (&p.id, p.entries.as_slice()))
+                .collect();
             let (_, isize) = write_index(self.storage.as_ref(), &self.keys, &refs)?;
             stored_added += isize;
         }
         let layer_docs: Vec<LayerDoc> = built.iter().map(BuiltLayer::doc).collect();
-        let root = manifest::root_hash(built.iter().map(|b| (b.name.as_str(), manifest::tree_hash(&b.entries))));
+        let root = manifest::root_hash(
+            built
+                .iter()
+                .map(|b| (b.name.as_str(), manifest::tree_hash(&b.entries))),
+        );
         let stats = StatsDoc {
             logical_bytes: layer_docs.iter().map(|l| l.logical_bytes).sum(),
             stored_bytes_added: stored_added,
@@ -633,14 +695,23 @@ impl Vault {
                 .iter()
                 .map(|(p, r)| (p.to_string_lossy().into_owned(), r.clone()))
                 .collect(),
-            changed_during_read: acc.changed.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            changed_during_read: acc
+                .changed
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
             metadata: req.metadata.clone(),
         };
-        let json = serde_json::to_vec(&doc).map_err(|e| VaultError::Internal(format!("snapshot object: {e}")))?;
+        let json = serde_json::to_vec(&doc)
+            .map_err(|e| VaultError::Internal(format!("snapshot object: {e}")))?;
         let key = format!("snapshots/{}", doc.id);
         // The commit point: after this put the snapshot exists.
-        self.storage.put(&key, &self.keys.seal(aad::SNAPSHOT, &[&json]))?;
-        eprintln!("TRACE committed {:?}", std::time::SystemTime::now());
+        self.storage
+            .put(&key, &self.keys.seal(aad::SNAPSHOT, &[&json]))?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot committed"
+        );
         progress.update(0.96, "reading the snapshot back");
         if let Err(e) = self.read_back(&doc, &built) {
             let _ = self.storage.delete(&key);
@@ -667,7 +738,9 @@ impl Vault {
         let index = self.load_index()?;
         let mut hashes = Vec::new();
         for (l, b) in back.layers.iter().zip(built) {
-            let bytes = self.read_manifest_bytes(&index, &back, l).map_err(|e| fail(e.to_string()))?;
+            let bytes = self
+                .read_manifest_bytes(&index, &back, l)
+                .map_err(|e| fail(e.to_string()))?;
             if bytes != b.manifest {
                 return Err(fail(format!("manifest of layer {} differs", l.name)));
             }
@@ -743,12 +816,16 @@ impl Vault {
                         .filter(|e| !starts.iter().any(|s| manifest::is_under(&e.path, s)))
                         .cloned()
                         .collect();
+                    acc.files_reused +=
+                        lb.kept.iter().filter(|e| e.kind == Kind::File).count() as u64;
                     for (k, e) in lb.kept.iter_mut().enumerate() {
                         if e.kind == Kind::File {
                             kept_inodes.insert(e.ino, k);
                         }
                         // Directories above a rescanned path: fresh metadata.
-                        if e.kind == Kind::Dir && starts.iter().any(|s| manifest::is_under(s, &e.path)) {
+                        if e.kind == Kind::Dir
+                            && starts.iter().any(|s| manifest::is_under(s, &e.path))
+                        {
                             let abs = join_rel(&src.root, &e.path);
                             let m = if e.path.is_empty() {
                                 std::fs::metadata(&abs)
@@ -777,55 +854,66 @@ impl Vault {
                     if excludes[li].is_excluded_or_under(start) {
                         continue;
                     }
-                    scan(&src.root, start, &excludes[li], &mut scan_skips, &mut |f: Found| {
-                        ctx.shared.files_seen.fetch_add(1, Ordering::Relaxed);
-                        if let FileKind::Other(reason) = f.kind {
-                            specials.push((f.abs, reason.to_string()));
-                            return;
-                        }
-                        let idx = lb.entries.len();
-                        lb.entries.push(entry_from(&f));
-                        if f.kind != FileKind::File {
-                            return;
-                        }
-                        if f.stat.nlink > 1 {
-                            if let Some(&first) = inodes.get(&(f.stat.dev, f.stat.ino)) {
-                                lb.links.push((idx, LinkTo::Scanned(first)));
+                    scan(
+                        &src.root,
+                        start,
+                        &excludes[li],
+                        &mut scan_skips,
+                        &mut |f: Found| {
+                            ctx.shared.files_seen.fetch_add(1, Ordering::Relaxed);
+                            if let FileKind::Other(reason) = f.kind {
+                                specials.push((f.abs, reason.to_string()));
                                 return;
                             }
-                            if let Some(&k) = kept_inodes.get(&f.stat.ino) {
-                                lb.links.push((idx, LinkTo::Kept(k)));
+                            let idx = lb.entries.len();
+                            lb.entries.push(entry_from(&f));
+                            if f.kind != FileKind::File {
                                 return;
                             }
-                            inodes.insert((f.stat.dev, f.stat.ino), idx);
-                        }
-                        if let Some(p) = parent_map.get(f.rel.as_slice()).filter(|p| parent_reusable(p, &f.stat)) {
-                            let e = &mut lb.entries[idx];
-                            e.chunks.clone_from(&p.chunks);
-                            e.reusable = true;
-                            acc.files_reused += 1;
-                            return;
-                        }
-                        ctx.shared.bytes_to_read.fetch_add(f.stat.size, Ordering::Relaxed);
-                        if f.stat.size >= BIG_FILE {
-                            spawn(li, idx, f.abs, f.stat);
-                        } else {
-                            small.push((li, idx, f.abs, f.stat));
-                        }
-                    })?;
+                            if f.stat.nlink > 1 {
+                                if let Some(&first) = inodes.get(&(f.stat.dev, f.stat.ino)) {
+                                    lb.links.push((idx, LinkTo::Scanned(first)));
+                                    return;
+                                }
+                                if let Some(&k) = kept_inodes.get(&f.stat.ino) {
+                                    lb.links.push((idx, LinkTo::Kept(k)));
+                                    return;
+                                }
+                                inodes.insert((f.stat.dev, f.stat.ino), idx);
+                            }
+                            if let Some(p) = parent_map
+                                .get(f.rel.as_slice())
+                                .filter(|p| parent_reusable(p, &f.stat))
+                            {
+                                let e = &mut lb.entries[idx];
+                                e.chunks.clone_from(&p.chunks);
+                                e.reusable = true;
+                                acc.files_reused += 1;
+                                return;
+                            }
+                            ctx.shared
+                                .bytes_to_read
+                                .fetch_add(f.stat.size, Ordering::Relaxed);
+                            if f.stat.size >= BIG_FILE {
+                                spawn(li, idx, f.abs, f.stat);
+                            } else {
+                                small.push((li, idx, f.abs, f.stat));
+                            }
+                        },
+                    )?;
                 }
                 acc.skipped.extend(scan_skips);
                 acc.skipped.extend(specials);
                 builds.push(lb);
             }
-            eprintln!("TRACE walk done {:?}", std::time::SystemTime::now());
+            tracing::debug!("walk finished");
             for (li, idx, abs, stat) in small {
                 spawn(li, idx, abs, stat);
             }
             Ok(())
         });
         drop(done_tx);
-        eprintln!("TRACE reads done {:?}", std::time::SystemTime::now());
+        tracing::debug!("files read");
         scanned?;
         if ctx.aborted() {
             return Err(VaultError::Internal("snapshot aborted".into()));
@@ -928,7 +1016,12 @@ impl Vault {
         Ok(out)
     }
 }
-fn packer_loop(keys: &crate::crypto::Keys, target: usize, rx: Receiver<NewBlob>, tx: Sender<FinishedPack>) {
+fn packer_loop(
+    keys: &crate::crypto::Keys,
+    target: usize,
+    rx: Receiver<NewBlob>,
+    tx: Sender<FinishedPack>,
+) {
     let mut data = PackWriter::new(target + 4 * 1024 * 1024);
     let mut tree = PackWriter::new(1024 * 1024);
     for b in rx {
@@ -938,13 +1031,19 @@ fn packer_loop(keys: &crate::crypto::Keys, target: usize, rx: Receiver<NewBlob>,
         };
         w.add(b.id, b.kind, &b.frame, b.raw_len);
         if w.len() >= target {
-            let cap = if b.kind == BlobKind::Data { target + 4 * 1024 * 1024 } else { 1024 * 1024 };
+            let cap = if b.kind == BlobKind::Data {
+                target + 4 * 1024 * 1024
+            } else {
+                1024 * 1024
+            };
             let full = std::mem::replace(w, PackWriter::new(cap));
             if tx.send(full.finish(keys)).is_err() {
                 return;
             }
         }
     }
+    // Manifests stay in packs of their own even when small: a damaged data
+    // pack then still leaves the manifest to say which files it affects.
     for w in [data, tree] {
         if !w.is_empty() && tx.send(w.finish(keys)).is_err() {
             return;
@@ -952,9 +1051,11 @@ fn packer_loop(keys: &crate::crypto::Keys, target: usize, rx: Receiver<NewBlob>,
     }
 }
 
-fn report_progress(ctx: &Shared, done: &AtomicBool, progress: &dyn ProgressSink) {
-    while !done.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(200));
+fn report_progress(ctx: &Shared, done: &Receiver<()>, progress: &dyn ProgressSink) {
+    // Wakes every 200 ms, and at once when the sender is dropped.
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+        done.recv_timeout(Duration::from_millis(200))
+    {
         let total = ctx.bytes_to_read.load(Ordering::Relaxed).max(1);
         let read = ctx.bytes_read.load(Ordering::Relaxed);
         let frac = 0.9 * (read as f32 / total as f32).min(1.0);

@@ -72,6 +72,25 @@ pub trait Storage: Send + Sync {
     /// Backend failures.
     fn exists(&self, key: &str) -> Result<bool, StorageError>;
 
+    /// Stores a short-lived object (a lock) atomically but without the
+    /// durability of [`Storage::put`]: after a crash it may be gone, which
+    /// for a lock is what should happen anyway. Defaults to `put`.
+    ///
+    /// # Errors
+    /// As [`Storage::put`].
+    fn put_ephemeral(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
+        self.put(key, data)
+    }
+
+    /// Removes a short-lived object without waiting for durability.
+    /// Defaults to `delete`.
+    ///
+    /// # Errors
+    /// As [`Storage::delete`].
+    fn delete_ephemeral(&self, key: &str) -> Result<(), StorageError> {
+        self.delete(key)
+    }
+
     /// Removes leftovers of interrupted `put`s older than `older_than`
     /// (temporary files); returns how many were removed. Backends without
     /// such leftovers keep the default.
@@ -122,6 +141,28 @@ impl LocalStorage {
         &self.root
     }
 
+    fn put_inner(&self, key: &str, data: &[u8], durable: bool) -> Result<(), StorageError> {
+        let dest = self.path_of(key)?;
+        let tmp = self.write_temp(key, data, durable)?;
+        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
+        let mut res = rename_noreplace(&tmp, &dest);
+        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+            res = create_dirs(&parent).and_then(|()| rename_noreplace(&tmp, &dest));
+        }
+        match res {
+            Ok(()) if durable => fsync_dir(&parent).map_err(|e| StorageError::io(key, e)),
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    Err(StorageError::AlreadyExists(key.to_string()))
+                } else {
+                    Err(StorageError::io(key, e))
+                }
+            }
+        }
+    }
+
     fn path_of(&self, key: &str) -> Result<PathBuf, StorageError> {
         validate_key(key)?;
         if key == TMP_DIR || key.starts_with("tmp/") {
@@ -130,7 +171,7 @@ impl LocalStorage {
         Ok(self.root.join(key))
     }
 
-    fn write_temp(&self, key: &str, data: &[u8]) -> Result<PathBuf, StorageError> {
+    fn write_temp(&self, key: &str, data: &[u8], durable: bool) -> Result<PathBuf, StorageError> {
         let tmp_dir = self.root.join(TMP_DIR);
         let name = format!("{}.tmp", hex::encode(rand::random::<[u8; 12]>()));
         let tmp = tmp_dir.join(name);
@@ -143,7 +184,9 @@ impl LocalStorage {
             }
             Err(e) => return Err(StorageError::io(key, e)),
         };
-        let res = f.write_all(data).and_then(|()| f.sync_data());
+        let res = f
+            .write_all(data)
+            .and_then(|()| if durable { f.sync_data() } else { Ok(()) });
         if let Err(e) = res {
             drop(f);
             let _ = fs::remove_file(&tmp);
@@ -180,7 +223,11 @@ fn create_dirs(dir: &Path) -> io::Result<()> {
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)?.sync_all()
 }
 
@@ -206,23 +253,18 @@ impl Storage for LocalStorage {
     }
 
     fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
-        let dest = self.path_of(key)?;
-        let tmp = self.write_temp(key, data)?;
-        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
-        let mut res = rename_noreplace(&tmp, &dest);
-        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::NotFound) {
-            res = create_dirs(&parent).and_then(|()| rename_noreplace(&tmp, &dest));
-        }
-        match res {
-            Ok(()) => fsync_dir(&parent).map_err(|e| StorageError::io(key, e)),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    Err(StorageError::AlreadyExists(key.to_string()))
-                } else {
-                    Err(StorageError::io(key, e))
-                }
-            }
+        self.put_inner(key, data, true)
+    }
+
+    fn put_ephemeral(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
+        self.put_inner(key, data, false)
+    }
+
+    fn delete_ephemeral(&self, key: &str) -> Result<(), StorageError> {
+        match fs::remove_file(self.path_of(key)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io(key, e)),
         }
     }
 
@@ -230,12 +272,14 @@ impl Storage for LocalStorage {
         let path = self.path_of(key)?;
         fs::read(&path).map_err(|e| not_found_or_io(key, e))
     }
-
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
         let path = self.path_of(key)?;
         let f = File::open(&path).map_err(|e| not_found_or_io(key, e))?;
         let len = usize::try_from(len).map_err(|_| {
-            StorageError::io(key, io::Error::new(io::ErrorKind::InvalidInput, "range too large"))
+            StorageError::io(
+                key,
+                io::Error::new(io::ErrorKind::InvalidInput, "range too large"),
+            )
         })?;
         let mut buf = vec![0u8; len];
         f.read_exact_at(&mut buf, offset).map_err(|e| {
@@ -244,7 +288,10 @@ impl Storage for LocalStorage {
                     key,
                     io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        format!("object is shorter than {} bytes (truncated)", offset + len as u64),
+                        format!(
+                            "object is shorter than {} bytes (truncated)",
+                            offset + len as u64
+                        ),
                     ),
                 )
             } else {
@@ -365,7 +412,10 @@ mod tests {
         let err = s.put("data/ab/abc", b"two").unwrap_err();
         assert!(matches!(err, StorageError::AlreadyExists(_)));
         assert_eq!(s.get("data/ab/abc").unwrap(), b"one");
-        assert!(fs::read_dir(dir.path().join("v/tmp")).unwrap().next().is_none());
+        assert!(fs::read_dir(dir.path().join("v/tmp"))
+            .unwrap()
+            .next()
+            .is_none());
     }
 
     #[test]
@@ -376,7 +426,12 @@ mod tests {
         s.put("data/cd/cde", b"22").unwrap();
         s.put("snapshots/x", b"333").unwrap();
         fs::write(dir.path().join("tmp/junk.tmp"), b"x").unwrap();
-        let mut keys: Vec<_> = s.list("data/").unwrap().into_iter().map(|o| o.key).collect();
+        let mut keys: Vec<_> = s
+            .list("data/")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         keys.sort();
         assert_eq!(keys, ["data/ab/abc", "data/cd/cde"]);
         assert_eq!(s.list("snapshots/").unwrap()[0].size, 3);

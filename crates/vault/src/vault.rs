@@ -18,6 +18,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A snapshot object that could not be read, and why.
+pub(crate) type Unreadable = (SnapshotId, VaultError);
+
 /// Choices made once, when a vault is created.
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -64,7 +67,11 @@ impl std::fmt::Debug for Vault {
     }
 }
 
-fn key_object_bytes(wrapper: &dyn KeyWrapper, vault_id: &str, master: &MasterKey) -> Result<(String, Vec<u8>)> {
+fn key_object_bytes(
+    wrapper: &dyn KeyWrapper,
+    vault_id: &str,
+    master: &MasterKey,
+) -> Result<(String, Vec<u8>)> {
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
     let obj = KeyObject {
         format: KEY_FORMAT.into(),
@@ -74,7 +81,8 @@ fn key_object_bytes(wrapper: &dyn KeyWrapper, vault_id: &str, master: &MasterKey
         wrapper: wrapper.kind().to_string(),
         body: wrapper.wrap(vault_id, master)?,
     };
-    let bytes = serde_json::to_vec_pretty(&obj).map_err(|e| VaultError::Internal(format!("key object: {e}")))?;
+    let bytes = serde_json::to_vec_pretty(&obj)
+        .map_err(|e| VaultError::Internal(format!("key object: {e}")))?;
     Ok((format!("keys/{id}"), bytes))
 }
 
@@ -92,7 +100,11 @@ impl Vault {
     ///
     /// # Errors
     /// As [`Vault::init`].
-    pub fn init_with(storage: Arc<dyn Storage>, key: &KeySource, options: InitOptions) -> Result<Vault> {
+    pub fn init_with(
+        storage: Arc<dyn Storage>,
+        key: &KeySource,
+        options: InitOptions,
+    ) -> Result<Vault> {
         let wrapper = PassphraseWrapper::from_source(key)?.with_params(options.argon2);
         Self::init_with_wrapper(storage, &wrapper, options)
     }
@@ -131,7 +143,8 @@ impl Vault {
         let master = MasterKey::generate();
         let (kkey, kbytes) = key_object_bytes(wrapper, &config.id, &master)?;
         storage.put(&kkey, &kbytes)?;
-        let cbytes = serde_json::to_vec_pretty(&config).map_err(|e| VaultError::Internal(format!("config: {e}")))?;
+        let cbytes = serde_json::to_vec_pretty(&config)
+            .map_err(|e| VaultError::Internal(format!("config: {e}")))?;
         // The config is written last: its presence means "initialised".
         storage.put("config", &cbytes)?;
         Self::assemble(storage, config, &master)
@@ -218,7 +231,10 @@ impl Vault {
 
     fn assemble(storage: Arc<dyn Storage>, config: Config, master: &MasterKey) -> Result<Vault> {
         let keys = Keys::derive(master);
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("vault-{i}"))
@@ -290,16 +306,21 @@ impl Vault {
         let key = format!("snapshots/{id}");
         let raw = match self.storage.get(&key) {
             Ok(b) => b,
-            Err(StorageError::NotFound(_)) => return Err(VaultError::SnapshotNotFound(id.to_string())),
+            Err(StorageError::NotFound(_)) => {
+                return Err(VaultError::SnapshotNotFound(id.to_string()))
+            }
             Err(e) => return Err(e.into()),
         };
-        let pt = self
-            .keys
-            .open(aad::SNAPSHOT, &raw)
-            .ok_or_else(|| VaultError::corrupt(&key, "does not authenticate (damaged or tampered)"))?;
-        let doc: SnapshotDoc = serde_json::from_slice(&pt).map_err(|e| VaultError::corrupt(&key, e.to_string()))?;
+        let pt = self.keys.open(aad::SNAPSHOT, &raw).ok_or_else(|| {
+            VaultError::corrupt(&key, "does not authenticate (damaged or tampered)")
+        })?;
+        let doc: SnapshotDoc =
+            serde_json::from_slice(&pt).map_err(|e| VaultError::corrupt(&key, e.to_string()))?;
         if doc.id != *id {
-            return Err(VaultError::corrupt(&key, format!("holds snapshot {}", doc.id)));
+            return Err(VaultError::corrupt(
+                &key,
+                format!("holds snapshot {}", doc.id),
+            ));
         }
         if doc.version > FORMAT_VERSION {
             return Err(VaultError::UnsupportedVersion {
@@ -327,7 +348,7 @@ impl Vault {
     }
 
     /// Every readable snapshot document, and the unreadable ones with why.
-    pub(crate) fn read_docs(&self) -> Result<(Vec<SnapshotDoc>, Vec<(SnapshotId, VaultError)>)> {
+    pub(crate) fn read_docs(&self) -> Result<(Vec<SnapshotDoc>, Vec<Unreadable>)> {
         use rayon::prelude::*;
         let ids = self.snapshot_ids()?;
         let res: Vec<_> = self.pool.install(|| {
@@ -345,12 +366,20 @@ impl Vault {
                 Err(e) => bad.push((id, e)),
             }
         }
-        ok.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        ok.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok((ok, bad))
     }
 
     /// Reads, decrypts, decompresses and checks one blob.
-    pub(crate) fn read_blob(&self, index: &Index, id: &BlobId) -> std::result::Result<Vec<u8>, String> {
+    pub(crate) fn read_blob(
+        &self,
+        index: &Index,
+        id: &BlobId,
+    ) -> std::result::Result<Vec<u8>, String> {
         let loc = index.blobs.get(id).ok_or("not in any index (missing)")?;
         let key = pack_key(&index.packs[loc.pack as usize]);
         let frame = self
@@ -364,11 +393,18 @@ impl Vault {
     }
 
     /// A layer's manifest bytes, checked against the recorded hash.
-    pub(crate) fn read_manifest_bytes(&self, index: &Index, doc: &SnapshotDoc, layer: &LayerDoc) -> Result<Vec<u8>> {
+    pub(crate) fn read_manifest_bytes(
+        &self,
+        index: &Index,
+        doc: &SnapshotDoc,
+        layer: &LayerDoc,
+    ) -> Result<Vec<u8>> {
         let object = format!("manifest of layer {} in snapshot {}", layer.name, doc.id);
         let mut bytes = Vec::with_capacity(layer.manifest_bytes as usize);
         for c in layer.chunk_refs(doc.id.as_str())? {
-            let b = self.read_blob(index, &c.id).map_err(|e| VaultError::corrupt(&object, e))?;
+            let b = self
+                .read_blob(index, &c.id)
+                .map_err(|e| VaultError::corrupt(&object, e))?;
             bytes.extend_from_slice(&b);
         }
         if hex::encode(manifest::manifest_hash(&bytes)) != layer.manifest_hash {
@@ -378,10 +414,18 @@ impl Vault {
     }
 
     /// A layer's decoded manifest.
-    pub(crate) fn read_manifest(&self, index: &Index, doc: &SnapshotDoc, layer: &LayerDoc) -> Result<Vec<Entry>> {
+    pub(crate) fn read_manifest(
+        &self,
+        index: &Index,
+        doc: &SnapshotDoc,
+        layer: &LayerDoc,
+    ) -> Result<Vec<Entry>> {
         let bytes = self.read_manifest_bytes(index, doc, layer)?;
         manifest::decode(&bytes).map_err(|e| {
-            VaultError::corrupt(format!("manifest of layer {} in snapshot {}", layer.name, doc.id), e.0)
+            VaultError::corrupt(
+                format!("manifest of layer {} in snapshot {}", layer.name, doc.id),
+                e.0,
+            )
         })
     }
 
@@ -452,7 +496,11 @@ impl Vault {
             .iter()
             .rev()
             .find(|d| {
-                let have: Vec<(String, String)> = d.layers.iter().map(|l| (l.name.clone(), l.root.clone())).collect();
+                let have: Vec<(String, String)> = d
+                    .layers
+                    .iter()
+                    .map(|l| (l.name.clone(), l.root.clone()))
+                    .collect();
                 have == want
             })
             .map(|d| d.id.clone()))
@@ -466,7 +514,10 @@ impl Vault {
     pub fn stats(&self) -> Result<VaultStats> {
         let objects = self.storage.list("")?;
         let total: u64 = objects.iter().map(|o| o.size).sum();
-        let packs: Vec<_> = objects.iter().filter(|o| o.key.starts_with("data/")).collect();
+        let packs: Vec<_> = objects
+            .iter()
+            .filter(|o| o.key.starts_with("data/"))
+            .collect();
         let index = self.load_index()?;
         let (docs, _) = self.read_docs()?;
         let mut refs: HashMap<BlobId, u32> = HashMap::new();
@@ -505,7 +556,11 @@ impl Vault {
                 .map(|(id, logical, mine)| SnapshotUsage {
                     id,
                     logical_bytes: logical,
-                    unique_stored_bytes: mine.iter().filter(|b| refs.get(*b) == Some(&1)).map(stored).sum(),
+                    unique_stored_bytes: mine
+                        .iter()
+                        .filter(|b| refs.get(*b) == Some(&1))
+                        .map(stored)
+                        .sum(),
                 })
                 .collect(),
         })

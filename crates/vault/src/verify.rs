@@ -13,7 +13,9 @@ use crate::blob::open_blob;
 use crate::crypto::BlobId;
 use crate::error::{AffectedFile, Result};
 use crate::manifest::{self, Entry};
-use crate::pack::{pack_id_of_key, pack_key, read_pack_trailer, IdMap, PACK_HEADER_LEN, PACK_TRAILER_LEN};
+use crate::pack::{
+    pack_id_of_key, pack_key, read_pack_trailer, IdMap, PACK_HEADER_LEN, PACK_TRAILER_LEN,
+};
 use crate::types::{DamagedSnapshot, VerifyReport};
 use crate::vault::Vault;
 use std::collections::{HashMap, HashSet};
@@ -23,6 +25,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use westtek_domain::ports::ProgressSink;
+
+/// A layer's name and decoded manifest.
+type LayerEntries = (String, Vec<Entry>);
 
 impl Vault {
     /// Checks the vault; see the module docs for what is checked.
@@ -53,7 +58,7 @@ impl Vault {
         }
 
         // Manifests and root hashes.
-        let mut manifests: Vec<(usize, Vec<(String, Vec<Entry>)>)> = Vec::new();
+        let mut manifests: Vec<(usize, Vec<LayerEntries>)> = Vec::new();
         for (di, d) in docs.iter().enumerate() {
             let mut reasons = Vec::new();
             let mut layers = Vec::new();
@@ -64,7 +69,8 @@ impl Vault {
                         Ok(entries) => {
                             let th = manifest::tree_hash(&entries);
                             if hex::encode(th) != l.tree_hash {
-                                reasons.push(format!("tree hash of layer {} does not match", l.name));
+                                reasons
+                                    .push(format!("tree hash of layer {} does not match", l.name));
                             }
                             hashes.push((l.name.as_str(), th));
                             layers.push((l.name.clone(), entries));
@@ -74,7 +80,9 @@ impl Vault {
                     Err(e) => reasons.push(e.to_string()),
                 }
             }
-            if hashes.len() == d.layers.len() && hex::encode(manifest::root_hash(hashes)) != d.root_hash {
+            if hashes.len() == d.layers.len()
+                && hex::encode(manifest::root_hash(hashes)) != d.root_hash
+            {
                 reasons.push("root hash does not match the manifests".into());
             }
             if !reasons.is_empty() {
@@ -109,12 +117,18 @@ impl Vault {
                 pack_key(id)
             ));
         }
-        let primary = |pi: usize, e: &crate::pack::IndexEntry| index.blobs.get(&e.id).is_some_and(|l| l.pack as usize == pi);
+        let primary = |pi: usize, e: &crate::pack::IndexEntry| {
+            index
+                .blobs
+                .get(&e.id)
+                .is_some_and(|l| l.pack as usize == pi)
+        };
         for (pi, id) in index.packs.iter().enumerate() {
             let key = pack_key(id);
             let entries = &index.pack_entries[pi];
             let Some(&size) = listed.get(id) else {
-                rep.errors.push(format!("{key}: missing ({} blobs lost)", entries.len()));
+                rep.errors
+                    .push(format!("{key}: missing ({} blobs lost)", entries.len()));
                 for e in entries.iter().filter(|e| primary(pi, e)) {
                     bad_blobs.insert(e.id, format!("pack {key} is missing"));
                 }
@@ -138,7 +152,9 @@ impl Vault {
                     own.sort_by_key(|e| e.offset);
                     theirs.sort_by_key(|e| e.offset);
                     if own != theirs {
-                        rep.errors.push(format!("{key}: its own index disagrees with the index objects"));
+                        rep.errors.push(format!(
+                            "{key}: its own index disagrees with the index objects"
+                        ));
                     }
                 }
                 Err(e) => rep.errors.push(format!("{key}: {e}")),
@@ -163,7 +179,9 @@ impl Vault {
             let checked = AtomicU64::new(0);
             let found: Mutex<Vec<(BlobId, String)>> = Mutex::new(Vec::new());
             let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
-            let work: Vec<usize> = (0..index.packs.len()).filter(|pi| listed.contains_key(&index.packs[*pi])).collect();
+            let work: Vec<usize> = (0..index.packs.len())
+                .filter(|pi| listed.contains_key(&index.packs[*pi]))
+                .collect();
             self.pool.install(|| {
                 use rayon::prelude::*;
                 work.par_iter().with_max_len(1).for_each(|&pi| {
@@ -179,7 +197,9 @@ impl Vault {
                         Ok(bytes) => {
                             if *blake3::hash(&bytes).as_bytes() != id {
                                 if let Ok(mut er) = errors.lock() {
-                                    er.push(format!("{key}: content does not match its name (damaged)"));
+                                    er.push(format!(
+                                        "{key}: content does not match its name (damaged)"
+                                    ));
                                 }
                             }
                             for e in index.pack_entries[pi].iter().filter(|e| primary(pi, e)) {
@@ -187,13 +207,16 @@ impl Vault {
                                 let res = bytes
                                     .get(lo..lo + e.len as usize)
                                     .ok_or_else(|| "truncated".to_string())
-                                    .and_then(|f| open_blob(&self.keys, &e.id, f, e.raw_len).map(|_| ()));
+                                    .and_then(|f| {
+                                        open_blob(&self.keys, &e.id, f, e.raw_len).map(|_| ())
+                                    });
                                 checked.fetch_add(1, Ordering::Relaxed);
                                 if let Err(why) = res {
                                     local.push((e.id, format!("pack {key}: {why}")));
                                 }
                             }
-                            let done = read.fetch_add(bytes.len() as u64, Ordering::Relaxed) + bytes.len() as u64;
+                            let done = read.fetch_add(bytes.len() as u64, Ordering::Relaxed)
+                                + bytes.len() as u64;
                             progress.update(
                                 0.1 + 0.85 * (done as f32 / total as f32).min(1.0),
                                 &format!("read {} of {} MiB", done >> 20, total >> 20),
@@ -252,7 +275,14 @@ impl Vault {
             }
         }
         rep.damaged_snapshots = damaged;
-        progress.update(1.0, if rep.is_ok() { "vault is healthy" } else { "vault has damage" });
+        progress.update(
+            1.0,
+            if rep.is_ok() {
+                "vault is healthy"
+            } else {
+                "vault has damage"
+            },
+        );
         Ok(rep)
     }
 }

@@ -50,7 +50,10 @@ impl From<&Metadata> for Stat {
 impl Stat {
     /// Same size, mtime, ctime and inode: the content is taken as unchanged.
     pub(crate) fn same_file(&self, other: &Stat) -> bool {
-        self.size == other.size && self.mtime == other.mtime && self.ctime == other.ctime && self.ino == other.ino
+        self.size == other.size
+            && self.mtime == other.mtime
+            && self.ctime == other.ctime
+            && self.ino == other.ino
     }
 }
 
@@ -94,10 +97,17 @@ impl Excludes {
         for p in patterns {
             let t = p.trim_matches('/');
             if t.is_empty() {
-                return Err(VaultError::InvalidRequest(format!("empty exclude pattern {p:?}")));
+                return Err(VaultError::InvalidRequest(format!(
+                    "empty exclude pattern {p:?}"
+                )));
             }
             if t.contains('/') {
-                out.push(Pattern::Path(t.split('/').filter(|c| !c.is_empty()).map(|c| c.as_bytes().to_vec()).collect()));
+                out.push(Pattern::Path(
+                    t.split('/')
+                        .filter(|c| !c.is_empty())
+                        .map(|c| c.as_bytes().to_vec())
+                        .collect(),
+                ));
             } else {
                 out.push(Pattern::Name(t.as_bytes().to_vec()));
             }
@@ -144,7 +154,9 @@ impl Excludes {
 fn match_components(pat: &[Vec<u8>], path: &[&[u8]]) -> bool {
     match pat.split_first() {
         None => path.is_empty(),
-        Some((p, rest)) if p.as_slice() == b"**" => (0..=path.len()).any(|i| match_components(rest, &path[i..])),
+        Some((p, rest)) if p.as_slice() == b"**" => {
+            (0..=path.len()).any(|i| match_components(rest, &path[i..]))
+        }
         Some((p, rest)) => match path.split_first() {
             Some((c, prest)) => glob(p, c) && match_components(rest, prest),
             None => false,
@@ -241,7 +253,10 @@ pub(crate) fn scan(
         let rd = match fs::read_dir(&dir_abs) {
             Ok(rd) => rd,
             Err(e) => {
-                skipped.push((dir_abs, format!("directory not readable, contents not stored: {e}")));
+                skipped.push((
+                    dir_abs,
+                    format!("directory not readable, contents not stored: {e}"),
+                ));
                 continue;
             }
         };
@@ -328,7 +343,10 @@ mod tests {
         fs::write(d.path().join("a/b/f"), b"").unwrap();
         let mut seen = Vec::new();
         let mut skipped = Vec::new();
-        scan(d.path(), b"", &ex(&[]), &mut skipped, &mut |f| seen.push(String::from_utf8(f.rel).unwrap())).unwrap();
+        scan(d.path(), b"", &ex(&[]), &mut skipped, &mut |f| {
+            seen.push(String::from_utf8(f.rel).unwrap())
+        })
+        .unwrap();
         assert_eq!(seen, ["", "a", "a/b", "a/b/f", "a-c"]);
     }
 }

@@ -75,6 +75,22 @@ pub struct CreateEnvironmentRequest {
 pub struct UpdateEnvironmentRequest {
     pub name: Option<String>,
     pub metadata: Option<MetadataInput>,
+    /// Which snapshots to keep (applied after every snapshot).
+    pub retention: Option<RetentionBody>,
+    /// Drill the latest snapshot when its last drill is older than this
+    /// many days; 0 turns scheduled drills off.
+    pub drill_interval_days: Option<u32>,
+}
+
+/// Which snapshots to keep: the newest `keep_last`, the newest of each of
+/// the last `keep_daily` days and `keep_monthly` months; all absent keeps
+/// everything.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionBody {
+    pub keep_last: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_monthly: Option<u32>,
 }
 
 /// Launch Jupyter for an environment (seed: `POST /api/environments/jupyter`).
@@ -133,6 +149,10 @@ pub struct EnvironmentResponse {
     pub configuration_hash: Option<String>,
     pub container_info: ContainerInfoBody,
     pub metadata: MetadataBody,
+    pub retention: RetentionBody,
+    pub drill_interval_days: Option<u32>,
+    /// The pinned drift baseline, when the lab pinned one.
+    pub baseline_snapshot_id: Option<String>,
 }
 
 fn unit_name<T: Serialize>(v: &T) -> String {
@@ -172,6 +192,13 @@ impl From<Environment> for EnvironmentResponse {
                 efs_access_point: e.container_info.efs_access_point,
                 ebs_volume_id: e.container_info.ebs_volume_id,
             },
+            retention: RetentionBody {
+                keep_last: e.retention.keep_last,
+                keep_daily: e.retention.keep_daily,
+                keep_monthly: e.retention.keep_monthly,
+            },
+            drill_interval_days: e.drill_interval_days,
+            baseline_snapshot_id: e.baseline_snapshot_id.map(|b| b.to_string()),
             metadata: MetadataBody {
                 experiment_id: e.metadata.experiment_id,
                 funding_source: e.metadata.funding_source,

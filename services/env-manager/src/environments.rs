@@ -240,6 +240,7 @@ pub async fn create(
         metadata,
         baseline_snapshot_id: None,
         retention: Default::default(),
+        drill_interval_days: None,
         version: 0,
     };
     let job = Job {
@@ -546,11 +547,37 @@ pub async fn update(
         "environment.update",
         "environment",
         id,
-        serde_json::json!({ "name": name, "metadata": req.metadata.as_ref().map(|m| serde_json::to_value(m).unwrap_or_default()) }),
+        serde_json::json!({
+            "name": name,
+            "metadata": req.metadata.as_ref().map(|m| serde_json::to_value(m).unwrap_or_default()),
+            "retention": req.retention,
+            "drill_interval_days": req.drill_interval_days,
+        }),
     );
+    if let Some(r) = req.retention {
+        if [r.keep_last, r.keep_daily, r.keep_monthly].contains(&Some(0)) {
+            return Err(DomainError::invalid(
+                "retention",
+                "counts must be at least 1 (leave a rule out to not use it)",
+            )
+            .into());
+        }
+    }
+    let retention = req.retention;
+    let drill = req.drill_interval_days;
     let updated = modify(&state, id, Some(audit), |e| {
         if let Some(n) = &name {
             e.name = n.clone();
+        }
+        if let Some(r) = retention {
+            e.retention = westtek_domain::RetentionPolicy {
+                keep_last: r.keep_last,
+                keep_daily: r.keep_daily,
+                keep_monthly: r.keep_monthly,
+            };
+        }
+        if let Some(d) = drill {
+            e.drill_interval_days = (d > 0).then_some(d);
         }
         if let Some(m) = &meta {
             e.metadata = metadata_from(m, e.metadata.clone())?;

@@ -401,6 +401,30 @@ impl SnapshotEngine for LocalSnapshotEngine {
         .map_err(blocking_error)?
     }
 
+    async fn gc(&self) -> Result<serde_json::Value> {
+        let vault = self.vault.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = vault
+                .gc(Arc::new(westtek_vault::NoProgress))
+                .map_err(vault_error)?;
+            serde_json::to_value(r).map_err(DomainError::internal)
+        })
+        .await
+        .map_err(blocking_error)?
+    }
+
+    async fn verify(&self, read_data: bool) -> Result<serde_json::Value> {
+        let vault = self.vault.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = vault
+                .verify(read_data, Arc::new(westtek_vault::NoProgress))
+                .map_err(vault_error)?;
+            serde_json::to_value(r).map_err(DomainError::internal)
+        })
+        .await
+        .map_err(blocking_error)?
+    }
+
     async fn drill(&self, engine_id: &str, progress: Arc<dyn ProgressSink>) -> Result<DrillResult> {
         let id = SnapshotId::parse(engine_id).map_err(vault_error)?;
         let me = self.clone();

@@ -29,11 +29,41 @@ pub fn router() -> Router<AppState> {
 #[openapi(
     paths(
         routes::create, routes::list, routes::get_one, routes::diff, routes::restore,
-        routes::delete, routes::drill, routes::inventory,
+        routes::delete, routes::drill, routes::inventory, routes::lab_storage, routes::vault_gc,
+        routes::vault_verify,
     ),
     tags((name = "snapshots", description = "Snapshots of environments: capture, compare, restore, drill"))
 )]
 pub struct SnapshotsApi;
+
+/// Starts the service's background tasks: scheduled restore drills (checked
+/// every 10 minutes) and vault garbage collection (every 6 hours).
+pub fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let drills = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = routes::run_due_drills(&state).await {
+                    tracing::warn!(error = %e, "scheduled drills failed");
+                }
+            }
+        })
+    };
+    let gc = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match state.snapshots.gc().await {
+                Ok(report) => tracing::info!(%report, "vault gc"),
+                Err(e) => tracing::warn!(error = %e, "vault gc failed"),
+            }
+        }
+    });
+    vec![drills, gc]
+}
 
 /// Publishes a snapshot event; a bus failure is logged, never fails the
 /// request (the change is committed and audited).

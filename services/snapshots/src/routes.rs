@@ -41,6 +41,157 @@ pub fn router() -> Router<AppState> {
         .route("/api/snapshots/{id}/restore", post(restore))
         .route("/api/snapshots/{id}/drill", post(drill))
         .route("/api/snapshots/{id}/inventory", get(inventory))
+        .route("/api/labs/{id}/storage", get(lab_storage))
+        .route("/api/vault/gc", post(vault_gc))
+        .route("/api/vault/verify", get(vault_verify))
+}
+
+/// A lab's snapshot storage.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct StorageResponse {
+    pub lab_id: String,
+    /// Bytes the lab's snapshots added to the vault.
+    pub used_bytes: u64,
+    pub max_storage_bytes: Option<u64>,
+    pub snapshots: u64,
+}
+
+/// How much vault storage a lab's snapshots use, against its quota.
+#[utoipa::path(get, path = "/api/labs/{id}/storage", tag = "snapshots", params(("id" = String, Path)),
+    responses((status = 200, body = StorageResponse), (status = 404, body = westtek_platform::Problem)))]
+pub async fn lab_storage(
+    caller: Caller,
+    State(state): State<AppState>,
+    IdPath(id): IdPath<westtek_domain::LabId>,
+) -> ApiResult<Json<StorageResponse>> {
+    if !caller.can_read(id) {
+        return Err(ApiError::not_found("lab"));
+    }
+    let lab = state.store.get_lab(id).await?;
+    let used = state.store.lab_storage_bytes(id).await?;
+    let count = state
+        .store
+        .list_snapshots(&SnapshotFilter {
+            lab_id: Some(id),
+            status: Some(SnapshotStatus::Complete),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?
+        .total;
+    Ok(Json(StorageResponse {
+        lab_id: id.to_string(),
+        used_bytes: used,
+        max_storage_bytes: lab.quotas.max_storage_bytes,
+        snapshots: count,
+    }))
+}
+
+fn require_it_admin(caller: &Caller) -> ApiResult<()> {
+    if caller.principal.it_admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only IT admins maintain the vault"))
+    }
+}
+
+/// Garbage-collects the vault now (IT admins): removes data no snapshot
+/// uses; safe while snapshots run.
+#[utoipa::path(post, path = "/api/vault/gc", tag = "snapshots",
+    responses((status = 200, description = "the gc report (JSON)"), (status = 403, body = westtek_platform::Problem)))]
+pub async fn vault_gc(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_it_admin(&caller)?;
+    let report = state.snapshots.gc().await?;
+    let audit = caller.audit(None, "vault.gc", "vault", "local", report.clone());
+    state.store.append(vec![audit]).await?;
+    Ok(Json(report))
+}
+
+/// Query of `GET /api/vault/verify`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    /// Read and check every byte (slow), not just the structure.
+    pub read_data: Option<bool>,
+}
+
+/// Checks the vault (IT admins); names damaged snapshots and files.
+#[utoipa::path(get, path = "/api/vault/verify", tag = "snapshots", params(VerifyQuery),
+    responses((status = 200, description = "the verify report (JSON)"), (status = 403, body = westtek_platform::Problem)))]
+pub async fn vault_verify(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<VerifyQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_it_admin(&caller)?;
+    Ok(Json(
+        state.snapshots.verify(q.read_data.unwrap_or(false)).await?,
+    ))
+}
+
+/// Drills due by their environment's `drill_interval_days`: the latest
+/// complete snapshot whose last drill is older than the interval.
+pub async fn run_due_drills(state: &AppState) -> Result<usize> {
+    let now = state.clock.now();
+    let mut started = 0;
+    let mut offset = 0;
+    loop {
+        let page = state
+            .store
+            .list_environments(&westtek_domain::EnvironmentFilter {
+                limit: 500,
+                offset,
+                ..Default::default()
+            })
+            .await?;
+        for env in page
+            .items
+            .iter()
+            .filter(|e| e.drill_interval_days.is_some())
+        {
+            let days = i64::from(env.drill_interval_days.unwrap_or(0));
+            let Some(latest) = latest_complete(state, env.id).await? else {
+                continue;
+            };
+            let due = latest
+                .drill
+                .as_ref()
+                .is_none_or(|d| now - d.at >= chrono::Duration::days(days));
+            let Some(engine) = latest.vault_snapshot_id.clone().filter(|_| due) else {
+                continue;
+            };
+            let job = new_job(
+                env.lab_id,
+                "snapshot.drill",
+                latest.id.to_string(),
+                env.researcher_id,
+                now,
+            );
+            let audit = westtek_env_manager::system_audit(
+                Some(env.lab_id),
+                "snapshot.drill",
+                "snapshot",
+                latest.id.to_string(),
+                serde_json::json!({ "scheduled": true, "interval_days": days }),
+            );
+            state
+                .store
+                .commit(vec![Write::InsertJob(job.clone())], vec![audit])
+                .await?;
+            let tracker = state.jobs.track(job);
+            // One at a time: drills restore whole environments.
+            run_drill(state.clone(), tracker, latest.id, engine).await;
+            started += 1;
+        }
+        if page.items.len() < 500 {
+            break;
+        }
+        offset += 500;
+    }
+    Ok(started)
 }
 
 fn accepted<T: serde::Serialize>(job: JobId, body: T) -> Response {
@@ -336,14 +487,33 @@ async fn apply_retention(state: &AppState, env_id: EnvironmentId) -> Result<Vec<
     Ok(expired)
 }
 
+/// Deletes a snapshot. Storage accounting: the bytes it added mostly stay
+/// in the vault while its children reference them, so they move to its
+/// oldest child (which also takes its parent); a snapshot without children
+/// takes its bytes with it (the next gc frees what nothing else uses).
 async fn forget(state: &AppState, s: &Snapshot, audit: AuditDraft) -> Result<()> {
     if let Some(engine_id) = &s.vault_snapshot_id {
         state.snapshots.delete(engine_id).await?;
     }
-    state
+    let children = state
         .store
-        .commit(vec![Write::DeleteSnapshot(s.id)], vec![audit])
-        .await?;
+        .list_snapshots(&SnapshotFilter {
+            environment_id: Some(s.environment_id),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await?
+        .items
+        .into_iter()
+        .filter(|c| c.parent_id == Some(s.id))
+        .min_by_key(|c| c.timestamp);
+    let mut writes = vec![Write::DeleteSnapshot(s.id)];
+    if let Some(mut child) = children {
+        child.stored_bytes_added += s.stored_bytes_added;
+        child.parent_id = s.parent_id;
+        writes.push(Write::UpdateSnapshot(child));
+    }
+    state.store.commit(writes, vec![audit]).await?;
     publish(state, types::SNAPSHOT_DELETED, s, serde_json::json!({})).await;
     Ok(())
 }

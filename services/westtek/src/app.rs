@@ -469,7 +469,10 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
             })
             .await
     });
-    let background = westtek_env_manager::spawn_background(state.clone());
+    let mut background = westtek_env_manager::spawn_background(state.clone());
+    if cfg.services.contains(&Service::Snapshots) {
+        background.extend(westtek_snapshots::spawn_background(state.clone()));
+    }
     Ok(RunningApp {
         addr,
         url,

@@ -67,10 +67,20 @@ impl Fixture {
         let out = tempfile::tempdir().unwrap();
         let err = restore_to(&self.vault, &self.a.id, vec![("home", out.path())]).unwrap_err();
         match &err {
-            VaultError::Damaged { snapshot, files, .. } => {
+            VaultError::Damaged {
+                snapshot, files, ..
+            } => {
                 assert_eq!(snapshot, self.a.id.as_str());
-                assert!(files.iter().any(|f| f.layer == "home" && f.path == Path::new(file)), "{err}");
-                assert!(!out.path().join(file).exists(), "a damaged file is not left behind");
+                assert!(
+                    files
+                        .iter()
+                        .any(|f| f.layer == "home" && f.path == Path::new(file)),
+                    "{err}"
+                );
+                assert!(
+                    !out.path().join(file).exists(),
+                    "a damaged file is not left behind"
+                );
             }
             other => panic!("expected Damaged, got {other}"),
         }
@@ -83,7 +93,10 @@ impl Fixture {
         assert_eq!(rep.damaged_snapshots.len(), 1, "{rep:#?}");
         let d = &rep.damaged_snapshots[0];
         assert_eq!(d.id, self.a.id);
-        assert!(d.files.iter().any(|f| f.path == Path::new(file)), "{rep:#?}");
+        assert!(
+            d.files.iter().any(|f| f.path == Path::new(file)),
+            "{rep:#?}"
+        );
         rep
     }
 }
@@ -93,9 +106,20 @@ fn a_truncated_pack_is_named_by_verify_and_restore_and_spares_other_snapshots() 
     let f = fixture();
     let p = f.path(&f.pack_a);
     let len = fs::metadata(&p).unwrap().len();
-    fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 2).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     let rep = f.verify_names_a(false, "a.bin");
-    assert!(rep.errors.iter().any(|e| e.contains(&f.pack_a) && e.contains("truncated")), "{:?}", rep.errors);
+    assert!(
+        rep.errors
+            .iter()
+            .any(|e| e.contains(&f.pack_a) && e.contains("truncated")),
+        "{:?}",
+        rep.errors
+    );
     let msg = f.restore_a_fails_naming("a.bin");
     assert!(msg.contains(&f.pack_a), "{msg}");
     f.b_still_restores();
@@ -111,7 +135,13 @@ fn a_flipped_bit_in_a_pack_is_found_by_reading_the_data() {
     // The structure is intact; only reading the data finds it.
     assert!(f.vault.verify(false, progress()).unwrap().is_ok());
     let rep = f.verify_names_a(true, "a.bin");
-    assert!(rep.errors.iter().any(|e| e.contains("does not match its name")), "{:?}", rep.errors);
+    assert!(
+        rep.errors
+            .iter()
+            .any(|e| e.contains("does not match its name")),
+        "{:?}",
+        rep.errors
+    );
     let msg = f.restore_a_fails_naming("a.bin");
     assert!(msg.contains("does not authenticate"), "{msg}");
     f.b_still_restores();
@@ -122,7 +152,13 @@ fn a_missing_pack_is_named_and_spares_other_snapshots() {
     let f = fixture();
     fs::remove_file(f.path(&f.pack_a)).unwrap();
     let rep = f.verify_names_a(false, "a.bin");
-    assert!(rep.errors.iter().any(|e| e.contains(&f.pack_a) && e.contains("missing")), "{:?}", rep.errors);
+    assert!(
+        rep.errors
+            .iter()
+            .any(|e| e.contains(&f.pack_a) && e.contains("missing")),
+        "{:?}",
+        rep.errors
+    );
     let msg = f.restore_a_fails_naming("a.bin");
     assert!(msg.contains("missing"), "{msg}");
     f.b_still_restores();
@@ -142,13 +178,19 @@ fn a_damaged_snapshot_object_is_named_and_hidden_from_the_listing() {
     let ids: Vec<_> = f.vault.list().unwrap().into_iter().map(|s| s.id).collect();
     assert_eq!(ids, vec![f.b.id.clone()]);
     let err = f.vault.get(&f.a.id).unwrap_err();
-    assert!(matches!(&err, VaultError::Corrupt { object, .. } if object == &key), "{err}");
+    assert!(
+        matches!(&err, VaultError::Corrupt { object, .. } if object == &key),
+        "{err}"
+    );
     let rep = f.vault.verify(false, progress()).unwrap();
     assert_eq!(rep.damaged_snapshots.len(), 1);
     assert_eq!(rep.damaged_snapshots[0].id, f.a.id);
     // gc refuses to guess what the unreadable snapshot needs.
     let packs = list_keys(f.storage.as_ref(), "data/");
-    assert!(matches!(f.vault.gc(progress()), Err(VaultError::Corrupt { .. })));
+    assert!(matches!(
+        f.vault.gc(progress()),
+        Err(VaultError::Corrupt { .. })
+    ));
     assert_eq!(list_keys(f.storage.as_ref(), "data/"), packs);
     f.b_still_restores();
 }
@@ -170,13 +212,16 @@ fn a_damaged_index_object_stops_gc_from_deleting_anything() {
 #[test]
 fn a_wrong_password_is_a_clear_wrong_key_error() {
     let f = fixture();
-    let err = Vault::open(Arc::clone(&f.storage), &KeySource::Password("wrong".into())).unwrap_err();
+    let err =
+        Vault::open(Arc::clone(&f.storage), &KeySource::Password("wrong".into())).unwrap_err();
     assert!(matches!(err, VaultError::WrongKey));
     assert!(err.to_string().contains("wrong password"));
     // A second key (a key file) opens the same vault.
     let kf = f.dir.parent().unwrap().join("keyfile");
     fs::write(&kf, noise(64, 5)).unwrap();
-    let w = PassphraseWrapper::from_source(&KeySource::KeyFile(kf.clone())).unwrap().with_params(options().argon2);
+    let w = PassphraseWrapper::from_source(&KeySource::KeyFile(kf.clone()))
+        .unwrap()
+        .with_params(options().argon2);
     f.vault.add_key(&w).unwrap();
     let v2 = Vault::open(Arc::clone(&f.storage), &KeySource::KeyFile(kf)).unwrap();
     assert_eq!(v2.list().unwrap().len(), 2);
@@ -188,6 +233,10 @@ fn opening_something_that_is_not_a_vault_says_so() {
     let err = Vault::open_local(t.path(), &key()).unwrap_err();
     assert!(matches!(err, VaultError::NotAVault { .. }), "{err}");
     let (_, _v) = local_vault(&t.path().join("v"));
-    let again = Vault::init_with(Arc::new(LocalStorage::new(t.path().join("v"))), &key(), options());
+    let again = Vault::init_with(
+        Arc::new(LocalStorage::new(t.path().join("v"))),
+        &key(),
+        options(),
+    );
     assert!(matches!(again, Err(VaultError::AlreadyExists(_))));
 }

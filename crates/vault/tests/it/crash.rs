@@ -26,15 +26,24 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn tree(root: &Path, seed: u64, big: usize) -> PathBuf {
     write(&root.join("big.bin"), &noise(big, seed));
-    write(&root.join("nb.ipynb"), format!("{{\"seed\": {seed}}}").as_bytes());
-    write(&root.join("pkg/mod.py"), "import os\n".repeat(200).as_bytes());
+    write(
+        &root.join("nb.ipynb"),
+        format!("{{\"seed\": {seed}}}").as_bytes(),
+    );
+    write(
+        &root.join("pkg/mod.py"),
+        "import os\n".repeat(200).as_bytes(),
+    );
     root.to_path_buf()
 }
 
 /// Mutating storage operations of one run of `op` on a copy of `base`.
 fn count_mutations(base: &Path, scratch: &Path, op: &dyn Fn(&Vault) -> Result<()>) -> u64 {
     copy_dir(base, scratch);
-    let crash = Arc::new(CrashAfter::new(Arc::new(LocalStorage::new(scratch)), i64::MAX));
+    let crash = Arc::new(CrashAfter::new(
+        Arc::new(LocalStorage::new(scratch)),
+        i64::MAX,
+    ));
     let v = reopen(Arc::clone(&crash) as Arc<dyn Storage>);
     op(&v).unwrap();
     crash.mutations.load(Ordering::SeqCst)
@@ -49,7 +58,10 @@ fn a_crash_at_any_storage_operation_of_a_snapshot_leaves_the_vault_consistent() 
     let (_, v) = local_vault(&base);
     let s1 = snap(&v, vec![layer("home", &t1)], None);
     drop(v);
-    let op = |v: &Vault| v.snapshot(&request(vec![layer("home", &t2)], None), progress()).map(|_| ());
+    let op = |v: &Vault| {
+        v.snapshot(&request(vec![layer("home", &t2)], None), progress())
+            .map(|_| ())
+    };
     let n = count_mutations(&base, &t.path().join("count"), &op);
     assert!(n >= 6, "lock, packs, index, snapshot, unlock: {n}");
     for allowed in 0..n as i64 {
@@ -61,9 +73,19 @@ fn a_crash_at_any_storage_operation_of_a_snapshot_leaves_the_vault_consistent() 
         let _ = op(&v);
         drop(v);
         // The snapshot counts as made only once its object was written.
-        let listed: Vec<SnapshotId> = reopen(Arc::clone(&inner)).list().unwrap().into_iter().map(|s| s.id).collect();
+        let listed: Vec<SnapshotId> = reopen(Arc::clone(&inner))
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
         let mut expected = vec![(s1.id.clone(), t1.clone())];
-        expected.extend(listed.iter().filter(|id| **id != s1.id).map(|id| (id.clone(), t2.clone())));
+        expected.extend(
+            listed
+                .iter()
+                .filter(|id| **id != s1.id)
+                .map(|id| (id.clone(), t2.clone())),
+        );
         assert!(expected.len() <= 2, "crash after {allowed}: {listed:?}");
         assert_consistent(Arc::clone(&inner), &expected);
         let after = reopen(Arc::clone(&inner));
@@ -152,7 +174,11 @@ fn child_process_entry() {
         return;
     };
     let mut parts = spec.splitn(3, '|');
-    let (mode, vault, tree) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or(""));
+    let (mode, vault, tree) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap_or(""),
+    );
     let v = reopen(Arc::new(Slow(LocalStorage::new(vault))));
     match mode {
         "snapshot" => loop {
@@ -169,8 +195,17 @@ fn child_process_entry() {
 
 fn spawn_child(mode: &str, vault: &Path, tree: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash::child_process_entry", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{mode}|{}|{}", vault.display(), tree.display()))
+        .args([
+            "--exact",
+            "crash::child_process_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            CHILD_ENV,
+            format!("{mode}|{}|{}", vault.display(), tree.display()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -180,20 +215,30 @@ fn spawn_child(mode: &str, vault: &Path, tree: &Path) -> Child {
 fn wait_for(what: &str, cond: impl Fn() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(60), "child never got to: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "child never got to: {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
 fn kill_9(mut child: Child) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     // Reap it so its pid is really gone (a zombie still "exists").
     child.wait().unwrap();
 }
 
 /// Every listed snapshot restores to the tree its metadata names, and
 /// verify with read_data passes.
-fn check_after_kill(storage: Arc<dyn Storage>, known: &[(SnapshotId, PathBuf)]) -> Vec<(SnapshotId, PathBuf)> {
+fn check_after_kill(
+    storage: Arc<dyn Storage>,
+    known: &[(SnapshotId, PathBuf)],
+) -> Vec<(SnapshotId, PathBuf)> {
     let v = reopen(Arc::clone(&storage));
     let mut expected: Vec<(SnapshotId, PathBuf)> = Vec::new();
     for s in v.list().unwrap() {
@@ -204,7 +249,11 @@ fn check_after_kill(storage: Arc<dyn Storage>, known: &[(SnapshotId, PathBuf)]) 
         expected.push((s.id, tree));
     }
     for k in known {
-        assert!(expected.iter().any(|(id, _)| *id == k.0), "snapshot {} lost", k.0);
+        assert!(
+            expected.iter().any(|(id, _)| *id == k.0),
+            "snapshot {} lost",
+            k.0
+        );
     }
     assert_consistent(storage, &expected);
     expected
@@ -219,10 +268,16 @@ fn kill_9_in_the_middle_of_a_snapshot_leaves_the_vault_consistent() {
     let s1 = snap(&v, vec![layer("home", &t1)], None);
     let mut known = vec![(s1.id.clone(), t1.clone())];
     for (round, delay_ms) in [20u64, 80, 200].into_iter().enumerate() {
-        let tn = tree(&t.path().join(format!("t-{round}")), 10 + round as u64, 3_000_000);
+        let tn = tree(
+            &t.path().join(format!("t-{round}")),
+            10 + round as u64,
+            3_000_000,
+        );
         let child = spawn_child("snapshot", &dir, &tn);
         let packs_before = list_keys(storage.as_ref(), "data/").len();
-        wait_for("writing packs", || list_keys(storage.as_ref(), "data/").len() > packs_before);
+        wait_for("writing packs", || {
+            list_keys(storage.as_ref(), "data/").len() > packs_before
+        });
         std::thread::sleep(Duration::from_millis(delay_ms));
         kill_9(child);
         eprintln!(
@@ -248,7 +303,11 @@ fn kill_9_in_the_middle_of_gc_leaves_the_vault_consistent() {
     for (round, delay_ms) in [10u64, 0, 0].into_iter().enumerate() {
         // Garbage for gc: snapshots that are deleted again.
         for i in 0..3u64 {
-            let tr = tree(&t.path().join(format!("r{round}-{i}")), 100 * round as u64 + i, 1_200_000);
+            let tr = tree(
+                &t.path().join(format!("r{round}-{i}")),
+                100 * round as u64 + i,
+                1_200_000,
+            );
             let s = snap(&v, vec![layer("home", &tr)], None);
             if i == 1 {
                 v.delete(&s.id).unwrap();
@@ -260,13 +319,19 @@ fn kill_9_in_the_middle_of_gc_leaves_the_vault_consistent() {
         let indexes = list_keys(storage.as_ref(), "index/");
         let packs = list_keys(storage.as_ref(), "data/").len();
         let child = spawn_child("gc", &dir, Path::new(""));
-        wait_for("taking the gc lock", || !list_keys(storage.as_ref(), "locks/").is_empty());
+        wait_for("taking the gc lock", || {
+            !list_keys(storage.as_ref(), "locks/").is_empty()
+        });
         match round {
             0 => {}
             1 => wait_for("writing the new index", || {
-                list_keys(storage.as_ref(), "index/").iter().any(|k| !indexes.contains(k))
+                list_keys(storage.as_ref(), "index/")
+                    .iter()
+                    .any(|k| !indexes.contains(k))
             }),
-            _ => wait_for("deleting packs", || list_keys(storage.as_ref(), "data/").len() < packs),
+            _ => wait_for("deleting packs", || {
+                list_keys(storage.as_ref(), "data/").len() < packs
+            }),
         }
         std::thread::sleep(Duration::from_millis(delay_ms));
         kill_9(child);

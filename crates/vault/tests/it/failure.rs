@@ -16,7 +16,10 @@ fn trees(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     write(&a.join("data.bin"), &noise(200_000, 1));
     write(&b.join("big.bin"), &noise(3_000_000, 2));
     for i in 0..20 {
-        write(&b.join(format!("f{i}.py")), format!("x = {i}\n").repeat(100).as_bytes());
+        write(
+            &b.join(format!("f{i}.py")),
+            format!("x = {i}\n").repeat(100).as_bytes(),
+        );
     }
     (a, b)
 }
@@ -35,8 +38,13 @@ fn a_disk_filling_up_at_any_point_of_a_snapshot_leaves_no_partial_snapshot() {
         let v = new_vault(Arc::clone(&disk) as Arc<dyn Storage>);
         let sa = snap(&v, vec![layer("home", &a)], None);
         disk.budget.store(budget, Ordering::SeqCst);
-        let err = v.snapshot(&request(vec![layer("home", &b)], None), progress()).unwrap_err();
-        assert!(err.to_string().contains("No space left on device"), "budget {budget}: {err}");
+        let err = v
+            .snapshot(&request(vec![layer("home", &b)], None), progress())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("No space left on device"),
+            "budget {budget}: {err}"
+        );
         assert_consistent(Arc::clone(&inner), &[(sa.id.clone(), a.clone())]);
         // Space freed: gc removes the leftovers, the snapshot now works.
         disk.budget.store(i64::MAX, Ordering::SeqCst);
@@ -76,9 +84,14 @@ fn a_real_full_tmpfs_mid_snapshot_leaves_no_partial_snapshot() {
     let (a, b) = trees(t.path());
     let (storage, v) = local_vault(&mnt.join("vault"));
     let sa = snap(&v, vec![layer("home", &a)], None);
-    let err = v.snapshot(&request(vec![layer("home", &b)], None), progress()).unwrap_err();
+    let err = v
+        .snapshot(&request(vec![layer("home", &b)], None), progress())
+        .unwrap_err();
     assert!(err.to_string().contains("No space left on device"), "{err}");
     assert_consistent(Arc::clone(&storage), &[(sa.id.clone(), a.clone())]);
     let gc = v.gc(progress()).unwrap();
-    assert!(v.verify(true, progress()).unwrap().warnings.is_empty(), "{gc:#?}");
+    assert!(
+        v.verify(true, progress()).unwrap().warnings.is_empty(),
+        "{gc:#?}"
+    );
 }

@@ -19,11 +19,20 @@ fn fixture_dir() -> PathBuf {
 
 fn golden_tree(root: &Path, edited: bool) {
     write(&root.join("hello.txt"), b"Hello, West Tek!\n");
-    write(&root.join("donn\u{e9}es/na\u{ef}ve file.txt"), "caf\u{e9} \u{2615}\n".as_bytes());
+    write(
+        &root.join("donn\u{e9}es/na\u{ef}ve file.txt"),
+        "caf\u{e9} \u{2615}\n".as_bytes(),
+    );
     write(&root.join("empty"), b"");
-    write(&root.join("bin/run.sh"), b"#!/bin/sh\nexec python3 -m notebook\n");
+    write(
+        &root.join("bin/run.sh"),
+        b"#!/bin/sh\nexec python3 -m notebook\n",
+    );
     mode(&root.join("bin/run.sh"), 0o755);
-    write(&root.join("data/table.csv"), "id,name,value\n1,alpha,0.5\n".repeat(4000).as_bytes());
+    write(
+        &root.join("data/table.csv"),
+        "id,name,value\n1,alpha,0.5\n".repeat(4000).as_bytes(),
+    );
     write(&root.join("data/noise.bin"), &noise(700_000, 42));
     write(&root.join("hard-a"), b"linked\n");
     fs::hard_link(root.join("hard-a"), root.join("hard-b")).unwrap();
@@ -31,7 +40,10 @@ fn golden_tree(root: &Path, edited: bool) {
     std::os::unix::fs::symlink("/opt/python/bin/python3.11", root.join("bin/python")).unwrap();
     if edited {
         write(&root.join("hello.txt"), b"Hello again, West Tek!\n");
-        write(&root.join("notebooks/new.ipynb"), br#"{"cells": [], "nbformat": 4}"#);
+        write(
+            &root.join("notebooks/new.ipynb"),
+            br#"{"cells": [], "nbformat": 4}"#,
+        );
     }
     let t = |p: &str, s: i64, n: u32| set_mtime(&root.join(p), s, n);
     t("hello.txt", 1_700_000_000, 123_456_789);
@@ -72,7 +84,12 @@ fn write_the_golden_v1_fixture() {
         pack_target: 1024 * 1024,
         ..InitOptions::default()
     };
-    let v = Vault::init_with(Arc::new(LocalStorage::new(&dir)), &KeySource::Password(GOLDEN_PASSWORD.into()), opts).unwrap();
+    let v = Vault::init_with(
+        Arc::new(LocalStorage::new(&dir)),
+        &KeySource::Password(GOLDEN_PASSWORD.into()),
+        opts,
+    )
+    .unwrap();
     let mut req = request(vec![layer("home", &one)], None);
     req.metadata = serde_json::json!({"fixture": "golden-v1", "snapshot": 1});
     let s1 = v.snapshot(&req, progress()).unwrap();
@@ -87,8 +104,14 @@ fn write_the_golden_v1_fixture() {
     }
 }
 
-const SNAPSHOT_1: (&str, &str) = ("01a202cd-bb5e-7136-b195-96215b32b5be", "8c26e6c62231620512a08c2c0fe6f8fabeda7b768ba44c0d61e1e7591869e1bb");
-const SNAPSHOT_2: (&str, &str) = ("01a202cd-bc4a-76ba-bc4d-d7f184b24d04", "d6c79bb1ce35d861cba5b8ee45f46e11b89c769f46cd41ae991efa1d781b52ea");
+const SNAPSHOT_1: (&str, &str) = (
+    "01a202cd-bb5e-7136-b195-96215b32b5be",
+    "8c26e6c62231620512a08c2c0fe6f8fabeda7b768ba44c0d61e1e7591869e1bb",
+);
+const SNAPSHOT_2: (&str, &str) = (
+    "01a202cd-bc4a-76ba-bc4d-d7f184b24d04",
+    "d6c79bb1ce35d861cba5b8ee45f46e11b89c769f46cd41ae991efa1d781b52ea",
+);
 
 const TREE_1: &[(&str, &str)] = &[
     ("bin", "dir 755 mtime 1690000000.000000500"),
@@ -146,7 +169,10 @@ fn the_golden_v1_vault_still_opens_verifies_and_restores_exactly() {
     assert!(rep.is_ok() && rep.warnings.is_empty(), "{rep:#?}");
     for ((id, _), tree, n) in [(SNAPSHOT_1, TREE_1, 1), (SNAPSHOT_2, TREE_2, 2)] {
         let id = SnapshotId::parse(id).unwrap();
-        assert_eq!(v.metadata(&id).unwrap(), serde_json::json!({"fixture": "golden-v1", "snapshot": n}));
+        assert_eq!(
+            v.metadata(&id).unwrap(),
+            serde_json::json!({"fixture": "golden-v1", "snapshot": n})
+        );
         let out = t.path().join(format!("out-{n}"));
         restore_to(&v, &id, vec![("home", &out)]).unwrap();
         let got: Vec<(String, String)> = image(&out)
@@ -154,12 +180,21 @@ fn the_golden_v1_vault_still_opens_verifies_and_restores_exactly() {
             .into_iter()
             .map(|(p, d)| (p.display().to_string(), d))
             .collect();
-        let expected: Vec<(String, String)> = tree.iter().map(|(p, d)| (p.to_string(), d.to_string())).collect();
+        let expected: Vec<(String, String)> = tree
+            .iter()
+            .map(|(p, d)| (p.to_string(), d.to_string()))
+            .collect();
         assert_eq!(got, expected, "snapshot {n}");
-        assert_eq!(image(&out).link_groups, vec![vec![PathBuf::from("hard-a"), PathBuf::from("hard-b")]]);
+        assert_eq!(
+            image(&out).link_groups,
+            vec![vec![PathBuf::from("hard-a"), PathBuf::from("hard-b")]]
+        );
     }
     let d = v
-        .diff(&SnapshotId::parse(SNAPSHOT_1.0).unwrap(), &SnapshotId::parse(SNAPSHOT_2.0).unwrap())
+        .diff(
+            &SnapshotId::parse(SNAPSHOT_1.0).unwrap(),
+            &SnapshotId::parse(SNAPSHOT_2.0).unwrap(),
+        )
         .unwrap();
     assert_eq!(d.layers[0].added.len(), 2);
     assert_eq!(d.layers[0].changed.len(), 1);

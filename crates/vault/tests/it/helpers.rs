@@ -72,11 +72,18 @@ pub fn snap(v: &Vault, layers: Vec<LayerSource>, parent: Option<SnapshotId>) -> 
     v.snapshot(&request(layers, parent), progress()).unwrap()
 }
 
-pub fn restore_to(v: &Vault, id: &SnapshotId, targets: Vec<(&str, &Path)>) -> Result<RestoreReport> {
+pub fn restore_to(
+    v: &Vault,
+    id: &SnapshotId,
+    targets: Vec<(&str, &Path)>,
+) -> Result<RestoreReport> {
     v.restore(
         id,
         &RestoreRequest {
-            targets: targets.into_iter().map(|(l, p)| (l.to_string(), p.to_path_buf())).collect(),
+            targets: targets
+                .into_iter()
+                .map(|(l, p)| (l.to_string(), p.to_path_buf()))
+                .collect(),
             verify: true,
         },
         progress(),
@@ -104,7 +111,12 @@ pub fn write(path: &Path, data: &[u8]) {
 }
 
 pub fn set_mtime(path: &Path, sec: i64, nsec: u32) {
-    filetime::set_symlink_file_times(path, filetime::FileTime::from_unix_time(sec, nsec), filetime::FileTime::from_unix_time(sec, nsec)).unwrap();
+    filetime::set_symlink_file_times(
+        path,
+        filetime::FileTime::from_unix_time(sec, nsec),
+        filetime::FileTime::from_unix_time(sec, nsec),
+    )
+    .unwrap();
 }
 
 /// Everything about a tree that a restore must reproduce, keyed by
@@ -132,7 +144,10 @@ pub fn image_opts(root: &Path, with_dir_mtimes: bool) -> TreeImage {
             let m = fs::symlink_metadata(&p).unwrap();
             let mtime = format!("{}.{:09}", m.mtime(), m.mtime_nsec());
             let desc = if m.file_type().is_symlink() {
-                format!("symlink -> {} mtime {mtime}", fs::read_link(&p).unwrap().display())
+                format!(
+                    "symlink -> {} mtime {mtime}",
+                    fs::read_link(&p).unwrap().display()
+                )
             } else if m.is_dir() {
                 stack.push(p.clone());
                 if with_dir_mtimes {
@@ -164,7 +179,10 @@ pub fn image_opts(root: &Path, with_dir_mtimes: bool) -> TreeImage {
         })
         .collect();
     link_groups.sort();
-    TreeImage { entries, link_groups }
+    TreeImage {
+        entries,
+        link_groups,
+    }
 }
 
 pub fn mode(path: &Path, mode: u32) {

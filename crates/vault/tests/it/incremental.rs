@@ -13,9 +13,15 @@ fn env_tree(root: &Path) {
     for p in 0..8 {
         for f in 0..25 {
             let body = format!("# package {p} module {f}\n").repeat(40 + f);
-            write(&root.join(format!("lib/site-packages/pkg{p}/mod{f}.py")), body.as_bytes());
+            write(
+                &root.join(format!("lib/site-packages/pkg{p}/mod{f}.py")),
+                body.as_bytes(),
+            );
         }
-        write(&root.join(format!("lib/site-packages/pkg{p}/_native.so")), &noise(300_000 + p * 1000, p as u64));
+        write(
+            &root.join(format!("lib/site-packages/pkg{p}/_native.so")),
+            &noise(300_000 + p * 1000, p as u64),
+        );
     }
     write(&root.join("data/blob.bin"), &noise(2_500_000, 99));
     // Timestamps must be older than the racy-write window for reuse.
@@ -37,7 +43,10 @@ fn snapshotting_an_unchanged_tree_twice_adds_less_than_one_percent() {
         second.stored_bytes_added,
         first.logical_bytes
     );
-    assert_eq!(first.root_hash, second.root_hash, "same tree, same checksum");
+    assert_eq!(
+        first.root_hash, second.root_hash,
+        "same tree, same checksum"
+    );
 }
 
 #[test]
@@ -72,8 +81,14 @@ fn a_change_hint_limits_the_snapshot_to_the_hinted_paths_with_the_same_result_as
 
     // "uv pip install tqdm": a new package dir + dist-info; a notebook edit;
     // a removed module.
-    write(&env.join("lib/site-packages/tqdm/__init__.py"), b"__version__ = '4.67'\n");
-    write(&env.join("lib/site-packages/tqdm-4.67.dist-info/METADATA"), b"Name: tqdm\n");
+    write(
+        &env.join("lib/site-packages/tqdm/__init__.py"),
+        b"__version__ = '4.67'\n",
+    );
+    write(
+        &env.join("lib/site-packages/tqdm-4.67.dist-info/METADATA"),
+        b"Name: tqdm\n",
+    );
     let edited = b"{\"cells\": [{\"source\": \"import tqdm\"}]}";
     write(&home.join("nb.ipynb"), edited);
     fs::remove_file(env.join("lib/site-packages/pkg0/mod0.py")).unwrap();
@@ -90,13 +105,20 @@ fn a_change_hint_limits_the_snapshot_to_the_hinted_paths_with_the_same_result_as
     let full = snap(&v, layers(), Some(first.id.clone()));
     let d = v.diff(&hinted.id, &full.id).unwrap();
     for l in &d.layers {
-        assert!(l.added.is_empty() && l.removed.is_empty() && l.changed.is_empty(), "{l:#?}");
+        assert!(
+            l.added.is_empty() && l.removed.is_empty() && l.changed.is_empty(),
+            "{l:#?}"
+        );
     }
     assert_eq!(hinted.root_hash, full.root_hash);
 
     let d = v.diff(&first.id, &hinted.id).unwrap();
     let env_diff = &d.layers[0];
-    let added: Vec<_> = env_diff.added.iter().map(|e| e.path.to_string_lossy().into_owned()).collect();
+    let added: Vec<_> = env_diff
+        .added
+        .iter()
+        .map(|e| e.path.to_string_lossy().into_owned())
+        .collect();
     assert_eq!(
         added,
         [
@@ -157,10 +179,18 @@ fn delete_and_gc_free_the_space_and_keep_other_snapshots_whole() {
     let sb = snap(&v, vec![layer("home", &b)], None);
     let before = v.stats().unwrap();
     assert_eq!(before.snapshots, 2);
-    let ua = before.per_snapshot.iter().find(|u| u.id == sa.id).unwrap().unique_stored_bytes;
+    let ua = before
+        .per_snapshot
+        .iter()
+        .find(|u| u.id == sa.id)
+        .unwrap()
+        .unique_stored_bytes;
     assert!(ua > 2_900_000 && ua < 3_200_000, "unique bytes of a: {ua}");
     v.delete(&sa.id).unwrap();
-    assert!(matches!(v.delete(&sa.id), Err(VaultError::SnapshotNotFound(_))));
+    assert!(matches!(
+        v.delete(&sa.id),
+        Err(VaultError::SnapshotNotFound(_))
+    ));
     let rep = v.gc(progress()).unwrap();
     assert!(rep.bytes_freed > 2_500_000, "{rep:#?}");
     let after = v.stats().unwrap();
@@ -173,5 +203,12 @@ fn delete_and_gc_free_the_space_and_keep_other_snapshots_whole() {
     assert_eq!(image(&out), image(&b));
     // A second gc has nothing to do.
     let again = v.gc(progress()).unwrap();
-    assert_eq!((again.packs_deleted, again.packs_written, again.index_objects_replaced), (0, 0, 0));
+    assert_eq!(
+        (
+            again.packs_deleted,
+            again.packs_written,
+            again.index_objects_replaced
+        ),
+        (0, 0, 0)
+    );
 }

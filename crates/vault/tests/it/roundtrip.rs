@@ -8,13 +8,22 @@ use westtek_vault::*;
 
 /// A home-like tree with everything a restore must get right.
 pub fn rich_tree(root: &Path) {
-    write(&root.join("notebooks/Analyse des données.ipynb"), br#"{"cells": [], "nbformat": 4}"#);
-    write(&root.join("notebooks/with space/ä ö ü 東京.txt"), "unicode ✓\n".as_bytes());
+    write(
+        &root.join("notebooks/Analyse des données.ipynb"),
+        br#"{"cells": [], "nbformat": 4}"#,
+    );
+    write(
+        &root.join("notebooks/with space/ä ö ü 東京.txt"),
+        "unicode ✓\n".as_bytes(),
+    );
     write(&root.join("empty"), b"");
     write(&root.join("bin/run.sh"), b"#!/bin/sh\necho hi\n");
     mode(&root.join("bin/run.sh"), 0o755);
     write(&root.join("data/big.bin"), &noise(3 * 1024 * 1024 + 17, 1));
-    write(&root.join("data/table.csv"), "id,value\n1,2\n".repeat(50_000).as_bytes());
+    write(
+        &root.join("data/table.csv"),
+        "id,value\n1,2\n".repeat(50_000).as_bytes(),
+    );
     symlink("../data/table.csv", root.join("bin/relative-link")).unwrap();
     symlink("/usr/bin/env", root.join("bin/absolute-link")).unwrap();
     symlink("does/not/exist", root.join("dangling")).unwrap();
@@ -31,7 +40,11 @@ pub fn rich_tree(root: &Path) {
     mode(&root.join("private"), 0o700);
     write(&root.join("readonly/file"), b"ro");
     mode(&root.join("readonly"), 0o555);
-    set_mtime(&root.join("notebooks/Analyse des données.ipynb"), 1_600_000_000, 123_456_789);
+    set_mtime(
+        &root.join("notebooks/Analyse des données.ipynb"),
+        1_600_000_000,
+        123_456_789,
+    );
     set_mtime(&root.join("bin/relative-link"), 1_500_000_000, 1);
     set_mtime(&root.join("empty"), -86_400, 5);
 }
@@ -58,17 +71,26 @@ fn a_rich_tree_round_trips_with_bytes_modes_mtimes_links_and_hard_links() {
 fn a_hard_link_to_a_file_outside_the_tree_restores_as_a_plain_file() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
-    write(&t.path().join("cache/pkg.py"), b"print('from the uv cache')");
+    write(
+        &t.path().join("cache/pkg.py"),
+        b"print('from the uv cache')",
+    );
     write(&src.join("lib/placeholder"), b"");
     fs::hard_link(t.path().join("cache/pkg.py"), src.join("lib/pkg.py")).unwrap();
     let (_, v) = local_vault(&t.path().join("vault"));
     let s = snap(&v, vec![layer("env", &src)], None);
-    assert_eq!(s.hardlinked, 0, "a link to outside the snapshot is no group");
+    assert_eq!(
+        s.hardlinked, 0,
+        "a link to outside the snapshot is no group"
+    );
     let out = t.path().join("out");
     restore_to(&v, &s.id, vec![("env", &out)]).unwrap();
     let m = fs::metadata(out.join("lib/pkg.py")).unwrap();
     assert_eq!(m.nlink(), 1);
-    assert_eq!(fs::read(out.join("lib/pkg.py")).unwrap(), b"print('from the uv cache')");
+    assert_eq!(
+        fs::read(out.join("lib/pkg.py")).unwrap(),
+        b"print('from the uv cache')"
+    );
 }
 
 #[test]
@@ -97,9 +119,17 @@ fn restoring_over_an_existing_tree_replaces_removes_and_never_writes_through_har
     assert!(!src.join("extra").exists());
     assert!(fs::symlink_metadata(src.join("dir")).unwrap().is_dir());
     assert_eq!(fs::read(src.join("dir/inner.txt")).unwrap(), b"inner");
-    assert!(rep.removed.contains(&src.join("extra")), "{:?}", rep.removed);
+    assert!(
+        rep.removed.contains(&src.join("extra")),
+        "{:?}",
+        rep.removed
+    );
     assert!(rep.removed.contains(&src.join("dir")), "{:?}", rep.removed);
-    assert!(rep.overwritten.contains(&src.join("keep.txt")), "{:?}", rep.overwritten);
+    assert!(
+        rep.overwritten.contains(&src.join("keep.txt")),
+        "{:?}",
+        rep.overwritten
+    );
 }
 
 #[test]
@@ -127,20 +157,44 @@ fn excluded_paths_and_special_files_are_not_stored_and_specials_are_reported() {
     write(&src.join("pkg/m.py"), b"x = 1");
     write(&src.join("pkg/old.pyc"), b"bytecode");
     write(&src.join("tmp/scratch"), b"scratch");
-    nix::unistd::mkfifo(&src.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    nix::unistd::mkfifo(
+        &src.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
     let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
     let (_, v) = local_vault(&t.path().join("vault"));
     let mut l = layer("env", &src);
     l.exclude = vec!["__pycache__".into(), "*.pyc".into(), "tmp".into()];
     let s = snap(&v, vec![l], None);
-    let reasons: Vec<String> = s.skipped.iter().map(|(p, r)| format!("{} {r}", p.display())).collect();
+    let reasons: Vec<String> = s
+        .skipped
+        .iter()
+        .map(|(p, r)| format!("{} {r}", p.display()))
+        .collect();
     assert_eq!(s.skipped.len(), 2, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("fifo") && r.contains("FIFO")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("sock") && r.contains("socket")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("fifo") && r.contains("FIFO")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("sock") && r.contains("socket")),
+        "{reasons:?}"
+    );
     let out = t.path().join("out");
     restore_to(&v, &s.id, vec![("env", &out)]).unwrap();
     let names: Vec<_> = image(&out).entries.into_keys().collect();
-    assert_eq!(names, vec![Path::new("pkg").to_path_buf(), Path::new("pkg/m.py").to_path_buf()]);
+    assert_eq!(
+        names,
+        vec![
+            Path::new("pkg").to_path_buf(),
+            Path::new("pkg/m.py").to_path_buf()
+        ]
+    );
 }
 
 #[test]
@@ -150,15 +204,25 @@ fn metadata_and_listing_come_back_as_stored() {
     write(&src.join("a"), b"a");
     let (_, v) = local_vault(&t.path().join("vault"));
     let mut req = request(vec![layer("home", &src)], None);
-    req.metadata = serde_json::json!({"installed_packages": [{"name": "numpy", "version": "2.1.0"}]});
+    req.metadata =
+        serde_json::json!({"installed_packages": [{"name": "numpy", "version": "2.1.0"}]});
     let s = v.snapshot(&req, progress()).unwrap();
     assert_eq!(v.metadata(&s.id).unwrap(), req.metadata);
     let listed = v.list().unwrap();
-    assert_eq!(listed, vec![s.clone()].into_iter().map(|mut x| {
-        x.duration_ms = listed[0].duration_ms;
-        x
-    }).collect::<Vec<_>>());
+    assert_eq!(
+        listed,
+        vec![s.clone()]
+            .into_iter()
+            .map(|mut x| {
+                x.duration_ms = listed[0].duration_ms;
+                x
+            })
+            .collect::<Vec<_>>()
+    );
     assert_eq!(v.get(&s.id).unwrap().root_hash, s.root_hash);
     assert_eq!(s.root_hash.len(), 64);
-    assert!(matches!(v.get(&SnapshotId::new()), Err(VaultError::SnapshotNotFound(_))));
+    assert!(matches!(
+        v.get(&SnapshotId::new()),
+        Err(VaultError::SnapshotNotFound(_))
+    ));
 }
