@@ -442,12 +442,7 @@ async fn an_environment_is_restored_bit_for_bit_and_runs_numpy_at_a_new_path() {
         .await;
     assert_eq!(list["total"], 2);
     let (_, audit) = app
-        .call(
-            Method::GET,
-            &format!("/api/audit?action=snapshot.created"),
-            &t,
-            None,
-        )
+        .call(Method::GET, "/api/audit?action=snapshot.created", &t, None)
         .await;
     assert_eq!(audit["total"], 3);
     app.stop().await;

@@ -159,7 +159,7 @@ pub fn serve_stack(
     extra_fallback: Option<Router>,
 ) -> Router {
     // Install the metrics recorder before the first request is counted.
-    let _ = routes::health::prometheus();
+    routes::health::start_upkeep();
     let x_request_id = HeaderName::from_static(auth::REQUEST_ID_HEADER);
     let app = match extra_fallback {
         Some(fb) => app

@@ -108,6 +108,50 @@ pub(crate) fn open_blob(
     Ok(data)
 }
 
+/// [`open_blob`] without copies: decrypts `frame` in place and returns the
+/// content, either inside `frame` (stored blobs) or in `scratch` (zstd).
+pub(crate) fn open_blob_in_place<'a>(
+    keys: &Keys,
+    id: &BlobId,
+    frame: &'a mut [u8],
+    raw_len: u32,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], String> {
+    let pt = keys
+        .open_in_place(aad::BLOB, frame)
+        .ok_or("blob does not authenticate (damaged or tampered)")?;
+    let (codec, payload) = pt.split_first().ok_or("empty blob")?;
+    let data: &[u8] = match *codec {
+        CODEC_RAW => payload,
+        CODEC_ZSTD => {
+            scratch.clear();
+            scratch.reserve(raw_len as usize);
+            ZSTD.with(|z| {
+                let mut z = z.borrow_mut();
+                if z.dec.is_none() {
+                    z.dec = zstd::bulk::Decompressor::new().ok();
+                }
+                let dec = z.dec.as_mut().ok_or("zstd unavailable")?;
+                dec.decompress_to_buffer(&*payload, scratch)
+                    .map_err(|e| format!("zstd: {e}"))?;
+                Ok::<_, String>(())
+            })?;
+            scratch
+        }
+        c => return Err(format!("unknown codec {c}")),
+    };
+    if data.len() != raw_len as usize {
+        return Err(format!(
+            "blob is {} bytes, index says {raw_len}",
+            data.len()
+        ));
+    }
+    if keys.blob_id(data) != *id {
+        return Err("content does not match its id".into());
+    }
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +165,9 @@ mod tests {
         assert!(compressed && f.len() < text.len() / 10);
         let id = keys.blob_id(&text);
         assert_eq!(open_blob(&keys, &id, &f, text.len() as u32).unwrap(), text);
+        let (mut f2, mut scratch) = (f.clone(), Vec::new());
+        let got = open_blob_in_place(&keys, &id, &mut f2, text.len() as u32, &mut scratch).unwrap();
+        assert_eq!(got, &text[..]);
 
         let mut random = vec![0u8; 300 * 1024];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut random);

@@ -133,6 +133,29 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// Decrypts a frame in place; returns the plaintext, a sub-slice of
+    /// `frame`. `None` as for [`Keys::open`].
+    pub(crate) fn open_in_place<'a>(
+        &self,
+        aad: &[u8],
+        frame: &'a mut [u8],
+    ) -> Option<&'a mut [u8]> {
+        if frame.len() < FRAME_OVERHEAD {
+            return None;
+        }
+        let (nonce, rest) = frame.split_at_mut(NONCE_LEN);
+        let split = rest.len() - TAG_LEN;
+        let (ct, tag) = rest.split_at_mut(split);
+        let nonce: [u8; NONCE_LEN] = (&*nonce).try_into().ok()?;
+        let tag: [u8; TAG_LEN] = (&*tag).try_into().ok()?;
+        self.cipher
+            .decrypt_in_place_detached(&XNonce::from(nonce), aad, ct, &Tag::from(tag))
+            .ok()?;
+        Some(ct)
+    }
+}
+
 /// Seals with a one-off key (the key wrappers use this for the key object).
 pub(crate) fn seal_with(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], pt: &[u8]) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(key.into());

@@ -38,6 +38,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use westtek_domain::ports::ProgressSink;
 
+thread_local! {
+    /// Decompression buffer reused across blobs.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Reads ranges of a pack instead of the whole pack when less than this
 /// fraction of it is needed.
 const WHOLE_PACK_FRACTION: f64 = 0.5;
@@ -367,7 +372,7 @@ impl Restorer<'_> {
             }
         }
         for (start, end, range) in groups {
-            let bytes = match self.vault.storage.get_range(pack_key, start, end - start) {
+            let mut bytes = match self.vault.storage.get_range(pack_key, start, end - start) {
                 Ok(b) => b,
                 Err(crate::error::StorageError::NotFound(_)) => {
                     fail_all(format!("pack {pack_key} is missing"));
@@ -382,40 +387,69 @@ impl Restorer<'_> {
                     continue;
                 }
             };
+            // Split the buffer into the blobs' frames (sorted, disjoint) so
+            // they decrypt in place, in parallel.
+            let mut frames: Vec<(&PlannedBlob, Option<&mut [u8]>)> =
+                Vec::with_capacity(range.len());
+            let mut rest: &mut [u8] = &mut bytes;
+            let mut pos = start;
             for b in &blobs[range] {
-                let lo = (b.offset - start) as usize;
-                let Some(frame) = bytes.get(lo..lo + b.len as usize) else {
-                    for (t, _) in &b.targets {
-                        self.mark_damaged(*t, format!("pack {pack_key} is truncated"));
-                    }
+                let skip = (b.offset.saturating_sub(pos)) as usize;
+                let len = b.len as usize;
+                if b.offset < pos || rest.len() < skip + len {
+                    frames.push((b, None));
                     continue;
-                };
-                match crate::blob::open_blob(&self.vault.keys, &b.id, frame, b.raw_len) {
-                    Ok(data) => {
-                        for (t, off) in &b.targets {
-                            if let Err(e) = self.write_chunk(*t, &data, *off) {
-                                self.mark_damaged(
-                                    *t,
-                                    format!("writing {}: {e}", self.tasks[*t].abs.display()),
-                                );
+                }
+                let (_, tail) = std::mem::take(&mut rest).split_at_mut(skip);
+                let (frame, tail) = tail.split_at_mut(len);
+                rest = tail;
+                pos = b.offset + len as u64;
+                frames.push((b, Some(frame)));
+            }
+            use rayon::prelude::*;
+            frames
+                .into_par_iter()
+                .with_min_len(8)
+                .for_each(|(b, frame)| {
+                    let Some(frame) = frame else {
+                        for (t, _) in &b.targets {
+                            self.mark_damaged(*t, format!("pack {pack_key} is truncated"));
+                        }
+                        return;
+                    };
+                    let mut scratch = SCRATCH.with(|c| c.take());
+                    match crate::blob::open_blob_in_place(
+                        &self.vault.keys,
+                        &b.id,
+                        frame,
+                        b.raw_len,
+                        &mut scratch,
+                    ) {
+                        Ok(data) => {
+                            for (t, off) in &b.targets {
+                                if let Err(e) = self.write_chunk(*t, data, *off) {
+                                    self.mark_damaged(
+                                        *t,
+                                        format!("writing {}: {e}", self.tasks[*t].abs.display()),
+                                    );
+                                }
+                            }
+                            let n = data.len() as u64 * b.targets.len() as u64;
+                            let done = self.bytes_done.fetch_add(n, Ordering::Relaxed);
+                            let frac = 0.05 + 0.85 * (done as f32 / self.bytes_total.max(1) as f32);
+                            if done >> 24 != (done + n) >> 24 {
+                                self.progress
+                                    .update(frac.min(0.9), &format!("restored {} MiB", done >> 20));
                             }
                         }
-                        let done = self
-                            .bytes_done
-                            .fetch_add(data.len() as u64, Ordering::Relaxed);
-                        let frac = 0.05 + 0.85 * (done as f32 / self.bytes_total.max(1) as f32);
-                        if done >> 24 != (done + data.len() as u64) >> 24 {
-                            self.progress
-                                .update(frac.min(0.9), &format!("restored {} MiB", done >> 20));
+                        Err(why) => {
+                            for (t, _) in &b.targets {
+                                self.mark_damaged(*t, format!("pack {pack_key}: {why}"));
+                            }
                         }
                     }
-                    Err(why) => {
-                        for (t, _) in &b.targets {
-                            self.mark_damaged(*t, format!("pack {pack_key}: {why}"));
-                        }
-                    }
-                }
-            }
+                    SCRATCH.with(|c| c.set(scratch));
+                });
         }
     }
 }

@@ -204,8 +204,10 @@ fn read_and_store(
     if expect_size <= WHOLE_FILE_MAX {
         let mut buf = READ_BUF.with(|b| b.take());
         buf.clear();
-        buf.reserve(expect_size as usize + 1);
-        let res = f.read_to_end(&mut buf);
+        buf.reserve(expect_size as usize);
+        // Exactly the expected size (one read for most files, no EOF
+        // probe): a file that grew shows in the post-read fstat.
+        let res = (&mut f).take(expect_size).read_to_end(&mut buf);
         let out = res.and_then(|n| {
             let post = Stat::from(&f.metadata()?);
             let cuts = chunker.cuts(&buf);
@@ -854,53 +856,54 @@ impl Vault {
                     if excludes[li].is_excluded_or_under(start) {
                         continue;
                     }
-                    scan(
-                        &src.root,
-                        start,
-                        &excludes[li],
-                        &mut scan_skips,
-                        &mut |f: Found| {
-                            ctx.shared.files_seen.fetch_add(1, Ordering::Relaxed);
-                            if let FileKind::Other(reason) = f.kind {
-                                specials.push((f.abs, reason.to_string()));
-                                return;
+                    let found = self.pool.install(|| {
+                        let mut v = Vec::new();
+                        scan(&src.root, start, &excludes[li], &mut scan_skips, &mut |f| {
+                            v.push(f)
+                        })
+                        .map(|()| v)
+                    })?;
+                    for f in found {
+                        ctx.shared.files_seen.fetch_add(1, Ordering::Relaxed);
+                        if let FileKind::Other(reason) = f.kind {
+                            specials.push((f.abs, reason.to_string()));
+                            continue;
+                        }
+                        let idx = lb.entries.len();
+                        lb.entries.push(entry_from(&f));
+                        if f.kind != FileKind::File {
+                            continue;
+                        }
+                        if f.stat.nlink > 1 {
+                            if let Some(&first) = inodes.get(&(f.stat.dev, f.stat.ino)) {
+                                lb.links.push((idx, LinkTo::Scanned(first)));
+                                continue;
                             }
-                            let idx = lb.entries.len();
-                            lb.entries.push(entry_from(&f));
-                            if f.kind != FileKind::File {
-                                return;
+                            if let Some(&k) = kept_inodes.get(&f.stat.ino) {
+                                lb.links.push((idx, LinkTo::Kept(k)));
+                                continue;
                             }
-                            if f.stat.nlink > 1 {
-                                if let Some(&first) = inodes.get(&(f.stat.dev, f.stat.ino)) {
-                                    lb.links.push((idx, LinkTo::Scanned(first)));
-                                    return;
-                                }
-                                if let Some(&k) = kept_inodes.get(&f.stat.ino) {
-                                    lb.links.push((idx, LinkTo::Kept(k)));
-                                    return;
-                                }
-                                inodes.insert((f.stat.dev, f.stat.ino), idx);
-                            }
-                            if let Some(p) = parent_map
-                                .get(f.rel.as_slice())
-                                .filter(|p| parent_reusable(p, &f.stat))
-                            {
-                                let e = &mut lb.entries[idx];
-                                e.chunks.clone_from(&p.chunks);
-                                e.reusable = true;
-                                acc.files_reused += 1;
-                                return;
-                            }
-                            ctx.shared
-                                .bytes_to_read
-                                .fetch_add(f.stat.size, Ordering::Relaxed);
-                            if f.stat.size >= BIG_FILE {
-                                spawn(li, idx, f.abs, f.stat);
-                            } else {
-                                small.push((li, idx, f.abs, f.stat));
-                            }
-                        },
-                    )?;
+                            inodes.insert((f.stat.dev, f.stat.ino), idx);
+                        }
+                        if let Some(p) = parent_map
+                            .get(f.rel.as_slice())
+                            .filter(|p| parent_reusable(p, &f.stat))
+                        {
+                            let e = &mut lb.entries[idx];
+                            e.chunks.clone_from(&p.chunks);
+                            e.reusable = true;
+                            acc.files_reused += 1;
+                            continue;
+                        }
+                        ctx.shared
+                            .bytes_to_read
+                            .fetch_add(f.stat.size, Ordering::Relaxed);
+                        if f.stat.size >= BIG_FILE {
+                            spawn(li, idx, f.abs, f.stat);
+                        } else {
+                            small.push((li, idx, f.abs, f.stat));
+                        }
+                    }
                 }
                 acc.skipped.extend(scan_skips);
                 acc.skipped.extend(specials);

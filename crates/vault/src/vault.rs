@@ -430,7 +430,9 @@ impl Vault {
     }
 
     pub(crate) fn load_index(&self) -> Result<Index> {
-        let idx = Index::load(self.storage.as_ref(), &self.keys)?;
+        let idx = self
+            .pool
+            .install(|| Index::load(self.storage.as_ref(), &self.keys))?;
         for (k, e) in &idx.problems {
             tracing::warn!(object = %k, error = %e, "unreadable index object");
         }
@@ -566,7 +568,21 @@ impl Vault {
         })
     }
 
-    pub(crate) fn shared_lock(&self, op: &str) -> Result<lock::LockGuard> {
-        lock::acquire(&self.storage, lock::LockKind::Shared, op, self.lock_timeout)
+    /// A shared lock for operations that only read (restore, verify). A
+    /// vault on read-only storage (an archived copy, years later) cannot
+    /// hold lock objects — and cannot be garbage-collected either — so
+    /// there the operation proceeds without one.
+    pub(crate) fn shared_lock(&self, op: &str) -> Result<Option<lock::LockGuard>> {
+        match lock::acquire(&self.storage, lock::LockKind::Shared, op, self.lock_timeout) {
+            Ok(g) => Ok(Some(g)),
+            Err(VaultError::Storage(StorageError::Io { key, source }))
+                if source.kind() == std::io::ErrorKind::PermissionDenied
+                    || source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            {
+                tracing::warn!(%key, error = %source, "read-only vault: {op} runs without a lock");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 }

@@ -208,6 +208,10 @@ pub(crate) fn join_rel(root: &Path, rel: &[u8]) -> PathBuf {
 /// visited (the layer root is `stat`ed, following a symlink). Entries that
 /// cannot be listed or stat-ed go to `skipped`. A missing start is not an
 /// error (nothing is visited).
+///
+/// Directories are listed and their entries `lstat`ed in parallel on the
+/// current rayon pool; `visit` is called afterwards, in order, on the
+/// calling thread.
 pub(crate) fn scan(
     root: &Path,
     start: &[u8],
@@ -226,71 +230,113 @@ pub(crate) fn scan(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !start.is_empty() => return Ok(()),
         Err(e) => return Err(VaultError::io("stat", &abs, e)),
     };
-    let mut stack: Vec<(Vec<u8>, PathBuf, Stat)> = vec![(start.to_vec(), abs, Stat::from(&meta))];
-    while let Some((rel, abs, stat)) = stack.pop() {
-        let kind = kind_of(stat.mode);
-        let target = if kind == FileKind::Symlink {
-            match fs::read_link(&abs) {
-                Ok(t) => t.into_os_string().into_vec_bytes(),
-                Err(e) => {
-                    skipped.push((abs, format!("unreadable symlink: {e}")));
-                    continue;
-                }
+    let mut out = Subtree::default();
+    scan_entry(start.to_vec(), abs, Stat::from(&meta), excludes, &mut out);
+    skipped.append(&mut out.skipped);
+    for f in out.found {
+        visit(f);
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Subtree {
+    found: Vec<Found>,
+    skipped: Vec<(PathBuf, String)>,
+}
+
+fn scan_entry(rel: Vec<u8>, abs: PathBuf, stat: Stat, excludes: &Excludes, out: &mut Subtree) {
+    let kind = kind_of(stat.mode);
+    let target = if kind == FileKind::Symlink {
+        match fs::read_link(&abs) {
+            Ok(t) => t.into_os_string().into_vec_bytes(),
+            Err(e) => {
+                out.skipped.push((abs, format!("unreadable symlink: {e}")));
+                return;
             }
-        } else {
-            Vec::new()
-        };
-        let is_dir = kind == FileKind::Dir;
-        let dir_abs = is_dir.then(|| abs.clone());
-        visit(Found {
-            rel: rel.clone(),
+        }
+    } else {
+        Vec::new()
+    };
+    if kind != FileKind::Dir {
+        out.found.push(Found {
+            rel,
             abs,
             stat,
             kind,
             target,
         });
-        let Some(dir_abs) = dir_abs else { continue };
-        let rd = match fs::read_dir(&dir_abs) {
-            Ok(rd) => rd,
+        return;
+    }
+    let rd = fs::read_dir(&abs);
+    out.found.push(Found {
+        rel: rel.clone(),
+        abs: abs.clone(),
+        stat,
+        kind,
+        target,
+    });
+    let rd = match rd {
+        Ok(rd) => rd,
+        Err(e) => {
+            out.skipped.push((
+                abs,
+                format!("directory not readable, contents not stored: {e}"),
+            ));
+            return;
+        }
+    };
+    let mut children: Vec<(Vec<u8>, PathBuf, Stat)> = Vec::new();
+    for ent in rd {
+        let ent = match ent {
+            Ok(e) => e,
             Err(e) => {
-                skipped.push((
-                    dir_abs,
-                    format!("directory not readable, contents not stored: {e}"),
-                ));
+                out.skipped
+                    .push((abs.clone(), format!("error while listing: {e}")));
                 continue;
             }
         };
-        let mut children: Vec<(Vec<u8>, PathBuf, Stat)> = Vec::new();
-        for ent in rd {
-            let ent = match ent {
-                Ok(e) => e,
-                Err(e) => {
-                    skipped.push((dir_abs.clone(), format!("error while listing: {e}")));
-                    continue;
-                }
-            };
-            let name = ent.file_name();
-            let mut crel = Vec::with_capacity(rel.len() + 1 + name.len());
-            if !rel.is_empty() {
-                crel.extend_from_slice(&rel);
-                crel.push(b'/');
-            }
-            crel.extend_from_slice(name.as_bytes());
-            if excludes.is_excluded(&crel) {
-                continue;
-            }
-            match ent.metadata() {
-                Ok(m) => children.push((crel, ent.path(), Stat::from(&m))),
-                // Vanished between listing and stat.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => skipped.push((ent.path(), format!("cannot stat: {e}"))),
-            }
+        let name = ent.file_name();
+        let mut crel = Vec::with_capacity(rel.len() + 1 + name.len());
+        if !rel.is_empty() {
+            crel.extend_from_slice(&rel);
+            crel.push(b'/');
         }
-        // Reverse order on the stack so the smallest name pops first.
-        children.sort_by(|a, b| b.0.cmp(&a.0));
-        stack.extend(children);
+        crel.extend_from_slice(name.as_bytes());
+        if excludes.is_excluded(&crel) {
+            continue;
+        }
+        match ent.metadata() {
+            Ok(m) => children.push((crel, ent.path(), Stat::from(&m))),
+            // Vanished between listing and stat.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => out.skipped.push((ent.path(), format!("cannot stat: {e}"))),
+        }
     }
-    Ok(())
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    let subdirs = children
+        .iter()
+        .filter(|c| kind_of(c.2.mode) == FileKind::Dir)
+        .count();
+    if subdirs < 2 {
+        for (crel, cabs, cstat) in children {
+            scan_entry(crel, cabs, cstat, excludes, out);
+        }
+        return;
+    }
+    use rayon::prelude::*;
+    let parts: Vec<Subtree> = children
+        .into_par_iter()
+        .map(|(crel, cabs, cstat)| {
+            let mut sub = Subtree::default();
+            scan_entry(crel, cabs, cstat, excludes, &mut sub);
+            sub
+        })
+        .collect();
+    for mut p in parts {
+        out.found.append(&mut p.found);
+        out.skipped.append(&mut p.skipped);
+    }
 }
 
 trait IntoVecBytes {

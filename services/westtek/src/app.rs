@@ -462,6 +462,10 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
 
     let app = app_router(state.clone(), &cfg.services, cfg.web_dir.as_deref());
     let (tx, rx) = oneshot::channel::<()>();
+    // No Nagle delay on small API answers.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

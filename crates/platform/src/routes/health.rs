@@ -32,6 +32,25 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Installs the recorder and, once per process, a task that drains its
+/// histograms every few seconds (without it they grow with every request
+/// until the next scrape).
+pub fn start_upkeep() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    let Some(handle) = prometheus() else { return };
+    STARTED.call_once(|| {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    handle.run_upkeep();
+                }
+            });
+        }
+    });
+}
+
 /// Middleware counting requests and their latency by route template.
 pub async fn track_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();

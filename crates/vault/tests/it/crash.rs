@@ -212,9 +212,11 @@ fn spawn_child(mode: &str, vault: &Path, tree: &Path) -> Child {
         .unwrap()
 }
 
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
+/// Waits until `cond` holds or the child has exited (then there is nothing
+/// left to interrupt, and the checks after the kill still apply).
+fn wait_for(child: &mut Child, what: &str, cond: impl Fn() -> bool) {
     let start = Instant::now();
-    while !cond() {
+    while !cond() && child.try_wait().unwrap().is_none() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "child never got to: {what}"
@@ -224,11 +226,12 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 }
 
 fn kill_9(mut child: Child) {
-    nix::sys::signal::kill(
+    // The child may have finished already; the kill then finds a zombie or
+    // nothing, which is fine.
+    let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    );
     // Reap it so its pid is really gone (a zombie still "exists").
     child.wait().unwrap();
 }
@@ -273,9 +276,9 @@ fn kill_9_in_the_middle_of_a_snapshot_leaves_the_vault_consistent() {
             10 + round as u64,
             3_000_000,
         );
-        let child = spawn_child("snapshot", &dir, &tn);
+        let mut child = spawn_child("snapshot", &dir, &tn);
         let packs_before = list_keys(storage.as_ref(), "data/").len();
-        wait_for("writing packs", || {
+        wait_for(&mut child, "writing packs", || {
             list_keys(storage.as_ref(), "data/").len() > packs_before
         });
         std::thread::sleep(Duration::from_millis(delay_ms));
@@ -318,18 +321,18 @@ fn kill_9_in_the_middle_of_gc_leaves_the_vault_consistent() {
         let before: Vec<SnapshotId> = v.list().unwrap().into_iter().map(|s| s.id).collect();
         let indexes = list_keys(storage.as_ref(), "index/");
         let packs = list_keys(storage.as_ref(), "data/").len();
-        let child = spawn_child("gc", &dir, Path::new(""));
-        wait_for("taking the gc lock", || {
+        let mut child = spawn_child("gc", &dir, Path::new(""));
+        wait_for(&mut child, "taking the gc lock", || {
             !list_keys(storage.as_ref(), "locks/").is_empty()
         });
         match round {
             0 => {}
-            1 => wait_for("writing the new index", || {
+            1 => wait_for(&mut child, "writing the new index", || {
                 list_keys(storage.as_ref(), "index/")
                     .iter()
                     .any(|k| !indexes.contains(k))
             }),
-            _ => wait_for("deleting packs", || {
+            _ => wait_for(&mut child, "deleting packs", || {
                 list_keys(storage.as_ref(), "data/").len() < packs
             }),
         }

@@ -226,3 +226,56 @@ fn metadata_and_listing_come_back_as_stored() {
         Err(VaultError::SnapshotNotFound(_))
     ));
 }
+
+#[test]
+fn a_read_only_vault_still_restores_and_verifies() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("a.txt"), b"archived");
+    let dir = t.path().join("vault");
+    let (_, v) = local_vault(&dir);
+    let s = snap(&v, vec![layer("home", &src)], None);
+    drop(v);
+    // Storage that refuses every write (EROFS), like an archived copy.
+    struct ReadOnly(LocalStorage);
+    impl Storage for ReadOnly {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        fn put(&self, key: &str, _: &[u8]) -> std::result::Result<(), StorageError> {
+            Err(StorageError::Io {
+                key: key.into(),
+                source: std::io::Error::from_raw_os_error(30),
+            })
+        }
+        fn get(&self, key: &str) -> std::result::Result<Vec<u8>, StorageError> {
+            self.0.get(key)
+        }
+        fn get_range(
+            &self,
+            key: &str,
+            o: u64,
+            l: u64,
+        ) -> std::result::Result<Vec<u8>, StorageError> {
+            self.0.get_range(key, o, l)
+        }
+        fn list(&self, p: &str) -> std::result::Result<Vec<ObjectInfo>, StorageError> {
+            self.0.list(p)
+        }
+        fn delete(&self, key: &str) -> std::result::Result<(), StorageError> {
+            Err(StorageError::Io {
+                key: key.into(),
+                source: std::io::Error::from_raw_os_error(30),
+            })
+        }
+        fn exists(&self, key: &str) -> std::result::Result<bool, StorageError> {
+            self.0.exists(key)
+        }
+    }
+    let ro = reopen(std::sync::Arc::new(ReadOnly(LocalStorage::new(&dir))));
+    let out = t.path().join("out");
+    restore_to(&ro, &s.id, vec![("home", &out)]).unwrap();
+    assert_eq!(image(&out), image(&src));
+    assert!(ro.verify(true, progress()).unwrap().is_ok());
+    assert!(ro.gc(progress()).is_err(), "gc needs a writable vault");
+}
