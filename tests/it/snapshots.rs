@@ -527,6 +527,47 @@ async fn retention_expires_old_snapshots_and_the_storage_quota_stops_new_ones() 
         .await;
     assert_eq!(audit["total"], 1);
 
+    // Restore in place: the current state is snapshotted first, then the
+    // snapshot's state comes back.
+    let home = app
+        .data_dir
+        .path()
+        .join("data/envs")
+        .join(&env_id)
+        .join("home");
+    std::fs::write(home.join("scratch.txt"), "made after the snapshot").unwrap();
+    let (s, racc) = app
+        .call(
+            Method::POST,
+            &format!("/api/snapshots/{}/restore", ids[1]),
+            &t,
+            Some(json!({"mode": "in_place"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{racc}");
+    let rjob = app.wait_job(racc["job_id"].as_str().unwrap(), &t).await;
+    assert_eq!(rjob["status"], "succeeded", "{rjob}");
+    assert!(
+        !home.join("scratch.txt").exists(),
+        "the in-place restore brought back the snapshot's home"
+    );
+    let (_, list) = app
+        .call(
+            Method::GET,
+            &format!("/api/snapshots?environment_id={env_id}"),
+            &t,
+            None,
+        )
+        .await;
+    let safety = &list["items"][0];
+    assert!(
+        safety["metadata"]["notes"]
+            .as_str()
+            .unwrap()
+            .starts_with("automatic: state before restoring"),
+        "{list}"
+    );
+
     // Storage accounting and quota.
     let (s, storage) = app
         .call(
