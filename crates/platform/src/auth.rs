@@ -252,6 +252,18 @@ impl Caller {
         self.principal.memberships.first().map(|m| m.lab_id)
     }
 
+    /// Refuses callers who are not IT admins, saying what is reserved.
+    ///
+    /// # Errors
+    /// `Forbidden` with `what`.
+    pub fn require_it_admin(&self, what: &str) -> ApiResult<()> {
+        if self.principal.it_admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("only IT admins {what}")))
+        }
+    }
+
     /// Whether the caller may see resources of `lab`.
     pub fn can_read(&self, lab: LabId) -> bool {
         self.principal.it_admin || self.principal.role_in(lab).is_some()

@@ -35,7 +35,9 @@ pub struct JobErrorBody {
     pub message: String,
 }
 
-fn unit_name<T: Serialize>(v: &T) -> String {
+/// The wire name of a unit enum variant (`"ready"`, `"STABLE"`), as serde
+/// writes it.
+pub fn unit_name<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),

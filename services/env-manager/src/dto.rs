@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use westtek_domain::{Criticality, DomainError, Environment, PackageSpec};
+use westtek_platform::dto::unit_name;
 
 /// A package to install: `"numpy"`, `"numpy==1.26.4"`, or
 /// `{"name": "numpy", "version": "==1.26.4"}`.
@@ -153,13 +154,6 @@ pub struct EnvironmentResponse {
     pub drill_interval_days: Option<u32>,
     /// The pinned drift baseline, when the lab pinned one.
     pub baseline_snapshot_id: Option<String>,
-}
-
-fn unit_name<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 impl From<Environment> for EnvironmentResponse {

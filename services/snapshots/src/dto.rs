@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use westtek_domain::{DrillResult, Snapshot};
+use westtek_platform::dto::unit_name;
 
 /// Take a snapshot (seed: `POST /api/environments/snapshot`).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -78,13 +79,6 @@ pub struct SnapshotResponse {
     pub metadata: SnapshotMetadataBody,
     pub parent_id: Option<String>,
     pub drill: Option<DrillBody>,
-}
-
-fn unit_name<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 impl From<Snapshot> for SnapshotResponse {

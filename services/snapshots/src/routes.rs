@@ -87,14 +87,6 @@ pub async fn lab_storage(
     }))
 }
 
-fn require_it_admin(caller: &Caller) -> ApiResult<()> {
-    if caller.principal.it_admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only IT admins maintain the vault"))
-    }
-}
-
 /// Garbage-collects the vault now (IT admins): removes data no snapshot
 /// uses; safe while snapshots run.
 #[utoipa::path(post, path = "/api/vault/gc", tag = "snapshots",
@@ -103,7 +95,7 @@ pub async fn vault_gc(
     caller: Caller,
     State(state): State<AppState>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    require_it_admin(&caller)?;
+    caller.require_it_admin("maintain the vault")?;
     let report = state.snapshots.gc().await?;
     let audit = caller.audit(None, "vault.gc", "vault", "local", report.clone());
     state.store.append(vec![audit]).await?;
@@ -126,7 +118,7 @@ pub async fn vault_verify(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<VerifyQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    require_it_admin(&caller)?;
+    caller.require_it_admin("maintain the vault")?;
     Ok(Json(
         state.snapshots.verify(q.read_data.unwrap_or(false)).await?,
     ))

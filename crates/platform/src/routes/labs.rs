@@ -33,14 +33,6 @@ fn actor(c: &Caller, acting_it_admin: bool) -> Actor {
     }
 }
 
-fn require_it_admin(c: &Caller) -> ApiResult<()> {
-    if c.principal.it_admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only IT admins manage labs"))
-    }
-}
-
 /// Labs the caller can see (IT admins: all).
 #[utoipa::path(get, path = "/api/labs", tag = "labs", responses((status = 200, body = Vec<LabResponse>)))]
 pub async fn list_labs(
@@ -67,7 +59,7 @@ pub async fn create_lab(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateLabRequest>,
 ) -> ApiResult<(StatusCode, Json<LabResponse>)> {
-    require_it_admin(&caller)?;
+    caller.require_it_admin("manage labs")?;
     let lab = ops::create_lab(
         &*state.store,
         &*state.clock,
@@ -103,7 +95,7 @@ pub async fn update_lab(
     IdPath(id): IdPath<LabId>,
     ApiJson(req): ApiJson<UpdateLabRequest>,
 ) -> ApiResult<Json<LabResponse>> {
-    require_it_admin(&caller)?;
+    caller.require_it_admin("manage labs")?;
     Ok(Json(
         ops::set_lab_quotas(&*state.store, &actor(&caller, false), id, req.quotas.into())
             .await?
