@@ -22,6 +22,34 @@ def log(msg):
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
+def ensure_tools(tools_to_packages):
+    """Installs missing command-line tools from Debian's packages (as root or
+    with sudo), so a benchmark runs from a clean checkout."""
+    missing = sorted({pkg for tool, pkg in tools_to_packages.items() if not shutil.which(tool)})
+    if not missing:
+        return
+    log(f"installing {' '.join(missing)} (apt)")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+
+
+def ensure_uv():
+    """uv on PATH (installed into the tools dir like scripts/lib.sh does)."""
+    tools = os.environ.get("WESTTEK_TOOLS_DIR", os.path.expanduser("~/.cache/westtek/tools"))
+    os.environ["PATH"] = f"{tools}/bin:" + os.environ["PATH"]
+    if shutil.which("uv"):
+        return
+    log(f"installing uv into {tools}")
+    subprocess.run([sys.executable, "-m", "venv", f"{tools}/uv-venv"], check=True)
+    subprocess.run([f"{tools}/uv-venv/bin/pip", "install", "-q", "uv>=0.5"], check=True)
+    os.makedirs(f"{tools}/bin", exist_ok=True)
+    if not os.path.exists(f"{tools}/bin/uv"):
+        os.symlink(f"{tools}/uv-venv/bin/uv", f"{tools}/bin/uv")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -29,6 +57,7 @@ def free_port():
 
 
 def build_westtek():
+    ensure_uv()
     binary = os.environ.get("WESTTEK_BIN")
     if binary:
         return binary
