@@ -608,6 +608,19 @@ async fn retention_expires_old_snapshots_and_the_storage_quota_stops_new_ones() 
         "forbidden",
     )
     .await;
+    // A researcher of the same lab who does not own the environment may not
+    // copy it out by restoring its snapshot.
+    let r = app
+        .req(
+            Method::POST,
+            &format!("/api/snapshots/{}/restore", ids[1]),
+            &researcher,
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
     // Bad input: an unknown environment, a malformed id, an unknown field.
     let r = app
         .req(Method::POST, "/api/environments/snapshot", &t)

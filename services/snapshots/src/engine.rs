@@ -263,12 +263,18 @@ impl SnapshotEngine for LocalSnapshotEngine {
         progress: Arc<dyn ProgressSink>,
     ) -> Result<CaptureOutcome> {
         let layout = self.layout(req.env_id);
-        if !layout.root().is_dir() {
+        let (exists, busy) = {
+            let (root, venv) = (layout.root().to_path_buf(), layout.venv());
+            tokio::task::spawn_blocking(move || (root.is_dir(), install_running(&venv)))
+                .await
+                .map_err(blocking_error)?
+        };
+        if !exists {
             return Err(DomainError::NotFound {
                 kind: "environment files",
             });
         }
-        if install_running(&layout.venv()) {
+        if busy {
             return Err(DomainError::Conflict(
                 "a package install is running in this environment; snapshot it when the install has finished".into(),
             ));
@@ -352,8 +358,13 @@ impl SnapshotEngine for LocalSnapshotEngine {
 
     async fn inventory(&self, engine_id: &str) -> Result<serde_json::Value> {
         let id = SnapshotId::parse(engine_id).map_err(vault_error)?;
-        let meta = self.meta(&id)?;
-        serde_json::to_value(meta.inventory).map_err(DomainError::internal)
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let meta = me.meta(&id)?;
+            serde_json::to_value(meta.inventory).map_err(DomainError::internal)
+        })
+        .await
+        .map_err(blocking_error)?
     }
 
     async fn diff(&self, a: &str, b: &str) -> Result<serde_json::Value> {

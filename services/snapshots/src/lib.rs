@@ -119,5 +119,30 @@ pub async fn reconcile(state: &AppState) -> westtek_domain::Result<()> {
             .commit(vec![Write::UpdateSnapshot(s)], vec![audit])
             .await?;
     }
+    // Environments still held after the env-manager's reconcile (which
+    // removed half-made ones) were being restored in place: give them back;
+    // their safety snapshot holds the state from before.
+    let held = state
+        .store
+        .list_environments(&westtek_domain::EnvironmentFilter {
+            status: Some(westtek_domain::EnvironmentStatus::Provisioning),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await?;
+    for env in held.items {
+        let audit = system_audit(
+            Some(env.lab_id),
+            "environment.restore_interrupted",
+            "environment",
+            env.id.to_string(),
+            serde_json::json!({ "note": "an in-place restore was cut short; the snapshot taken before it holds the previous state" }),
+        );
+        westtek_env_manager::environments::modify(state, env.id, Some(audit), |e| {
+            e.status = westtek_domain::EnvironmentStatus::Ready;
+            Ok(())
+        })
+        .await?;
+    }
     Ok(())
 }

@@ -408,10 +408,20 @@ async fn capture(
                 rid,
             );
             let at = snap.timestamp;
-            state
+            if let Err(e) = state
                 .store
                 .commit(vec![Write::UpdateSnapshot(snap.clone())], vec![audit])
-                .await?;
+                .await
+            {
+                // Never leave it `creating`: that blocks every later snapshot.
+                let mut failed = snap.clone();
+                failed.status = SnapshotStatus::Failed;
+                let _ = state
+                    .store
+                    .commit(vec![Write::UpdateSnapshot(failed)], vec![])
+                    .await;
+                return Err(e);
+            }
             // The environment's own record: best effort against concurrent edits.
             let _ = modify(state, snap.environment_id, None, move |e| {
                 e.last_snapshot = Some(at);
@@ -768,8 +778,12 @@ async fn restore_new(
     engine: String,
     name: Option<String>,
 ) -> ApiResult<Response> {
-    let scope = caller.write_scope()?;
-    let source = state.store.get_environment(s.environment_id).await?;
+    // Only someone who may use the source environment restores it, and only
+    // within its own lab (other labs get snapshots through explicit shares).
+    let (source, scope) = operable(state, caller, s.environment_id).await?;
+    if scope.lab != s.lab_id {
+        return Err(ApiError::not_found("snapshot"));
+    }
     let name = name.unwrap_or_else(|| format!("{}-restored", source.name));
     let name = Slug::parse_field(name.trim(), "name")?;
     let lab = state.store.get_lab(scope.lab).await?;
@@ -819,6 +833,7 @@ async fn restore_new(
     let tracker = state.jobs.track(job.clone());
     let st = state.clone();
     let (actor, rid) = (caller.principal.username.clone(), caller.request_id.clone());
+    let actor_id = caller.principal.user_id;
     let env_id = env.id;
     tokio::spawn(async move {
         let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
@@ -828,7 +843,7 @@ async fn restore_new(
             .await;
         let audit = |action: &str, details: serde_json::Value| {
             audit_as(
-                s.created_by,
+                actor_id,
                 &actor,
                 env.lab_id,
                 action,
@@ -901,12 +916,23 @@ async fn restore_in_place(
     engine: String,
 ) -> ApiResult<Response> {
     let (env, _) = operable(state, caller, s.environment_id).await?;
-    if env.jupyter_status != JupyterStatus::Stopped {
-        return Err(DomainError::Conflict(
-            "stop the environment's Jupyter server before restoring it in place".into(),
-        )
-        .into());
-    }
+    // The environment is held (`provisioning`) for the whole restore: no
+    // launch, snapshot, delete or second restore can interleave.
+    modify(state, env.id, None, |e| {
+        if e.status != EnvironmentStatus::Ready {
+            return Err(DomainError::Conflict(
+                "the environment is busy (being built, restored or deleted)".into(),
+            ));
+        }
+        if e.jupyter_status != JupyterStatus::Stopped {
+            return Err(DomainError::Conflict(
+                "stop the environment's Jupyter server before restoring it in place".into(),
+            ));
+        }
+        e.status = EnvironmentStatus::Provisioning;
+        Ok(())
+    })
+    .await?;
     // First the safety snapshot of the current state; its job is the restore's.
     let audit = caller.audit(
         Some(env.lab_id),
@@ -919,7 +945,7 @@ async fn restore_in_place(
         "automatic: state before restoring snapshot {}",
         s.id
     ));
-    let (safety, job) = begin_snapshot(
+    let begun = begin_snapshot(
         state,
         &env,
         caller.principal.user_id,
@@ -927,10 +953,18 @@ async fn restore_in_place(
         audit,
         "snapshot.restore",
     )
-    .await?;
+    .await;
+    let (safety, job) = match begun {
+        Ok(b) => b,
+        Err(e) => {
+            release(state, env.id).await;
+            return Err(e.into());
+        }
+    };
     let tracker = state.jobs.track(job.clone());
     let st = state.clone();
     let (actor, rid) = (caller.principal.username.clone(), caller.request_id.clone());
+    let actor_id = caller.principal.user_id;
     let env_id = s.environment_id;
     tokio::spawn(async move {
         let sink: Arc<dyn ProgressSink> = Arc::new(Halves {
@@ -950,18 +984,30 @@ async fn restore_in_place(
                     .await
             }
         };
+        release(&st, env_id).await;
+        let ok = outcome.is_ok();
         let (result, audits) = match outcome {
             Ok(out) => (
-                Ok(format!("restored snapshot {} in place ({} files); the previous state was snapshotted first", s.id, out.files)),
-                vec![audit_as(s.created_by, &actor, s.lab_id, "snapshot.restored", s.id.to_string(),
+                Ok(format!(
+                    "restored snapshot {} in place ({} files); the previous state was snapshotted first",
+                    s.id, out.files
+                )),
+                vec![audit_as(actor_id, &actor, s.lab_id, "snapshot.restored", s.id.to_string(),
                     serde_json::json!({ "mode": "in_place", "files": out.files, "bytes": out.bytes }), &rid)],
             ),
-            Err(e) => (Err(job_error(&e)), vec![]),
+            Err(e) => {
+                let err = job_error(&e);
+                let audit = audit_as(actor_id, &actor, s.lab_id, "snapshot.restore_failed", s.id.to_string(),
+                    serde_json::json!({ "mode": "in_place", "code": err.code }), &rid);
+                (Err(err), vec![audit])
+            }
         };
         if let Err(e) = tracker.finish(result, vec![], audits).await {
             tracing::error!(error = %e, "could not finish an in-place restore job");
         }
-        publish(&st, types::SNAPSHOT_RESTORED, &s, serde_json::json!({ "environment_id": s.environment_id.to_string(), "mode": "in_place" })).await;
+        if ok {
+            publish(&st, types::SNAPSHOT_RESTORED, &s, serde_json::json!({ "environment_id": s.environment_id.to_string(), "mode": "in_place" })).await;
+        }
     });
     Ok(accepted(
         job.id,
@@ -970,6 +1016,20 @@ async fn restore_in_place(
             environment_id: env_id.to_string(),
         },
     ))
+}
+
+/// Gives an environment held by an in-place restore back (`ready`).
+async fn release(state: &AppState, env: EnvironmentId) {
+    let r = modify(state, env, None, |e| {
+        if e.status == EnvironmentStatus::Provisioning {
+            e.status = EnvironmentStatus::Ready;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, env = %env, "could not release an environment after an in-place restore");
+    }
 }
 
 /// Maps a sub-task's 0–1 progress onto the first or second half of a job.
