@@ -62,9 +62,14 @@ pub fn notebook(code: &str) -> String {
 fn template() -> &'static Template {
     TEMPLATE.get_or_init(|| {
         let started = Instant::now();
+        // The template lives in a static, which is never dropped: keep it
+        // under the target dir and clear earlier runs' copies, not /tmp.
+        let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("drift-it");
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
         let dir = tempfile::Builder::new()
-            .prefix("westtek-drift-it-")
-            .tempdir()
+            .prefix("template-")
+            .tempdir_in(&base)
             .unwrap();
         let root = dir.path().join("env");
         for d in [
