@@ -208,7 +208,13 @@ fn delete_and_gc_free_the_space_and_keep_other_snapshots_whole() {
     assert!(rep.bytes_freed > 2_500_000, "{rep:#?}");
     let after = v.stats().unwrap();
     assert!(after.pack_bytes + 2_500_000 < before.pack_bytes);
-    assert_eq!(after.unreferenced_bytes, 0, "{after:#?}");
+    // Chunk boundaries depend on the vault's random key, so a pack may mix
+    // dead and live chunks; gc repacks a pack once a quarter of it is dead
+    // and leaves the rest, so what stays unreferenced is under that bound.
+    assert!(
+        after.unreferenced_bytes * 4 < after.pack_bytes,
+        "{after:#?}"
+    );
     assert_eq!(list_keys(s.as_ref(), "index/").len(), 1);
     assert!(v.verify(true, progress()).unwrap().is_ok());
     let out = t.path().join("out");
