@@ -178,20 +178,10 @@ fn write_key_file(path: &Path) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    let mut key = [0u8; 32];
-    getrandom_fill(&mut key)?;
-    f.write_all(hex_encode(&key).as_bytes())?;
+    let key: [u8; 32] = rand::random();
+    f.write_all(hex::encode(key).as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
-}
-
-fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
-
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Layers of an environment root.
