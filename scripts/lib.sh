@@ -37,3 +37,13 @@ ensure_python() {
   fi
   python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
 }
+
+# ensure_smtpd : a real SMTP server for the alert tests (aiosmtpd, PyPI) in
+# a private venv; the tests also install it on first use when missing.
+ensure_smtpd() {
+  local venv="$WESTTEK_TOOLS_DIR/smtp-venv"
+  "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null && return 0
+  say "installing aiosmtpd into $venv (uv)"
+  [ -x "$venv/bin/python" ] || uv venv --clear -q "$venv"
+  uv pip install -q --python "$venv/bin/python" aiosmtpd
+}

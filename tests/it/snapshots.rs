@@ -645,3 +645,172 @@ async fn retention_expires_old_snapshots_and_the_storage_quota_stops_new_ones() 
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
     app.stop().await;
 }
+
+/// Races and leftovers around the snapshot lifecycle: concurrent snapshot
+/// requests, deleting an environment or a parent snapshot while a snapshot
+/// is being taken, using the snapshots of a deleted environment, and a drill
+/// that cannot run at all.
+#[tokio::test]
+async fn snapshot_races_and_snapshots_of_deleted_environments() {
+    use westtek_domain::ports::Write;
+    use westtek_domain::{SnapshotId, SnapshotStatus};
+    let app = spawn_app().await;
+    let t = app.admin_token.clone();
+    let env_id = build_env(&app, &t, "racy", json!([])).await;
+
+    // Four snapshot requests at once: exactly one is accepted.
+    let post = || {
+        app.req(Method::POST, "/api/environments/snapshot", &t)
+            .json(&json!({"environment_id": env_id}))
+            .send()
+    };
+    let rs = futures::future::join_all([post(), post(), post(), post()]).await;
+    let mut accepted = Vec::new();
+    for r in rs {
+        let r = r.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        match status {
+            StatusCode::ACCEPTED => accepted.push(body),
+            StatusCode::CONFLICT => assert_eq!(body["code"], "conflict", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(accepted.len(), 1, "one of four concurrent snapshots runs");
+    let job = app
+        .wait_job(accepted[0]["job_id"].as_str().unwrap(), &t)
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let first_id = accepted[0]["snapshot_id"].as_str().unwrap().to_string();
+
+    // A snapshot being taken (recorded `creating`, based on the first):
+    // the environment cannot be deleted, nor the snapshot it builds on.
+    let store = app.app.state.store.clone();
+    let mut creating = store
+        .get_snapshot(SnapshotId::parse(&first_id).unwrap())
+        .await
+        .unwrap();
+    creating.id = SnapshotId::new();
+    creating.status = SnapshotStatus::Creating;
+    creating.vault_snapshot_id = None;
+    creating.parent_id = Some(SnapshotId::parse(&first_id).unwrap());
+    store
+        .commit(vec![Write::InsertSnapshot(creating.clone())], vec![])
+        .await
+        .unwrap();
+    let r = app
+        .req(Method::DELETE, &format!("/api/environments/{env_id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    let p = assert_problem(r, StatusCode::CONFLICT, "conflict").await;
+    assert!(p["detail"].as_str().unwrap().contains("snapshot"), "{p}");
+    let (_, env) = app
+        .call(
+            Method::GET,
+            &format!("/api/environments/{env_id}"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(
+        env["status"], "ready",
+        "a refused delete gives the environment back"
+    );
+    let r = app
+        .req(Method::DELETE, &format!("/api/snapshots/{first_id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::CONFLICT, "conflict").await;
+    store
+        .commit(vec![Write::DeleteSnapshot(creating.id)], vec![])
+        .await
+        .unwrap();
+
+    // The environment goes; its snapshot stays usable by its author.
+    let r = app
+        .req(Method::DELETE, &format!("/api/environments/{env_id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (s, racc) = app
+        .call(
+            Method::POST,
+            &format!("/api/snapshots/{first_id}/restore"),
+            &t,
+            Some(json!({"mode": "in_place"})),
+        )
+        .await;
+    assert_problem_value(s, &racc, StatusCode::CONFLICT, "conflict");
+    let (s, racc) = app
+        .call(
+            Method::POST,
+            &format!("/api/snapshots/{first_id}/restore"),
+            &t,
+            Some(json!({"name": "revived"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{racc}");
+    let rjob = app.wait_job(racc["job_id"].as_str().unwrap(), &t).await;
+    assert_eq!(rjob["status"], "succeeded", "{rjob}");
+    let revived = racc["environment_id"].as_str().unwrap();
+    let (_, env) = app
+        .call(
+            Method::GET,
+            &format!("/api/environments/{revived}"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(env["status"], "ready", "{env}");
+    assert!(
+        env["python_version"].as_str().unwrap().starts_with("3."),
+        "the interpreter version comes from the snapshot's inventory: {env}"
+    );
+
+    // A drill that cannot run (its vault snapshot is gone) is recorded as
+    // a failed drill, so the scheduler does not retry it every round.
+    let snap = store
+        .get_snapshot(SnapshotId::parse(&first_id).unwrap())
+        .await
+        .unwrap();
+    app.app
+        .state
+        .snapshots
+        .delete(snap.vault_snapshot_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let (s, dacc) = app
+        .call(
+            Method::POST,
+            &format!("/api/snapshots/{first_id}/drill"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{dacc}");
+    let djob = app.wait_job(dacc["job_id"].as_str().unwrap(), &t).await;
+    assert_eq!(djob["status"], "failed", "{djob}");
+    let (_, snap) = app
+        .call(Method::GET, &format!("/api/snapshots/{first_id}"), &t, None)
+        .await;
+    assert_eq!(snap["drill"]["passed"], false, "{snap}");
+    assert!(
+        snap["drill"]["failures"][0]
+            .as_str()
+            .unwrap()
+            .contains("could not run"),
+        "{snap}"
+    );
+
+    // And the deleted environment's snapshot can be deleted.
+    let r = app
+        .req(Method::DELETE, &format!("/api/snapshots/{first_id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    app.stop().await;
+}

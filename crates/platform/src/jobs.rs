@@ -158,6 +158,27 @@ impl JobTracker {
         }
         Ok(())
     }
+
+    /// [`finish`](Self::finish) that never leaves the job running: when the
+    /// outcome's transaction fails, the job is recorded as failed on its own
+    /// (without `writes` and `audit`, which did not happen).
+    pub async fn settle(
+        &self,
+        outcome: std::result::Result<String, JobError>,
+        writes: Vec<Write>,
+        audit: Vec<AuditDraft>,
+    ) {
+        if let Err(e) = self.finish(outcome, writes, audit).await {
+            tracing::error!(error = %e, "could not record a job's outcome; recording it as failed");
+            let failed = Err(JobError {
+                code: "internal".into(),
+                message: "the job's outcome could not be recorded; see the server log".into(),
+            });
+            if let Err(e) = self.finish(failed, vec![], vec![]).await {
+                tracing::error!(error = %e, "could not record a job as failed");
+            }
+        }
+    }
 }
 
 /// Routes: `GET /api/jobs/{id}` and `GET /api/jobs/{id}/events`.

@@ -628,6 +628,38 @@ pub async fn delete(
         }
     })
     .await?;
+    // A snapshot being taken reads these files: wait for it. Checked after
+    // the mark, so a snapshot cannot start in between (it needs `ready`).
+    let creating = state
+        .store
+        .list_snapshots(&westtek_domain::SnapshotFilter {
+            environment_id: Some(id),
+            status: Some(westtek_domain::SnapshotStatus::Creating),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    if creating.total > 0 {
+        let undo = caller.audit(
+            Some(env.lab_id),
+            "environment.delete_refused",
+            "environment",
+            id,
+            serde_json::json!({ "reason": "snapshot_in_progress" }),
+        );
+        modify(&state, id, Some(undo), |e| {
+            if e.status == EnvironmentStatus::Deleting {
+                e.status = EnvironmentStatus::Ready;
+            }
+            Ok(())
+        })
+        .await?;
+        return Err(DomainError::Conflict(
+            "a snapshot of this environment is being taken; delete it when the snapshot is done"
+                .into(),
+        )
+        .into());
+    }
     state.runtime.stop(id).await?;
     state.builder.remove(id).await?;
     let audit = caller.audit(

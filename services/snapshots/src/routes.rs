@@ -26,7 +26,7 @@ use westtek_domain::{
     SnapshotStatus, UserId,
 };
 use westtek_env_manager::environments::{modify, operable, visible};
-use westtek_platform::auth::Caller;
+use westtek_platform::auth::{Caller, WriteScope};
 use westtek_platform::extract::{parse_id, ApiJson, ApiQuery, IdPath};
 use westtek_platform::jobs::JobTracker;
 use westtek_platform::{ApiError, ApiResult, AppState};
@@ -280,78 +280,104 @@ async fn latest_complete(state: &AppState, env: EnvironmentId) -> Result<Option<
 }
 
 /// Checks and records a new snapshot of `env` as `creating`, with its job.
+///
+/// Race-free: the environment is re-read and written back (version-checked)
+/// in the same commit that inserts the snapshot, so of two concurrent
+/// requests one wins and the other sees the first's `creating` snapshot;
+/// a delete or in-place restore that marked the environment in between
+/// makes this one fail its status check. `held` is true for the in-place
+/// restore, which has already marked the environment `provisioning` itself.
 async fn begin_snapshot(
     state: &AppState,
-    env: &Environment,
+    env_id: EnvironmentId,
+    held: bool,
     by: UserId,
     notes: Option<String>,
     audit: AuditDraft,
     job_kind: &str,
 ) -> Result<(Snapshot, Job)> {
-    if env.status != EnvironmentStatus::Ready {
-        return Err(DomainError::Conflict(
-            "only a ready environment can be snapshotted".into(),
-        ));
-    }
-    let busy = state
-        .store
-        .list_snapshots(&SnapshotFilter {
-            environment_id: Some(env.id),
-            status: Some(SnapshotStatus::Creating),
-            limit: 1,
-            ..Default::default()
-        })
-        .await?;
-    if busy.total > 0 {
-        return Err(DomainError::Conflict(
-            "a snapshot of this environment is already being taken".into(),
-        ));
-    }
-    let lab = state.store.get_lab(env.lab_id).await?;
-    if let Some(max) = lab.quotas.max_storage_bytes {
-        let used = state.store.lab_storage_bytes(env.lab_id).await?;
-        if used >= max {
-            return Err(DomainError::QuotaExceeded(format!(
-                "the lab's snapshots use {used} of its {max} bytes; delete snapshots or ask for more"
-            )));
+    let mut last = None;
+    for _ in 0..5 {
+        let mut env = state.store.get_environment(env_id).await?;
+        let expected = if held {
+            EnvironmentStatus::Provisioning
+        } else {
+            EnvironmentStatus::Ready
+        };
+        if env.status != expected {
+            return Err(DomainError::Conflict(
+                "only a ready environment can be snapshotted".into(),
+            ));
+        }
+        let busy = state
+            .store
+            .list_snapshots(&SnapshotFilter {
+                environment_id: Some(env.id),
+                status: Some(SnapshotStatus::Creating),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        if busy.total > 0 {
+            return Err(DomainError::Conflict(
+                "a snapshot of this environment is already being taken".into(),
+            ));
+        }
+        let lab = state.store.get_lab(env.lab_id).await?;
+        if let Some(max) = lab.quotas.max_storage_bytes {
+            let used = state.store.lab_storage_bytes(env.lab_id).await?;
+            if used >= max {
+                return Err(DomainError::QuotaExceeded(format!(
+                    "the lab's snapshots use {used} of its {max} bytes; delete snapshots or ask for more"
+                )));
+            }
+        }
+        let parent = latest_complete(state, env.id).await?;
+        let now = state.clock.now();
+        let snap = Snapshot {
+            id: SnapshotId::new(),
+            lab_id: env.lab_id,
+            environment_id: env.id,
+            created_by: by,
+            timestamp: now,
+            status: SnapshotStatus::Creating,
+            s3_location: String::new(),
+            vault_snapshot_id: None,
+            size_bytes: 0,
+            stored_bytes_added: 0,
+            checksum: None,
+            container_image: None,
+            efs_snapshot_id: None,
+            ebs_snapshot_id: None,
+            metadata: SnapshotMetadata {
+                notes: notes.clone(),
+                ..Default::default()
+            },
+            parent_id: parent.map(|p| p.id),
+            drill: None,
+        };
+        let job = new_job(env.lab_id, job_kind, snap.id.to_string(), by, now);
+        env.updated_at = now;
+        match state
+            .store
+            .commit(
+                vec![
+                    Write::UpdateEnvironment(env),
+                    Write::InsertSnapshot(snap.clone()),
+                    Write::InsertJob(job.clone()),
+                ],
+                vec![audit.clone()],
+            )
+            .await
+        {
+            Ok(_) => return Ok((snap, job)),
+            Err(DomainError::Conflict(m)) if m.starts_with("the environment was changed") => {
+                last = Some(DomainError::Conflict(m));
+            }
+            Err(e) => return Err(e),
         }
     }
-    let parent = latest_complete(state, env.id).await?;
-    let now = state.clock.now();
-    let snap = Snapshot {
-        id: SnapshotId::new(),
-        lab_id: env.lab_id,
-        environment_id: env.id,
-        created_by: by,
-        timestamp: now,
-        status: SnapshotStatus::Creating,
-        s3_location: String::new(),
-        vault_snapshot_id: None,
-        size_bytes: 0,
-        stored_bytes_added: 0,
-        checksum: None,
-        container_image: None,
-        efs_snapshot_id: None,
-        ebs_snapshot_id: None,
-        metadata: SnapshotMetadata {
-            notes,
-            ..Default::default()
-        },
-        parent_id: parent.map(|p| p.id),
-        drill: None,
-    };
-    let job = new_job(env.lab_id, job_kind, snap.id.to_string(), by, now);
-    state
-        .store
-        .commit(
-            vec![
-                Write::InsertSnapshot(snap.clone()),
-                Write::InsertJob(job.clone()),
-            ],
-            vec![audit],
-        )
-        .await?;
-    Ok((snap, job))
+    Err(last.unwrap_or_else(|| DomainError::internal("snapshot start retries exhausted")))
 }
 
 /// Captures a snapshot recorded by `begin_snapshot` and records the
@@ -494,28 +520,69 @@ async fn apply_retention(state: &AppState, env_id: EnvironmentId) -> Result<Vec<
 /// oldest child (which also takes its parent); a snapshot without children
 /// takes its bytes with it (the next gc frees what nothing else uses).
 async fn forget(state: &AppState, s: &Snapshot, audit: AuditDraft) -> Result<()> {
+    let mut last = None;
+    for _ in 0..5 {
+        // The environment (when it still exists) is written back
+        // version-checked in the same commit: a snapshot that starts in
+        // between (and might take this one as its parent) makes it retry.
+        let env = match state.store.get_environment(s.environment_id).await {
+            Ok(e) => Some(e),
+            Err(DomainError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let siblings = state
+            .store
+            .list_snapshots(&SnapshotFilter {
+                environment_id: Some(s.environment_id),
+                limit: 100_000,
+                ..Default::default()
+            })
+            .await?
+            .items;
+        if siblings
+            .iter()
+            .any(|c| c.parent_id == Some(s.id) && c.status == SnapshotStatus::Creating)
+        {
+            return Err(DomainError::Conflict(
+                "a snapshot based on this one is being taken; retry when it is done".into(),
+            ));
+        }
+        let child = siblings
+            .into_iter()
+            .filter(|c| c.parent_id == Some(s.id))
+            .min_by_key(|c| c.timestamp);
+        let mut writes = vec![Write::DeleteSnapshot(s.id)];
+        if let Some(mut env) = env {
+            env.updated_at = state.clock.now();
+            writes.insert(0, Write::UpdateEnvironment(env));
+        }
+        if let Some(mut child) = child {
+            child.stored_bytes_added += s.stored_bytes_added;
+            child.parent_id = s.parent_id;
+            writes.push(Write::UpdateSnapshot(child));
+        }
+        match state.store.commit(writes, vec![audit.clone()]).await {
+            Ok(_) => {
+                last = None;
+                break;
+            }
+            Err(DomainError::Conflict(m)) if m.starts_with("the environment was changed") => {
+                last = Some(DomainError::Conflict(m));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(e) = last {
+        return Err(e);
+    }
+    // The record goes first: a snapshot listed is always restorable. A
+    // vault snapshot left behind by a failure here only costs space.
     if let Some(engine_id) = &s.vault_snapshot_id {
-        state.snapshots.delete(engine_id).await?;
+        if let Err(e) = state.snapshots.delete(engine_id).await {
+            tracing::warn!(error = %e, snapshot = %s.id, vault_snapshot = %engine_id,
+                "the snapshot's record is deleted but its vault snapshot could not be; it keeps its chunks until removed with `westtek vault`");
+        }
     }
-    let children = state
-        .store
-        .list_snapshots(&SnapshotFilter {
-            environment_id: Some(s.environment_id),
-            limit: 100_000,
-            ..Default::default()
-        })
-        .await?
-        .items
-        .into_iter()
-        .filter(|c| c.parent_id == Some(s.id))
-        .min_by_key(|c| c.timestamp);
-    let mut writes = vec![Write::DeleteSnapshot(s.id)];
-    if let Some(mut child) = children {
-        child.stored_bytes_added += s.stored_bytes_added;
-        child.parent_id = s.parent_id;
-        writes.push(Write::UpdateSnapshot(child));
-    }
-    state.store.commit(writes, vec![audit]).await?;
     publish(state, types::SNAPSHOT_DELETED, s, serde_json::json!({})).await;
     Ok(())
 }
@@ -550,9 +617,7 @@ async fn run_snapshot_job(
         }
         Err(e) => Err(job_error(&e)),
     };
-    if let Err(e) = tracker.finish(result, vec![], vec![]).await {
-        tracing::error!(error = %e, "could not finish a snapshot job");
-    }
+    tracker.settle(result, vec![], vec![]).await;
 }
 
 /// Takes a snapshot of an environment (seed path). The job reports progress;
@@ -580,7 +645,8 @@ pub async fn create(
     );
     let (snap, job) = begin_snapshot(
         &state,
-        &env,
+        env.id,
+        false,
         caller.principal.user_id,
         notes,
         snap_audit,
@@ -670,6 +736,32 @@ fn engine_id(s: &Snapshot) -> ApiResult<String> {
     }
 }
 
+/// Who may use or change a snapshot: whoever may operate its environment;
+/// once that environment is deleted (its snapshots stay), the snapshot's
+/// author or an admin of its lab. `None`: the environment is gone.
+async fn snapshot_operable(
+    state: &AppState,
+    caller: &Caller,
+    s: &Snapshot,
+) -> ApiResult<(Option<Environment>, WriteScope)> {
+    match state.store.get_environment(s.environment_id).await {
+        Ok(_) => {
+            let (env, scope) = operable(state, caller, s.environment_id).await?;
+            Ok((Some(env), scope))
+        }
+        Err(DomainError::NotFound { .. }) => {
+            let scope = caller.write_scope_for(s.lab_id)?;
+            if s.created_by != caller.principal.user_id && !scope.is_lab_admin() {
+                return Err(ApiError::forbidden(
+                    "only the snapshot's author or a lab admin may do this (its environment was deleted)",
+                ));
+            }
+            Ok((None, scope))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// One snapshot.
 #[utoipa::path(get, path = "/api/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)),
     responses((status = 200, body = SnapshotResponse), (status = 404, body = westtek_platform::Problem)))]
@@ -729,8 +821,8 @@ pub async fn delete(
     IdPath(id): IdPath<SnapshotId>,
 ) -> ApiResult<StatusCode> {
     let s = readable(&state, &caller, id).await?;
-    let (env, _) = operable(&state, &caller, s.environment_id).await?;
-    if env.baseline_snapshot_id == Some(s.id) {
+    let (env, _) = snapshot_operable(&state, &caller, &s).await?;
+    if env.is_some_and(|e| e.baseline_snapshot_id == Some(s.id)) {
         return Err(DomainError::Conflict(
             "this snapshot is the environment's pinned drift baseline; unpin it first".into(),
         )
@@ -771,6 +863,41 @@ pub async fn restore(
     }
 }
 
+/// What a restored environment inherits when its source environment was
+/// deleted: the interpreter's version from the snapshot's inventory, the
+/// rest from the snapshot's record.
+async fn deleted_source(state: &AppState, s: &Snapshot, engine: &str) -> Result<Environment> {
+    let inventory = state.snapshots.inventory(engine).await?;
+    let python_version = inventory
+        .pointer("/python/version")
+        .and_then(|v| v.as_str())
+        .map(|v| v.split('.').take(2).collect::<Vec<_>>().join("."))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "3".into());
+    let name = Slug::parse_field(&format!("snapshot-{}", &s.id.to_string()[..8]), "name")?;
+    Ok(Environment {
+        id: s.environment_id,
+        lab_id: s.lab_id,
+        researcher_id: s.created_by,
+        name,
+        python_version,
+        packages: Vec::new(),
+        status: EnvironmentStatus::Ready,
+        jupyter_status: JupyterStatus::Stopped,
+        created_at: s.timestamp,
+        updated_at: s.timestamp,
+        last_snapshot: None,
+        drift_status: westtek_domain::DriftStatus::Stable,
+        configuration_hash: None,
+        container_info: Default::default(),
+        metadata: Default::default(),
+        baseline_snapshot_id: None,
+        retention: Default::default(),
+        drill_interval_days: None,
+        version: 0,
+    })
+}
+
 async fn restore_new(
     state: &AppState,
     caller: &Caller,
@@ -780,10 +907,14 @@ async fn restore_new(
 ) -> ApiResult<Response> {
     // Only someone who may use the source environment restores it, and only
     // within its own lab (other labs get snapshots through explicit shares).
-    let (source, scope) = operable(state, caller, s.environment_id).await?;
+    let (source, scope) = snapshot_operable(state, caller, &s).await?;
     if scope.lab != s.lab_id {
         return Err(ApiError::not_found("snapshot"));
     }
+    let source = match source {
+        Some(e) => e,
+        None => deleted_source(state, &s, &engine).await?,
+    };
     let name = name.unwrap_or_else(|| format!("{}-restored", source.name));
     let name = Slug::parse_field(name.trim(), "name")?;
     let lab = state.store.get_lab(scope.lab).await?;
@@ -852,13 +983,17 @@ async fn restore_new(
                 &rid,
             )
         };
-        match result {
+        let restored = match result {
+            Ok(out) => modify(&st, env_id, None, |e| {
+                e.status = EnvironmentStatus::Ready;
+                Ok(())
+            })
+            .await
+            .map(|_| out),
+            Err(e) => Err(e),
+        };
+        match restored {
             Ok(out) => {
-                let ready = modify(&st, env_id, None, |e| {
-                    e.status = EnvironmentStatus::Ready;
-                    Ok(())
-                })
-                .await;
                 let a = audit(
                     "snapshot.restored",
                     serde_json::json!({
@@ -866,13 +1001,7 @@ async fn restore_new(
                     }),
                 );
                 let msg = format!("restored {} files into environment {env_id}; {} files rewritten for the new path", out.files, out.relocated.len());
-                let fin = match ready {
-                    Ok(_) => tracker.finish(Ok(msg), vec![], vec![a]).await,
-                    Err(e) => tracker.finish(Err(job_error(&e)), vec![], vec![]).await,
-                };
-                if let Err(e) = fin {
-                    tracing::error!(error = %e, "could not finish a restore job");
-                }
+                tracker.settle(Ok(msg), vec![], vec![a]).await;
                 publish(
                     &st,
                     types::SNAPSHOT_RESTORED,
@@ -882,21 +1011,21 @@ async fn restore_new(
                 .await;
             }
             Err(e) => {
-                let _ = st.builder.remove(env_id).await;
+                // Nothing half-made stays: files and record go.
+                if let Err(rm) = st.builder.remove(env_id).await {
+                    tracing::warn!(error = %rm, env = %env_id, "could not remove a failed restore's files");
+                }
                 let a = audit(
                     "snapshot.restore_failed",
                     serde_json::json!({ "environment_id": env_id.to_string(), "code": job_error(&e).code }),
                 );
-                if let Err(e) = tracker
-                    .finish(
+                tracker
+                    .settle(
                         Err(job_error(&e)),
                         vec![Write::DeleteEnvironment(env_id)],
                         vec![a],
                     )
-                    .await
-                {
-                    tracing::error!(error = %e, "could not finish a failed restore job");
-                }
+                    .await;
             }
         }
     });
@@ -915,7 +1044,13 @@ async fn restore_in_place(
     s: Snapshot,
     engine: String,
 ) -> ApiResult<Response> {
-    let (env, _) = operable(state, caller, s.environment_id).await?;
+    let (env, _) = snapshot_operable(state, caller, &s).await?;
+    let Some(env) = env else {
+        return Err(DomainError::Conflict(
+            "the snapshot's environment was deleted; restore it into a new environment".into(),
+        )
+        .into());
+    };
     // The environment is held (`provisioning`) for the whole restore: no
     // launch, snapshot, delete or second restore can interleave.
     modify(state, env.id, None, |e| {
@@ -947,7 +1082,8 @@ async fn restore_in_place(
     ));
     let begun = begin_snapshot(
         state,
-        &env,
+        env.id,
+        true,
         caller.principal.user_id,
         note,
         audit,
@@ -1002,9 +1138,7 @@ async fn restore_in_place(
                 (Err(err), vec![audit])
             }
         };
-        if let Err(e) = tracker.finish(result, vec![], audits).await {
-            tracing::error!(error = %e, "could not finish an in-place restore job");
-        }
+        tracker.settle(result, vec![], audits).await;
         if ok {
             publish(&st, types::SNAPSHOT_RESTORED, &s, serde_json::json!({ "environment_id": s.environment_id.to_string(), "mode": "in_place" })).await;
         }
@@ -1061,7 +1195,7 @@ pub async fn drill(
     IdPath(id): IdPath<SnapshotId>,
 ) -> ApiResult<Response> {
     let s = readable(&state, &caller, id).await?;
-    let (_, _) = operable(&state, &caller, s.environment_id).await?;
+    snapshot_operable(&state, &caller, &s).await?;
     let engine = engine_id(&s)?;
     let job = new_job(
         s.lab_id,
@@ -1092,19 +1226,40 @@ pub async fn drill(
     ))
 }
 
-/// Runs a drill and records its result on the snapshot.
+/// Runs a drill and records its result on the snapshot. A drill that
+/// cannot run at all (the vault cannot be read, the restore fails) is a
+/// failed drill too: recorded, so the scheduler waits for the next interval
+/// instead of retrying it every round.
 pub async fn run_drill(state: AppState, tracker: JobTracker, id: SnapshotId, engine: String) {
     let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
+    let started = state.clock.now();
     let outcome = state.snapshots.drill(&engine, sink).await;
-    let (result, writes, audits) = match (outcome, state.store.get_snapshot(id).await) {
-        (Ok(d), Ok(mut s)) => {
-            let msg = if d.passed {
-                format!(
-                    "drill passed: {} modules imported in the restored kernel",
-                    d.modules_checked.len()
-                )
-            } else {
-                format!("drill FAILED: {}", d.failures.join("; "))
+    let (result, writes, audits) = match state.store.get_snapshot(id).await {
+        Ok(mut s) => {
+            let (d, result) = match outcome {
+                Ok(d) => {
+                    let msg = if d.passed {
+                        format!(
+                            "drill passed: {} modules imported in the restored kernel",
+                            d.modules_checked.len()
+                        )
+                    } else {
+                        format!("drill FAILED: {}", d.failures.join("; "))
+                    };
+                    (d, Ok(msg))
+                }
+                Err(e) => {
+                    let err = job_error(&e);
+                    let now = state.clock.now();
+                    let d = westtek_domain::DrillResult {
+                        passed: false,
+                        at: now,
+                        duration_ms: u64::try_from((now - started).num_milliseconds()).unwrap_or(0),
+                        modules_checked: Vec::new(),
+                        failures: vec![format!("the drill could not run: {}", err.message)],
+                    };
+                    (d, Err(err))
+                }
             };
             let audit = westtek_env_manager::system_audit(
                 Some(s.lab_id),
@@ -1115,11 +1270,10 @@ pub async fn run_drill(state: AppState, tracker: JobTracker, id: SnapshotId, eng
             );
             s.drill = Some(d);
             publish(&state, types::SNAPSHOT_DRILLED, &s, serde_json::json!({})).await;
-            (Ok(msg), vec![Write::UpdateSnapshot(s)], vec![audit])
+            (result, vec![Write::UpdateSnapshot(s)], vec![audit])
         }
-        (Err(e), _) | (_, Err(e)) => (Err(job_error(&e)), vec![], vec![]),
+        // The snapshot was deleted meanwhile: nothing to record it on.
+        Err(e) => (Err(job_error(&e)), vec![], vec![]),
     };
-    if let Err(e) = tracker.finish(result, writes, audits).await {
-        tracing::error!(error = %e, "could not finish a drill job");
-    }
+    tracker.settle(result, writes, audits).await;
 }
