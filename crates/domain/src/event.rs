@@ -25,6 +25,7 @@ pub mod types {
     pub const SNAPSHOT_DELETED: &str = "snapshot.deleted";
     pub const SNAPSHOT_RESTORED: &str = "snapshot.restored";
     pub const SNAPSHOT_DRILLED: &str = "snapshot.drilled";
+    pub const DRIFT_DETECTED: &str = "drift.detected";
 }
 
 /// One domain event.

@@ -173,3 +173,12 @@ mod tests {
         assert!(Slug::parse_field("genomics-lab_2.0", "name").is_ok());
     }
 }
+id_type!(
+    /// A drift event (one change of an environment's findings).
+    DriftEventId, "drift_event_id");
+id_type!(
+    /// A webhook target of a lab.
+    WebhookId, "webhook_id");
+id_type!(
+    /// A recommendation made by an agent.
+    RecommendationId, "recommendation_id");

@@ -5,6 +5,7 @@
 //! data plus validation, so services, adapters and tests share one vocabulary.
 
 pub mod audit;
+pub mod drift;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -12,6 +13,10 @@ pub mod model;
 pub mod ports;
 
 pub use audit::{AuditDraft, AuditEntry, AuditFilter, AuditHead, ChainProblem};
+pub use drift::{
+    DeadLetterRecord, DriftEvent, DriftEventFilter, DriftSource, DriftStateRecord, DriftStore,
+    RecommendationRecord, RecordOutcome, Webhook, WebhookFormat,
+};
 pub use error::{DomainError, Result};
 pub use event::DomainEvent;
 pub use ids::*;

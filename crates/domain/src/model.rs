@@ -293,6 +293,12 @@ pub struct Environment {
     /// (otherwise the latest complete snapshot).
     #[serde(default)]
     pub baseline_snapshot_id: Option<SnapshotId>,
+    /// The snapshot the environment's files last equalled: the newest
+    /// snapshot taken of it, or the one it was restored from (in place or
+    /// into this new environment). Drift is measured against the pinned
+    /// baseline when there is one, else against this.
+    #[serde(default)]
+    pub current_baseline_id: Option<SnapshotId>,
     /// Which snapshots to keep.
     #[serde(default)]
     pub retention: RetentionPolicy,

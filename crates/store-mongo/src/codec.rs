@@ -15,6 +15,8 @@
 //! the SQLite adapter: a hand-edited entry that no longer parses comes back
 //! with an empty hash, so chain verification names it instead of the whole
 //! read failing.
+//!
+//! The drift records' shapes are in `drift`.
 
 use crate::error::internal;
 use chrono::{DateTime, Utc};
@@ -26,6 +28,8 @@ use westtek_domain::{
     AuditEntry, AuditFilter, AuditId, DomainError, Environment, EnvironmentFilter, Job, Lab, LabId,
     Membership, Result, Snapshot, SnapshotFilter, StoredToken, User, UserId,
 };
+
+pub(crate) mod drift;
 
 /// The `_id` of the single audit head document.
 pub(crate) const HEAD_ID: &str = "head";
@@ -375,6 +379,7 @@ mod tests {
                 jupyter_packages: vec!["numpy==1.26.4".into()],
             },
             baseline_snapshot_id: Some(westtek_domain::SnapshotId::new()),
+            current_baseline_id: None,
             retention: westtek_domain::RetentionPolicy {
                 keep_last: Some(5),
                 keep_daily: None,

@@ -19,6 +19,11 @@
 //! concurrent one, a step-down) or loses the race for the head is retried a
 //! few times with jittered backoff; a commit whose outcome is unknown is
 //! re-committed. Reads run outside transactions, as in the SQLite adapter.
+//!
+//! `drift` implements the `DriftStore` port on the same database, with the
+//! same transaction handling for `record_drift`.
+
+mod drift;
 
 use crate::codec::{self, found, HEAD_ID};
 use crate::error::{
@@ -51,10 +56,17 @@ const AUDIT: &str = "audit";
 const AUDIT_HEAD: &str = "audit_head";
 const HANDLED_EVENTS: &str = "handled_events";
 const SNAPSHOTS: &str = "snapshots";
+const DRIFT_EVENTS: &str = "drift_events";
+const DRIFT_STATE: &str = "drift_state";
+const WEBHOOKS: &str = "webhooks";
+const DEAD_LETTERS: &str = "dead_letters";
+const RECOMMENDATIONS: &str = "recommendations";
+/// Sequence counters (one document per sequence, `{ _id, seq }`).
+const COUNTERS: &str = "counters";
 
 /// Every collection the store uses; created up front because some servers
 /// cannot create a collection inside a transaction.
-const COLLECTIONS: [&str; 10] = [
+const COLLECTIONS: [&str; 16] = [
     LABS,
     USERS,
     MEMBERSHIPS,
@@ -65,6 +77,12 @@ const COLLECTIONS: [&str; 10] = [
     AUDIT_HEAD,
     HANDLED_EVENTS,
     SNAPSHOTS,
+    DRIFT_EVENTS,
+    DRIFT_STATE,
+    WEBHOOKS,
+    DEAD_LETTERS,
+    RECOMMENDATIONS,
+    COUNTERS,
 ];
 
 /// How many times a unit of work is attempted before a transient failure is
@@ -89,6 +107,9 @@ enum TxError {
     Mongo(mongodb::error::Error),
     /// Another commit moved the audit head between our read and our update.
     HeadMoved,
+    /// A concurrent writer changed the named record between our read and
+    /// our write (a drift state); the next attempt re-reads it.
+    Raced(&'static str),
 }
 
 impl From<DomainError> for TxError {
@@ -108,7 +129,7 @@ impl TxError {
         match self {
             TxError::Domain(_) => false,
             TxError::Mongo(e) => is_transient(e),
-            TxError::HeadMoved => true,
+            TxError::HeadMoved | TxError::Raced(_) => true,
         }
     }
 
@@ -117,6 +138,9 @@ impl TxError {
             TxError::Domain(e) => e,
             TxError::Mongo(e) => map_mongo(e),
             TxError::HeadMoved => internal("the audit head kept moving under concurrent commits"),
+            TxError::Raced(what) => {
+                internal(format!("the {what} kept changing under concurrent writes"))
+            }
         }
     }
 }
@@ -246,6 +270,58 @@ impl MongoStore {
                     doc! { "consumer": 1, "event_id": 1 },
                     "handled_events_key",
                     true,
+                ),
+            ),
+            (
+                DRIFT_EVENTS,
+                index(doc! { "seq": 1 }, "drift_events_seq", true),
+            ),
+            (
+                DRIFT_EVENTS,
+                index(
+                    doc! { "environment_id": 1, "detected_key": 1 },
+                    "drift_events_env_detected",
+                    false,
+                ),
+            ),
+            (
+                DRIFT_EVENTS,
+                index(
+                    doc! { "lab_id": 1, "seq": 1 },
+                    "drift_events_lab_seq",
+                    false,
+                ),
+            ),
+            (
+                DRIFT_STATE,
+                index(doc! { "lab_id": 1 }, "drift_state_lab", false),
+            ),
+            (
+                WEBHOOKS,
+                index(doc! { "lab_id": 1, "url": 1 }, "webhooks_lab_url", true),
+            ),
+            (
+                WEBHOOKS,
+                index(
+                    doc! { "lab_id": 1, "created_key": 1 },
+                    "webhooks_lab_created",
+                    false,
+                ),
+            ),
+            (
+                DEAD_LETTERS,
+                index(
+                    doc! { "lab_id": 1, "at_key": -1 },
+                    "dead_letters_lab_at",
+                    false,
+                ),
+            ),
+            (
+                RECOMMENDATIONS,
+                index(
+                    doc! { "environment_id": 1, "created_key": -1 },
+                    "recommendations_env_created",
+                    false,
                 ),
             ),
         ];
@@ -604,27 +680,14 @@ impl MongoStore {
             self.append_in(s, audit).await
         }
         .await;
-        let entries = match applied {
-            Ok(entries) => entries,
-            Err(e) => {
-                if let Err(abort) = s.abort_transaction().await {
-                    tracing::debug!(error = %abort, "aborting a failed transaction failed");
-                }
-                return Err(e);
+        match applied {
+            Ok(entries) => {
+                commit_in(s).await?;
+                Ok(entries)
             }
-        };
-        let mut retries = 0;
-        loop {
-            match s.commit_transaction().await {
-                Ok(()) => return Ok(entries),
+            Err(e) => {
+                abort_in(s).await;
                 Err(e)
-                    if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                        && retries < MAX_COMMIT_RETRIES =>
-                {
-                    retries += 1;
-                    tracing::debug!(error = %e, retries, "commit outcome unknown; re-committing");
-                }
-                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -657,6 +720,33 @@ impl MongoStore {
             .await?
             .map(|d| codec::head_from_doc(&d))
             .transpose()
+    }
+}
+
+/// Commits the session's transaction, re-sending the commit when its
+/// outcome is unknown (the commit is idempotent).
+async fn commit_in(s: &mut ClientSession) -> Result<(), TxError> {
+    let mut retries = 0;
+    loop {
+        match s.commit_transaction().await {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && retries < MAX_COMMIT_RETRIES =>
+            {
+                retries += 1;
+                tracing::debug!(error = %e, retries, "commit outcome unknown; re-committing");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Aborts the session's transaction; a failure to abort is only logged (the
+/// server drops the transaction when it times out anyway).
+async fn abort_in(s: &mut ClientSession) {
+    if let Err(abort) = s.abort_transaction().await {
+        tracing::debug!(error = %abort, "aborting a failed transaction failed");
     }
 }
 
@@ -969,6 +1059,11 @@ mod tests {
     #[test]
     fn only_conflicts_and_a_moved_head_are_retried() {
         assert!(TxError::HeadMoved.retryable());
+        assert!(TxError::Raced("drift state").retryable());
+        assert!(matches!(
+            TxError::Raced("drift state").into_domain(),
+            DomainError::Internal(_)
+        ));
         assert!(!TxError::Domain(DomainError::Conflict("taken".into())).retryable());
         assert!(matches!(
             TxError::HeadMoved.into_domain(),

@@ -2,9 +2,14 @@
 //! every adapter runs (SQLite always; MongoDB when `WESTTEK_TEST_MONGO_URL`
 //! is set). It asserts what services rely on: uniqueness, quotas,
 //! optimistic concurrency, all-or-nothing commits and an intact audit chain.
+//!
+//! [`run_drift`] does the same for the `DriftStore` port: idempotent,
+//! race-free recording, a strictly increasing `seq` that streams can resume
+//! from, the listing filters and lab isolation, and the webhook, dead-letter
+//! and recommendation records.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 use westtek_domain::audit::verify_chain;
 use westtek_domain::ports::{MetadataStore, Write};
@@ -63,6 +68,7 @@ pub fn environment(lab: LabId, owner: UserId, name: &str) -> Environment {
         container_info: ContainerInfo::default(),
         metadata: EnvironmentMetadata::default(),
         baseline_snapshot_id: None,
+        current_baseline_id: None,
         retention: RetentionPolicy::default(),
         drill_interval_days: None,
         version: 0,
@@ -653,4 +659,713 @@ async fn snapshots(store: &dyn MetadataStore) {
         Err(DomainError::NotFound { .. })
     ));
     assert_eq!(store.lab_storage_bytes(l.id).await.unwrap(), 200);
+}
+
+/// A drift event of `env` in `lab` with `fingerprint`, detected now; the
+/// store assigns its `seq`.
+pub fn drift_event(lab: LabId, env: EnvironmentId, fingerprint: &str) -> DriftEvent {
+    DriftEvent {
+        id: DriftEventId::new(),
+        seq: 0,
+        lab_id: lab,
+        environment_id: env,
+        detected_at: Utc::now(),
+        source: DriftSource::Watcher,
+        baseline_snapshot_id: Some(SnapshotId::new()),
+        previous_status: DriftStatus::Stable,
+        status: DriftStatus::MinorDrift,
+        severity: Some("MINOR".into()),
+        fingerprint: fingerprint.into(),
+        // Free-form JSON must come back exactly, odd keys and floats too.
+        findings: serde_json::json!([{
+            "kind": "package_added",
+            "package": "pandas",
+            "severity": "MINOR",
+            "details": { "pandas.version": "2.2.1", "ratio": 0.5, "count": 3 },
+            "notebooks": ["analysis/a.ipynb"],
+        }]),
+        affected_notebooks: vec!["analysis/a.ipynb".into()],
+    }
+}
+
+/// `drift_event` detected at `at`.
+fn drift_event_at(
+    lab: LabId,
+    env: EnvironmentId,
+    fingerprint: &str,
+    at: DateTime<Utc>,
+) -> DriftEvent {
+    DriftEvent {
+        detected_at: at,
+        ..drift_event(lab, env, fingerprint)
+    }
+}
+
+/// Records `event` and returns it as stored, failing the test when stale.
+async fn record(store: &dyn DriftStore, event: DriftEvent, expected: Option<&str>) -> DriftEvent {
+    match store
+        .record_drift(event.clone(), expected.map(str::to_string))
+        .await
+        .unwrap()
+    {
+        RecordOutcome::Recorded(stored) => {
+            assert_eq!(
+                stored,
+                DriftEvent {
+                    seq: stored.seq,
+                    ..event
+                },
+                "the recorded event differs from the one given"
+            );
+            stored
+        }
+        RecordOutcome::Stale(state) => panic!("expected Recorded, got Stale({state:?})"),
+    }
+}
+
+/// The page of events `f` selects.
+async fn events_of(store: &dyn DriftStore, f: DriftEventFilter) -> Page<DriftEvent> {
+    store.list_drift_events(&f).await.unwrap()
+}
+
+fn ids(events: &[DriftEvent]) -> Vec<DriftEventId> {
+    events.iter().map(|e| e.id).collect()
+}
+
+/// Runs every drift conformance check against a fresh, empty store.
+pub async fn run_drift(store: Arc<dyn DriftStore>) {
+    recording_drift_is_idempotent(&*store).await;
+    concurrent_records_store_one_event(&*store).await;
+    concurrent_writers_get_distinct_ordered_seqs(store.clone()).await;
+    drift_state_without_events(&*store).await;
+    drift_events_are_listed_filtered_and_resumable(&*store).await;
+    webhooks(&*store).await;
+    dead_letters(&*store).await;
+    recommendations(&*store).await;
+}
+
+async fn recording_drift_is_idempotent(store: &dyn DriftStore) {
+    let lab = LabId::new();
+    let env = EnvironmentId::new();
+    let first = drift_event(lab, env, "fp-a");
+    let stored = record(store, first.clone(), None).await;
+    assert!(stored.seq > 0, "seq is assigned: {}", stored.seq);
+    assert_eq!(store.get_drift_event(first.id).await.unwrap(), stored);
+
+    let state = store.get_drift_state(env).await.unwrap().unwrap();
+    assert_eq!(
+        state,
+        DriftStateRecord {
+            environment_id: env,
+            lab_id: lab,
+            status: first.status,
+            fingerprint: "fp-a".into(),
+            baseline_snapshot_id: first.baseline_snapshot_id,
+            last_event_id: Some(first.id),
+            updated_at: first.detected_at,
+        }
+    );
+
+    // The sweep sees the change the watcher already recorded.
+    let again = drift_event(lab, env, "fp-a");
+    let outcome = store.record_drift(again.clone(), None).await.unwrap();
+    assert_eq!(outcome, RecordOutcome::Stale(Some(state.clone())));
+    assert!(
+        matches!(
+            store.get_drift_event(again.id).await,
+            Err(DomainError::NotFound { .. })
+        ),
+        "a stale record stored its event"
+    );
+    let page = events_of(
+        store,
+        DriftEventFilter {
+            environment_id: Some(env),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(page.total, 1, "one change, one event");
+    assert_eq!(ids(&page.items), vec![first.id]);
+
+    // The next change moves from the stored fingerprint.
+    let mut second = drift_event(lab, env, "fp-b");
+    second.previous_status = DriftStatus::MinorDrift;
+    second.status = DriftStatus::CriticalDrift;
+    second.severity = Some("CRITICAL".into());
+    second.baseline_snapshot_id = None;
+    second.detected_at = first.detected_at + TimeDelta::seconds(1);
+    let stored2 = record(store, second.clone(), Some("fp-a")).await;
+    assert!(stored2.seq > stored.seq);
+    let state2 = store.get_drift_state(env).await.unwrap().unwrap();
+    assert_eq!(state2.fingerprint, "fp-b");
+    assert_eq!(state2.status, DriftStatus::CriticalDrift);
+    assert_eq!(state2.baseline_snapshot_id, None);
+    assert_eq!(state2.last_event_id, Some(second.id));
+    assert_eq!(state2.updated_at, second.detected_at);
+
+    // A caller still holding the old fingerprint is told the current state.
+    let late = store
+        .record_drift(drift_event(lab, env, "fp-c"), Some("fp-a".into()))
+        .await
+        .unwrap();
+    assert_eq!(late, RecordOutcome::Stale(Some(state2.clone())));
+    // Expecting a state where there is none is stale too.
+    let nothing = EnvironmentId::new();
+    let none = store
+        .record_drift(drift_event(lab, nothing, "fp-x"), Some("fp-a".into()))
+        .await
+        .unwrap();
+    assert_eq!(none, RecordOutcome::Stale(None));
+    assert_eq!(store.get_drift_state(nothing).await.unwrap(), None);
+
+    // Reusing an event id is a conflict, and writes nothing.
+    let reused = DriftEvent {
+        id: first.id,
+        ..drift_event(lab, env, "fp-d")
+    };
+    let r = store.record_drift(reused, Some("fp-b".into())).await;
+    assert!(
+        matches!(r, Err(DomainError::Conflict(_))),
+        "reused id: {r:?}"
+    );
+    assert_eq!(store.get_drift_state(env).await.unwrap(), Some(state2));
+    assert_eq!(store.get_drift_event(first.id).await.unwrap(), stored);
+
+    assert!(matches!(
+        store.get_drift_event(DriftEventId::new()).await,
+        Err(DomainError::NotFound { .. })
+    ));
+
+    // Deleting the state keeps the events; deleting it twice is fine.
+    store.delete_drift_state(env).await.unwrap();
+    assert_eq!(store.get_drift_state(env).await.unwrap(), None);
+    store.delete_drift_state(env).await.unwrap();
+    assert_eq!(store.get_drift_event(second.id).await.unwrap(), stored2);
+    // With the state gone, the environment starts over from `None`.
+    record(store, drift_event(lab, env, "fp-a"), None).await;
+}
+
+async fn concurrent_records_store_one_event(store: &dyn DriftStore) {
+    let lab = LabId::new();
+    for round in 0..3 {
+        let env = EnvironmentId::new();
+        // First detection of the environment: nobody has stored a state.
+        let a = drift_event(lab, env, "fp-1");
+        let b = drift_event(lab, env, "fp-1");
+        let c = drift_event(lab, env, "fp-1");
+        let (ra, rb, rc) = tokio::join!(
+            store.record_drift(a.clone(), None),
+            store.record_drift(b.clone(), None),
+            store.record_drift(c.clone(), None),
+        );
+        let outcomes = [ra.unwrap(), rb.unwrap(), rc.unwrap()];
+        let winners: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                RecordOutcome::Recorded(e) => Some(e.id),
+                RecordOutcome::Stale(_) => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        let state = store.get_drift_state(env).await.unwrap().unwrap();
+        assert_eq!(state.last_event_id, Some(winners[0]));
+        for o in &outcomes {
+            if let RecordOutcome::Stale(s) = o {
+                assert_eq!(
+                    s.as_ref(),
+                    Some(&state),
+                    "round {round}: the loser sees the winner"
+                );
+            }
+        }
+
+        // Two different changes racing from the same stored fingerprint.
+        let (r1, r2) = tokio::join!(
+            store.record_drift(drift_event(lab, env, "fp-2"), Some("fp-1".into())),
+            store.record_drift(drift_event(lab, env, "fp-3"), Some("fp-1".into())),
+        );
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        let recorded = [&r1, &r2]
+            .iter()
+            .filter(|o| matches!(o, RecordOutcome::Recorded(_)))
+            .count();
+        assert_eq!(recorded, 1, "round {round}: {r1:?} / {r2:?}");
+
+        let page = events_of(
+            store,
+            DriftEventFilter {
+                environment_id: Some(env),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(page.total, 2, "round {round}: one event per winner");
+    }
+}
+
+async fn concurrent_writers_get_distinct_ordered_seqs(store: Arc<dyn DriftStore>) {
+    const WRITERS: usize = 6;
+    const CHANGES: usize = 5;
+    let lab = LabId::new();
+    let start = events_of(
+        &*store,
+        DriftEventFilter {
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .items
+    .first()
+    .map_or(0, |e| e.seq);
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let env = EnvironmentId::new();
+                let mut expected: Option<String> = None;
+                let mut mine = Vec::new();
+                for c in 0..CHANGES {
+                    let fp = format!("w{w}-c{c}");
+                    let e = record(&*store, drift_event(lab, env, &fp), expected.as_deref()).await;
+                    mine.push(e);
+                    expected = Some(fp);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut per_writer = Vec::new();
+    for t in tasks {
+        per_writer.push(t.await.unwrap());
+    }
+    for mine in &per_writer {
+        assert!(
+            mine.windows(2).all(|w| w[1].seq > w[0].seq),
+            "one writer's events in order"
+        );
+    }
+    let resumed = events_of(
+        &*store,
+        DriftEventFilter {
+            lab_id: Some(lab),
+            after_seq: Some(start),
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(resumed.total, (WRITERS * CHANGES) as u64);
+    assert!(
+        resumed.items.windows(2).all(|w| w[1].seq > w[0].seq),
+        "distinct seqs, oldest first"
+    );
+    let mut recorded: Vec<_> = per_writer.into_iter().flatten().collect();
+    recorded.sort_by_key(|e| e.seq);
+    assert_eq!(resumed.items, recorded);
+}
+
+async fn drift_state_without_events(store: &dyn DriftStore) {
+    let lab = LabId::new();
+    let env = EnvironmentId::new();
+    let baseline = DriftStateRecord {
+        environment_id: env,
+        lab_id: lab,
+        status: DriftStatus::Stable,
+        fingerprint: "fp-empty".into(),
+        baseline_snapshot_id: Some(SnapshotId::new()),
+        last_event_id: None,
+        updated_at: Utc::now(),
+    };
+    store.put_drift_state(baseline.clone()).await.unwrap();
+    assert_eq!(
+        store.get_drift_state(env).await.unwrap(),
+        Some(baseline.clone())
+    );
+    // Putting again replaces it.
+    let moved = DriftStateRecord {
+        fingerprint: "fp-new-baseline".into(),
+        baseline_snapshot_id: Some(SnapshotId::new()),
+        ..baseline.clone()
+    };
+    store.put_drift_state(moved.clone()).await.unwrap();
+    assert_eq!(store.get_drift_state(env).await.unwrap(), Some(moved));
+    // A record must expect the fingerprint that was put.
+    assert!(matches!(
+        store
+            .record_drift(drift_event(lab, env, "fp-x"), Some("fp-empty".into()))
+            .await
+            .unwrap(),
+        RecordOutcome::Stale(Some(_))
+    ));
+    assert!(matches!(
+        store
+            .record_drift(drift_event(lab, env, "fp-x"), None)
+            .await
+            .unwrap(),
+        RecordOutcome::Stale(Some(_))
+    ));
+    record(
+        store,
+        drift_event(lab, env, "fp-x"),
+        Some("fp-new-baseline"),
+    )
+    .await;
+
+    let other_lab = LabId::new();
+    let other = DriftStateRecord {
+        environment_id: EnvironmentId::new(),
+        lab_id: other_lab,
+        ..baseline
+    };
+    store.put_drift_state(other.clone()).await.unwrap();
+    let mine = store.list_drift_states(Some(lab)).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].environment_id, env);
+    assert_eq!(mine[0].fingerprint, "fp-x");
+    assert_eq!(
+        store.list_drift_states(Some(other_lab)).await.unwrap(),
+        vec![other]
+    );
+    let all = store.list_drift_states(None).await.unwrap();
+    assert!(all.iter().any(|s| s.lab_id == lab) && all.iter().any(|s| s.lab_id == other_lab));
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].environment_id <= w[1].environment_id),
+        "ordered by environment"
+    );
+}
+
+async fn drift_events_are_listed_filtered_and_resumable(store: &dyn DriftStore) {
+    let l1 = LabId::new();
+    let l2 = LabId::new();
+    let (env_a, env_b, env_c) = (
+        EnvironmentId::new(),
+        EnvironmentId::new(),
+        EnvironmentId::new(),
+    );
+    let t0 = Utc::now() - TimeDelta::hours(1);
+    let at = |minutes: i64| t0 + TimeDelta::minutes(minutes);
+    // Recorded in this order, so their seqs ascend in it.
+    let a0 = record(store, drift_event_at(l1, env_a, "a0", at(0)), None).await;
+    let b5 = record(store, drift_event_at(l1, env_b, "b5", at(5)), None).await;
+    let a10 = record(store, drift_event_at(l1, env_a, "a10", at(10)), Some("a0")).await;
+    let c15 = record(store, drift_event_at(l2, env_c, "c15", at(15)), None).await;
+    let a20 = record(store, drift_event_at(l1, env_a, "a20", at(20)), Some("a10")).await;
+    let all = [&a0, &b5, &a10, &c15, &a20];
+    assert!(
+        all.windows(2).all(|w| w[1].seq > w[0].seq),
+        "seq strictly increases: {:?}",
+        all.iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
+
+    let lab1 = |f: DriftEventFilter| DriftEventFilter {
+        lab_id: Some(l1),
+        ..f
+    };
+    // Newest first, and the items are the stored events.
+    let page = events_of(store, lab1(DriftEventFilter::default())).await;
+    assert_eq!(page.total, 4);
+    assert_eq!(
+        page.items,
+        vec![a20.clone(), a10.clone(), b5.clone(), a0.clone()]
+    );
+    assert_eq!((page.limit, page.offset), (50, 0), "limit 0 means 50");
+
+    // Paging.
+    let first = events_of(
+        store,
+        lab1(DriftEventFilter {
+            limit: 2,
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(ids(&first.items), vec![a20.id, a10.id]);
+    assert_eq!((first.total, first.limit), (4, 2));
+    let second = events_of(
+        store,
+        lab1(DriftEventFilter {
+            limit: 2,
+            offset: 2,
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(ids(&second.items), vec![b5.id, a0.id]);
+    assert_eq!((second.total, second.offset), (4, 2));
+    let capped = events_of(
+        store,
+        lab1(DriftEventFilter {
+            limit: 1_000_000,
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(capped.limit, 1000, "limits are capped");
+    assert_eq!(capped.items.len(), 4);
+
+    // Environment, since (inclusive) and until (exclusive).
+    let env = events_of(
+        store,
+        DriftEventFilter {
+            environment_id: Some(env_a),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(&env.items), vec![a20.id, a10.id, a0.id]);
+    let since = events_of(
+        store,
+        lab1(DriftEventFilter {
+            since: Some(at(5)),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(ids(&since.items), vec![a20.id, a10.id, b5.id]);
+    assert_eq!(since.total, 3);
+    let until = events_of(
+        store,
+        lab1(DriftEventFilter {
+            until: Some(at(10)),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(ids(&until.items), vec![b5.id, a0.id]);
+    let window = events_of(
+        store,
+        DriftEventFilter {
+            environment_id: Some(env_a),
+            since: Some(at(10)),
+            until: Some(at(20)),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(&window.items), vec![a10.id]);
+    assert_eq!(window.total, 1);
+
+    // Lab isolation.
+    let other = events_of(
+        store,
+        DriftEventFilter {
+            lab_id: Some(l2),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(other.items, vec![c15.clone()]);
+    let cross = events_of(
+        store,
+        DriftEventFilter {
+            lab_id: Some(l2),
+            environment_id: Some(env_a),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(cross.total, 0);
+    assert!(cross.items.is_empty());
+
+    // Resuming a stream: oldest first after the given seq, across labs
+    // when no lab is given; `total` counts what is still to come.
+    let resumed = events_of(
+        store,
+        DriftEventFilter {
+            after_seq: Some(b5.seq),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(&resumed.items), vec![a10.id, c15.id, a20.id]);
+    assert_eq!(resumed.total, 3);
+    let resumed_lab = events_of(
+        store,
+        lab1(DriftEventFilter {
+            after_seq: Some(b5.seq),
+            limit: 1,
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(ids(&resumed_lab.items), vec![a10.id]);
+    assert_eq!(resumed_lab.total, 2);
+    let caught_up = events_of(
+        store,
+        DriftEventFilter {
+            after_seq: Some(a20.seq),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(caught_up.items.is_empty());
+    assert_eq!(caught_up.total, 0);
+    let huge = events_of(
+        store,
+        DriftEventFilter {
+            after_seq: Some(u64::MAX),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(huge.items.is_empty());
+}
+
+fn webhook(lab: LabId, url: &str, created_at: DateTime<Utc>) -> Webhook {
+    Webhook {
+        id: WebhookId::new(),
+        lab_id: lab,
+        url: url.into(),
+        secret: "s3cret".into(),
+        format: WebhookFormat::Slack,
+        min_severity: "MINOR".into(),
+        created_by: UserId::new(),
+        created_at,
+    }
+}
+
+async fn webhooks(store: &dyn DriftStore) {
+    let lab = LabId::new();
+    let other = LabId::new();
+    let now = Utc::now();
+    let late = webhook(lab, "https://hooks.example/a", now);
+    let early = webhook(lab, "https://hooks.example/b", now - TimeDelta::minutes(5));
+    let elsewhere = webhook(other, "https://hooks.example/a", now);
+    // Inserted newest first, listed by creation.
+    for h in [&late, &early, &elsewhere] {
+        store.insert_webhook(h.clone()).await.unwrap();
+    }
+    assert_eq!(store.get_webhook(late.id).await.unwrap(), late);
+    assert_eq!(
+        store.list_webhooks(lab).await.unwrap(),
+        vec![early.clone(), late.clone()]
+    );
+    assert_eq!(
+        store.list_webhooks(other).await.unwrap(),
+        vec![elsewhere.clone()]
+    );
+    assert_eq!(store.list_webhooks(LabId::new()).await.unwrap(), vec![]);
+
+    let dup = store
+        .insert_webhook(webhook(lab, "https://hooks.example/a", now))
+        .await;
+    assert!(
+        matches!(dup, Err(DomainError::Conflict(_))),
+        "same lab, same url: {dup:?}"
+    );
+    assert_eq!(store.list_webhooks(lab).await.unwrap().len(), 2);
+
+    store.delete_webhook(late.id).await.unwrap();
+    assert_eq!(
+        store.get_webhook(late.id).await,
+        Err(DomainError::NotFound { kind: "webhook" })
+    );
+    assert_eq!(
+        store.delete_webhook(late.id).await,
+        Err(DomainError::NotFound { kind: "webhook" })
+    );
+    assert_eq!(store.list_webhooks(lab).await.unwrap(), vec![early]);
+    // The url is free again once its webhook is gone.
+    store
+        .insert_webhook(webhook(lab, "https://hooks.example/a", now))
+        .await
+        .unwrap();
+    assert_eq!(store.get_webhook(elsewhere.id).await.unwrap(), elsewhere);
+}
+
+fn dead_letter(lab: LabId, at: DateTime<Utc>) -> DeadLetterRecord {
+    DeadLetterRecord {
+        id: uuid::Uuid::now_v7(),
+        lab_id: lab,
+        channel: "webhook".into(),
+        target: WebhookId::new().to_string(),
+        event_id: DriftEventId::new().to_string(),
+        attempts: 5,
+        last_error: "connection refused".into(),
+        last_status: Some(503),
+        payload: serde_json::json!({ "text": "drift", "blocks": [{ "type": "section" }] }),
+        at,
+    }
+}
+
+async fn dead_letters(store: &dyn DriftStore) {
+    let lab = LabId::new();
+    let other = LabId::new();
+    let now = Utc::now();
+    let middle = dead_letter(lab, now - TimeDelta::minutes(1));
+    let newest = dead_letter(lab, now);
+    let oldest = dead_letter(lab, now - TimeDelta::minutes(2));
+    let theirs = dead_letter(other, now);
+    for d in [&middle, &newest, &oldest, &theirs] {
+        store.insert_dead_letter(d.clone()).await.unwrap();
+    }
+    assert_eq!(
+        store.list_dead_letters(lab, 10).await.unwrap(),
+        vec![newest.clone(), middle.clone(), oldest]
+    );
+    assert_eq!(
+        store.list_dead_letters(lab, 2).await.unwrap(),
+        vec![newest, middle]
+    );
+    assert_eq!(
+        store.list_dead_letters(other, 10).await.unwrap(),
+        vec![theirs]
+    );
+    assert_eq!(
+        store.list_dead_letters(LabId::new(), 10).await.unwrap(),
+        vec![]
+    );
+}
+
+fn recommendation(env: EnvironmentId, at: DateTime<Utc>) -> RecommendationRecord {
+    RecommendationRecord {
+        id: RecommendationId::new(),
+        lab_id: LabId::new(),
+        environment_id: env,
+        agent: "drift_analyzer".into(),
+        body: serde_json::json!({ "action": "rollback", "confidence": 0.75, "to": "snap-1" }),
+        analysis: Some("pandas was upgraded outside the lockfile".into()),
+        drift_event_id: Some(DriftEventId::new()),
+        created_by: None,
+        created_at: at,
+    }
+}
+
+async fn recommendations(store: &dyn DriftStore) {
+    let env = EnvironmentId::new();
+    let other = EnvironmentId::new();
+    let now = Utc::now();
+    let older = recommendation(env, now - TimeDelta::minutes(3));
+    let newer = RecommendationRecord {
+        analysis: None,
+        drift_event_id: None,
+        created_by: Some(UserId::new()),
+        ..recommendation(env, now)
+    };
+    let theirs = recommendation(other, now);
+    for r in [&newer, &older, &theirs] {
+        store.insert_recommendation(r.clone()).await.unwrap();
+    }
+    assert_eq!(
+        store.list_recommendations(env, 10).await.unwrap(),
+        vec![newer.clone(), older]
+    );
+    assert_eq!(
+        store.list_recommendations(env, 1).await.unwrap(),
+        vec![newer]
+    );
+    assert_eq!(
+        store.list_recommendations(other, 10).await.unwrap(),
+        vec![theirs]
+    );
+    assert_eq!(
+        store
+            .list_recommendations(EnvironmentId::new(), 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
 }

@@ -2,6 +2,8 @@
 //! every unit of work in a `BEGIN IMMEDIATE` transaction (so concurrent
 //! writers from several processes queue on the busy timeout instead of
 //! failing), audit entries appended in the same transaction as the change.
+//!
+//! `drift` implements the `DriftStore` port on the same database.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -20,6 +22,8 @@ use westtek_domain::{
     EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, Role, Snapshot,
     SnapshotFilter, SnapshotId, StoredToken, TokenKind, User, UserCredentials, UserId,
 };
+
+mod drift;
 
 /// The embedded metadata store.
 #[derive(Clone)]
@@ -906,5 +910,15 @@ mod tests {
             .await
             .unwrap();
         crate::conformance::run_all(Arc::new(store)).await;
+    }
+
+    // Several worker threads, so the drift races really run in parallel.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_sqlite_store_passes_the_drift_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("meta.db"), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        crate::conformance::run_drift(Arc::new(store)).await;
     }
 }

@@ -239,6 +239,7 @@ pub async fn create(
         container_info: Default::default(),
         metadata,
         baseline_snapshot_id: None,
+        current_baseline_id: None,
         retention: Default::default(),
         drill_interval_days: None,
         version: 0,

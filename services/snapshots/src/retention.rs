@@ -3,7 +3,7 @@
 //! Policy (like restic's `forget`): a snapshot is kept when any rule keeps
 //! it — the newest `keep_last`; the newest of each of the last `keep_daily`
 //! days that have snapshots; the newest of each of the last `keep_monthly`
-//! months that have snapshots — and a pinned baseline is always kept. A
+//! months that have snapshots — and drift baselines (pinned, current) are always kept. A
 //! policy with no rule set keeps everything.
 
 use chrono::Datelike;
@@ -15,7 +15,7 @@ use westtek_domain::{RetentionPolicy, Snapshot, SnapshotId};
 pub fn to_expire(
     complete: &[Snapshot],
     policy: &RetentionPolicy,
-    pinned: Option<SnapshotId>,
+    pinned: &[SnapshotId],
 ) -> Vec<SnapshotId> {
     if policy.keep_last.is_none() && policy.keep_daily.is_none() && policy.keep_monthly.is_none() {
         return Vec::new();
@@ -46,9 +46,7 @@ pub fn to_expire(
     bucketed(policy.keep_monthly, &|s| {
         (s.timestamp.year(), s.timestamp.month(), 0)
     });
-    if let Some(p) = pinned {
-        keep.insert(p);
-    }
+    keep.extend(pinned.iter().copied());
     newest_first
         .iter()
         .filter(|s| !keep.contains(&s.id))
@@ -87,7 +85,7 @@ mod tests {
     #[test]
     fn no_rule_keeps_everything() {
         let s = vec![snap(2026, 1, 1, 1), snap(2026, 1, 2, 1)];
-        assert!(to_expire(&s, &RetentionPolicy::default(), None).is_empty());
+        assert!(to_expire(&s, &RetentionPolicy::default(), &[]).is_empty());
     }
 
     #[test]
@@ -102,7 +100,7 @@ mod tests {
             keep_last: Some(2),
             ..Default::default()
         };
-        let gone = to_expire(&s, &policy, Some(s[0].id));
+        let gone = to_expire(&s, &policy, &[s[0].id]);
         assert_eq!(gone, vec![s[1].id]);
     }
 
@@ -119,7 +117,7 @@ mod tests {
             keep_daily: Some(2),
             ..Default::default()
         };
-        let mut gone = to_expire(&s, &daily, None);
+        let mut gone = to_expire(&s, &daily, &[]);
         gone.sort();
         let mut want = vec![s[0].id, s[3].id, s[4].id];
         want.sort();
@@ -128,7 +126,7 @@ mod tests {
             keep_monthly: Some(2),
             ..Default::default()
         };
-        let mut gone = to_expire(&s, &monthly, None);
+        let mut gone = to_expire(&s, &monthly, &[]);
         gone.sort();
         let mut want = vec![s[0].id, s[1].id, s[4].id];
         want.sort();

@@ -388,6 +388,7 @@ async fn capture(
     progress: Arc<dyn ProgressSink>,
     actor_name: &str,
     rid: &str,
+    becomes_baseline: bool,
 ) -> Result<Snapshot> {
     let parent_engine_id = match snap.parent_id {
         Some(p) => state
@@ -449,8 +450,12 @@ async fn capture(
                 return Err(e);
             }
             // The environment's own record: best effort against concurrent edits.
+            let id = snap.id;
             let _ = modify(state, snap.environment_id, None, move |e| {
                 e.last_snapshot = Some(at);
+                if becomes_baseline {
+                    e.current_baseline_id = Some(id);
+                }
                 Ok(())
             })
             .await;
@@ -499,7 +504,12 @@ async fn apply_retention(state: &AppState, env_id: EnvironmentId) -> Result<Vec<
             ..Default::default()
         })
         .await?;
-    let expired = retention::to_expire(&all.items, &env.retention, env.baseline_snapshot_id);
+    let baselines: Vec<SnapshotId> = env
+        .baseline_snapshot_id
+        .into_iter()
+        .chain(env.current_baseline_id)
+        .collect();
+    let expired = retention::to_expire(&all.items, &env.retention, &baselines);
     for id in &expired {
         if let Some(s) = all.items.iter().find(|s| s.id == *id) {
             forget(state, s, westtek_env_manager::system_audit(
@@ -596,7 +606,7 @@ async fn run_snapshot_job(
 ) {
     let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
     let env_id = snap.environment_id;
-    let outcome = capture(&state, snap, sink, &actor_name, &rid).await;
+    let outcome = capture(&state, snap, sink, &actor_name, &rid, true).await;
     let result = match outcome {
         Ok(s) => {
             let expired = apply_retention(&state, env_id).await.unwrap_or_else(|e| {
@@ -631,9 +641,32 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSnapshotRequest>,
 ) -> ApiResult<Response> {
     let env_id: EnvironmentId = parse_id("environment_id", &req.environment_id)?;
-    let (env, _) = operable(&state, &caller, env_id).await?;
-    let notes = req
-        .notes
+    let (snap, job) = start_snapshot(&state, &caller, env_id, req.notes).await?;
+    Ok(accepted(
+        job.id,
+        SnapshotAccepted {
+            job_id: job.id.to_string(),
+            snapshot_id: snap.id.to_string(),
+        },
+    ))
+}
+
+/// Starts a snapshot of an environment the caller may operate: records it
+/// `creating` with its job and runs the job in the background (the drift
+/// accept action uses this too). The snapshot becomes the environment's
+/// current drift baseline when complete.
+///
+/// # Errors
+/// `not_found`/`forbidden` for the environment, `conflict` when it is not
+/// ready or a snapshot is already being taken, `quota_exceeded`.
+pub async fn start_snapshot(
+    state: &AppState,
+    caller: &Caller,
+    env_id: EnvironmentId,
+    notes: Option<String>,
+) -> ApiResult<(Snapshot, Job)> {
+    let (env, _) = operable(state, caller, env_id).await?;
+    let notes = notes
         .map(|n| n.trim().chars().take(2000).collect::<String>())
         .filter(|n| !n.is_empty());
     let snap_audit = caller.audit(
@@ -644,7 +677,7 @@ pub async fn create(
         serde_json::json!({ "notes": notes }),
     );
     let (snap, job) = begin_snapshot(
-        &state,
+        state,
         env.id,
         false,
         caller.principal.user_id,
@@ -661,13 +694,7 @@ pub async fn create(
         caller.principal.username.clone(),
         caller.request_id.clone(),
     ));
-    Ok(accepted(
-        job.id,
-        SnapshotAccepted {
-            job_id: job.id.to_string(),
-            snapshot_id: snap.id.to_string(),
-        },
-    ))
+    Ok((snap, job))
 }
 
 /// Filters of the snapshot listing.
@@ -892,6 +919,7 @@ async fn deleted_source(state: &AppState, s: &Snapshot, engine: &str) -> Result<
         container_info: Default::default(),
         metadata: Default::default(),
         baseline_snapshot_id: None,
+        current_baseline_id: None,
         retention: Default::default(),
         drill_interval_days: None,
         version: 0,
@@ -933,6 +961,7 @@ async fn restore_new(
     env.container_info = Default::default();
     env.metadata.jupyter_packages = s.metadata.installed_packages.clone();
     env.baseline_snapshot_id = None;
+    env.current_baseline_id = Some(s.id);
     env.version = 0;
     let job = new_job(
         scope.lab,
@@ -1038,7 +1067,12 @@ async fn restore_new(
     ))
 }
 
-async fn restore_in_place(
+/// Restores `s` over its own environment, after snapshotting the current
+/// state (the drift rollback uses this too).
+///
+/// # Errors
+/// `conflict` when the environment is busy, its Jupyter runs, or it was deleted.
+pub async fn restore_in_place(
     state: &AppState,
     caller: &Caller,
     s: Snapshot,
@@ -1093,7 +1127,7 @@ async fn restore_in_place(
     let (safety, job) = match begun {
         Ok(b) => b,
         Err(e) => {
-            release(state, env.id).await;
+            release(state, env.id, None).await;
             return Err(e.into());
         }
     };
@@ -1107,7 +1141,8 @@ async fn restore_in_place(
             inner: Arc::new(tracker.clone()),
             second: false,
         });
-        let before = capture(&st, safety, sink, &actor, &rid).await;
+        // The safety snapshot records the drifted state: not a baseline.
+        let before = capture(&st, safety, sink, &actor, &rid, false).await;
         let outcome = match before {
             Err(e) => Err(e),
             Ok(_) => {
@@ -1120,7 +1155,7 @@ async fn restore_in_place(
                     .await
             }
         };
-        release(&st, env_id).await;
+        release(&st, env_id, outcome.as_ref().ok().map(|_| s.id)).await;
         let ok = outcome.is_ok();
         let (result, audits) = match outcome {
             Ok(out) => (
@@ -1152,11 +1187,15 @@ async fn restore_in_place(
     ))
 }
 
-/// Gives an environment held by an in-place restore back (`ready`).
-async fn release(state: &AppState, env: EnvironmentId) {
+/// Gives an environment held by an in-place restore back (`ready`); after
+/// a successful restore, the restored snapshot is its drift baseline.
+async fn release(state: &AppState, env: EnvironmentId, restored: Option<SnapshotId>) {
     let r = modify(state, env, None, |e| {
         if e.status == EnvironmentStatus::Provisioning {
             e.status = EnvironmentStatus::Ready;
+        }
+        if restored.is_some() {
+            e.current_baseline_id = restored;
         }
         Ok(())
     })

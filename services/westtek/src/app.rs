@@ -20,7 +20,8 @@ use westtek_auth::cognito::{CognitoConfig, CognitoVerifier};
 use westtek_auth::combined::FirstOf;
 use westtek_auth::local::LocalTokenIssuer;
 use westtek_domain::ports::{Clock, EventBus, MetadataStore, SystemClock, TokenVerifier};
-use westtek_domain::{Role, TokenKind};
+use westtek_domain::{DriftStore, Role, TokenKind};
+use westtek_drift_service::DriftHub;
 use westtek_platform::config::PlatformConfig;
 use westtek_platform::jobs::JobHub;
 use westtek_platform::ops::{self, Actor, NewUser};
@@ -36,6 +37,8 @@ pub enum Service {
     EnvManager,
     /// Snapshots: capture, compare, restore, drills.
     Snapshots,
+    /// Drift: watcher, sweeps, events, live stream, alerts, Drift Analyzer.
+    Drift,
 }
 
 /// Everything `start` needs.
@@ -58,6 +61,8 @@ pub struct UpConfig {
     pub first_lab: String,
     pub services: Vec<Service>,
     pub access_ttl: Duration,
+    /// Drift detection and alerting.
+    pub drift: westtek_drift_service::DriftConfig,
 }
 
 impl UpConfig {
@@ -74,8 +79,9 @@ impl UpConfig {
             idle_timeout: Some(Duration::from_secs(3600)),
             cognito: None,
             first_lab: "my-lab".into(),
-            services: vec![Service::EnvManager, Service::Snapshots],
+            services: vec![Service::EnvManager, Service::Snapshots, Service::Drift],
             access_ttl: Duration::from_secs(15 * 60),
+            drift: westtek_drift_service::DriftConfig::default(),
         }
     }
 }
@@ -97,6 +103,8 @@ pub struct RunningApp {
     pub url: String,
     pub state: AppState,
     pub first_login: Option<FirstLogin>,
+    /// Drift detection, when the drift service runs here.
+    pub drift: Option<Arc<DriftHub>>,
     runtime: LocalJupyterRuntime,
     store: SqliteStore,
     /// Held while running: one platform per data dir.
@@ -118,6 +126,9 @@ impl RunningApp {
         let served = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
         for b in &self.background {
             b.abort();
+        }
+        if let Some(d) = &self.drift {
+            d.close(Duration::from_secs(5)).await;
         }
         westtek_domain::ports::JupyterRuntime::stop_all(&self.runtime).await;
         self.store.close().await;
@@ -158,6 +169,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = westtek_platform::PlatformApi::openapi();
     doc.merge(westtek_env_manager::EnvManagerApi::openapi());
     doc.merge(westtek_snapshots::SnapshotsApi::openapi());
+    doc.merge(westtek_drift_service::DriftApi::openapi());
     doc.info.title = "West Tek Environment Preservation Platform".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
@@ -186,12 +198,21 @@ fn portal(web_dir: Option<&Path>) -> Router {
 }
 
 /// The merged application router.
-pub fn app_router(state: AppState, services: &[Service], web_dir: Option<&Path>) -> Router {
+pub fn app_router(
+    state: AppState,
+    services: &[Service],
+    drift: Option<Arc<DriftHub>>,
+    web_dir: Option<&Path>,
+) -> Router {
     let mut app: Router<AppState> = westtek_platform::router();
     for s in services {
-        app = match s {
-            Service::EnvManager => app.merge(westtek_env_manager::router()),
-            Service::Snapshots => app.merge(westtek_snapshots::router()),
+        app = match (s, &drift) {
+            (Service::EnvManager, _) => app.merge(westtek_env_manager::router()),
+            (Service::Snapshots, _) => app.merge(westtek_snapshots::router()),
+            (Service::Drift, Some(hub)) => {
+                app.merge(westtek_drift_service::router(Arc::clone(hub)))
+            }
+            (Service::Drift, None) => app,
         };
     }
     let doc = openapi();
@@ -460,7 +481,35 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         .map_err(|e| anyhow!("start-up reconcile of snapshots failed: {e}"))?;
     let first_login = bootstrap(&store, &*clock, &cfg, &url, one_time_ttl).await?;
 
-    let app = app_router(state.clone(), &cfg.services, cfg.web_dir.as_deref());
+    let (drift, drift_tasks) = if cfg.services.contains(&Service::Drift) {
+        let drift_store: Arc<dyn DriftStore> = Arc::new(store.clone());
+        let targets = Arc::new(westtek_drift_service::alerting::StoreTargets {
+            store: Arc::clone(&drift_store),
+            smtp: cfg.drift.smtp.clone(),
+        });
+        let letters = Arc::new(westtek_drift_service::alerting::StoreDeadLetters {
+            store: Arc::clone(&drift_store),
+            audit: state.store.clone(),
+        });
+        let (hub, batches) = DriftHub::start(
+            state.clone(),
+            drift_store,
+            cfg.drift.clone(),
+            targets,
+            letters,
+        )
+        .map_err(|e| anyhow!("cannot start drift detection: {e}"))?;
+        let tasks = hub.spawn_background(batches);
+        (Some(hub), tasks)
+    } else {
+        (None, Vec::new())
+    };
+    let app = app_router(
+        state.clone(),
+        &cfg.services,
+        drift.clone(),
+        cfg.web_dir.as_deref(),
+    );
     let (tx, rx) = oneshot::channel::<()>();
     // No Nagle delay on small API answers.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
@@ -477,11 +526,13 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     if cfg.services.contains(&Service::Snapshots) {
         background.extend(westtek_snapshots::spawn_background(state.clone()));
     }
+    background.extend(drift_tasks);
     Ok(RunningApp {
         addr,
         url,
         state,
         first_login,
+        drift,
         runtime,
         store,
         _lock: lock,

@@ -65,6 +65,25 @@ pub struct ServeArgs {
     /// App client id tokens must be issued for.
     #[arg(long, env = "WESTTEK_COGNITO_CLIENT_ID")]
     pub cognito_client_id: Option<String>,
+    /// SMTP server for CRITICAL drift e-mail (`host:port`); none: no e-mail.
+    #[arg(long, env = "WESTTEK_SMTP")]
+    pub smtp: Option<String>,
+    /// `none`, `starttls` or `tls`.
+    #[arg(long, env = "WESTTEK_SMTP_TLS", default_value = "starttls")]
+    pub smtp_tls: String,
+    #[arg(long, env = "WESTTEK_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    #[arg(long, env = "WESTTEK_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// Sender of alert e-mail.
+    #[arg(long, env = "WESTTEK_ALERT_FROM", default_value = "westtek@localhost")]
+    pub alert_from: String,
+    /// Recipients of CRITICAL drift e-mail (comma-separated).
+    #[arg(long, env = "WESTTEK_ALERT_TO", value_delimiter = ',')]
+    pub alert_to: Vec<String>,
+    /// Seconds between full drift sweeps of every environment.
+    #[arg(long, env = "WESTTEK_DRIFT_SWEEP_SECS", default_value_t = 300)]
+    pub drift_sweep_secs: u64,
 }
 
 /// Commands.
@@ -107,6 +126,12 @@ pub enum Command {
         #[command(subcommand)]
         command: client::SnapshotCommand,
     },
+    /// Drift on a running platform: status, events, live watch, accept,
+    /// rollback, and questions to the Drift Analyzer.
+    Drift {
+        #[command(subcommand)]
+        command: client::DriftCommand,
+    },
     /// The standalone vault (no server): init, snapshot, ls, show, restore,
     /// diff, verify, gc, delete.
     Vault(crate::vault_cli::VaultArgs),
@@ -114,8 +139,37 @@ pub enum Command {
     Openapi,
 }
 
-fn up_config(args: ServeArgs, services: Vec<Service>) -> UpConfig {
+fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig> {
     let mut cfg = UpConfig::new(args.data.data_dir);
+    cfg.drift.sweep_interval = Duration::from_secs(args.drift_sweep_secs.max(5));
+    if let Some(smtp) = args.smtp {
+        let (host, port) = match smtp.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| anyhow::anyhow!("WESTTEK_SMTP: '{p}' is not a port"))?,
+            ),
+            None => (smtp.clone(), 25),
+        };
+        let tls = match args.smtp_tls.as_str() {
+            "none" => westtek_alerts::SmtpTls::None,
+            "starttls" => westtek_alerts::SmtpTls::StartTls,
+            "tls" => westtek_alerts::SmtpTls::Tls,
+            other => anyhow::bail!("WESTTEK_SMTP_TLS: '{other}' is not none, starttls or tls"),
+        };
+        if args.alert_to.is_empty() {
+            anyhow::bail!("WESTTEK_SMTP is set but WESTTEK_ALERT_TO names no recipient");
+        }
+        cfg.drift.smtp = Some(westtek_alerts::SmtpConfig {
+            host,
+            port,
+            tls,
+            username: args.smtp_user,
+            password: args.smtp_password.map(Into::into),
+            from: args.alert_from,
+            to: args.alert_to,
+        });
+    }
     cfg.port = args.port;
     cfg.bind = args.bind;
     cfg.public_url = args.public_url;
@@ -133,7 +187,7 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> UpConfig {
         }
         c
     });
-    cfg
+    Ok(cfg)
 }
 
 async fn serve(cfg: UpConfig) -> anyhow::Result<()> {
@@ -194,11 +248,11 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => serve(up_config(
                 args,
-                vec![Service::EnvManager, Service::Snapshots],
-            ))
+                vec![Service::EnvManager, Service::Snapshots, Service::Drift],
+            )?)
             .await
             .map(|_| ExitCode::SUCCESS),
-            Command::Serve { service, args } => serve(up_config(args, vec![service]))
+            Command::Serve { service, args } => serve(up_config(args, vec![service])?)
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Admin { command, data } => admin::run_admin(command, &data.data_dir).await,
@@ -208,6 +262,9 @@ pub fn main() -> ExitCode {
             Command::Snapshot { command } => client::run_snapshot(command)
                 .await
                 .map(|_| ExitCode::SUCCESS),
+            Command::Drift { command } => {
+                client::run_drift(command).await.map(|_| ExitCode::SUCCESS)
+            }
             Command::Vault(args) => crate::vault_cli::run(args).await,
             Command::Openapi => {
                 println!("{}", serde_json::to_string_pretty(&app::openapi())?);

@@ -53,6 +53,15 @@ async fn the_mongo_store_passes_the_conformance_suite() {
     .await;
 }
 
+// Several worker threads, so the drift races really run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_mongo_store_passes_the_drift_conformance_suite() {
+    with_store("drift conformance", |store| async move {
+        westtek_store::conformance::run_drift(store).await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn connecting_twice_to_one_database_keeps_the_indexes() {
     with_store("reconnect", |store| async move {
