@@ -856,7 +856,7 @@ impl Vault {
                     if excludes[li].is_excluded_or_under(start) {
                         continue;
                     }
-                    let found = self.pool.install(|| {
+                    let found = self.walk_pool.install(|| {
                         let mut v = Vec::new();
                         scan(&src.root, start, &excludes[li], &mut scan_skips, &mut |f| {
                             v.push(f)

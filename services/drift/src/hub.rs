@@ -97,6 +97,8 @@ pub struct DriftHub {
     alerts: Option<AlertRouter>,
     pub(crate) sessions: Arc<SessionStore>,
     config: DriftConfig,
+    /// Set on shutdown: live streams end so the server can stop.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// A poisoned lock only means a panic elsewhere; the maps stay usable.
@@ -196,6 +198,7 @@ impl DriftHub {
             alerts: Some(alerts),
             sessions: Arc::new(SessionStore::new(1000, 20)),
             config,
+            closing: tokio::sync::watch::channel(false).0,
         });
         Ok((hub, batches))
     }
@@ -246,8 +249,21 @@ impl DriftHub {
         self.watcher.as_ref().is_some_and(|w| w.root(env).is_some())
     }
 
-    /// Stops alert delivery, letting queued alerts go out for up to `grace`.
+    /// Ends every live stream (call before stopping the server, which
+    /// otherwise waits for them).
+    pub fn end_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves when [`DriftHub::end_streams`] was called.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Ends live streams and stops alert delivery, letting queued alerts go
+    /// out for up to `grace`.
     pub async fn close(&self, grace: Duration) {
+        self.end_streams();
         if let Some(a) = &self.alerts {
             a.close(grace).await;
         }

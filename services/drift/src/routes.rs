@@ -276,6 +276,7 @@ fn sse_event(ev: DriftEvent) -> Event {
 
 struct StreamState {
     rx: broadcast::Receiver<DriftEvent>,
+    closing: tokio::sync::watch::Receiver<bool>,
     hub: Arc<DriftHub>,
     lab: Option<LabId>,
     env: Option<EnvironmentId>,
@@ -341,6 +342,7 @@ pub async fn stream_events(
     let rx = hub.subscribe();
     let mut st = StreamState {
         rx,
+        closing: hub.closing(),
         hub: Arc::clone(&hub),
         lab,
         env,
@@ -372,7 +374,14 @@ pub async fn stream_events(
                     }
                     continue;
                 }
-                match st.rx.recv().await {
+                if *st.closing.borrow() {
+                    return None;
+                }
+                let next = tokio::select! {
+                    r = st.rx.recv() => r,
+                    _ = st.closing.changed() => return None,
+                };
+                match next {
                     Ok(ev) => {
                         if st.wants(&ev) {
                             st.last = ev.seq;

@@ -120,6 +120,10 @@ impl RunningApp {
     /// # Errors
     /// When the server task failed.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        // Live drift streams first: graceful shutdown waits for open responses.
+        if let Some(d) = &self.drift {
+            d.end_streams();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

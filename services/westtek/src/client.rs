@@ -979,6 +979,21 @@ impl SseParser {
     }
 }
 
+/// An error and its causes in one line (reqwest's own text names no cause).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 /// How one connection of `drift watch` ended.
 enum Dropped {
     /// Reconnect after a pause: the connection failed or ended.
@@ -1013,7 +1028,7 @@ async fn print_live_event(
     println!(
         "{}  #{:<5} {:<20} {} → {:<14} {:<8} {}",
         short_time(&ev["detected_at"]),
-        ev["seq"],
+        ev["seq"].as_u64().unwrap_or(0),
         name,
         text_or(&ev["previous_status"], "?"),
         text_or(&ev["status"], "?"),
@@ -1044,7 +1059,7 @@ async fn watch_once(
         Ok(resp) => resp,
         Err(e) => {
             return Ok(Dropped::Retry {
-                why: format!("cannot reach {}: {e}", api.base),
+                why: format!("cannot reach {}: {}", api.base, causes(&e)),
                 received: false,
             })
         }
@@ -1085,7 +1100,7 @@ async fn watch_once(
             }
             Ok(Some(Err(e))) => {
                 return Ok(Dropped::Retry {
-                    why: format!("connection lost: {e}"),
+                    why: format!("connection lost: {}", causes(&e)),
                     received,
                 })
             }

@@ -3,6 +3,8 @@
 //! data dir, including one whose SQLite file was edited behind its back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod drift;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
