@@ -12,13 +12,15 @@
 //! the long description after it can be large and says nothing we use.
 
 use std::cmp::Ordering;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 use serde::{Deserialize, Serialize};
-use westtek_inventory::{normalize_name, version_distance, ProjectUrl, VersionDistance};
+use westtek_inventory::{
+    normalize_name, parse_headers, version_distance, ProjectUrl, VersionDistance,
+};
 
 /// The most of METADATA read while looking for the end of the headers.
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
@@ -297,73 +299,10 @@ fn pick_changelog_url(urls: &[ProjectUrl]) -> Option<String> {
         .map(|(_, u)| u.url.clone())
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Headers {
-    version: Option<String>,
-    summary: Option<String>,
-    home_page: Option<String>,
-    project_urls: Vec<ProjectUrl>,
-    requires_python: Option<String>,
-    requires_dist: Vec<String>,
-}
-
-/// The RFC 822 style header block, up to the first empty line; continuation
-/// lines (leading whitespace) are joined to the previous field.
-fn parse_headers(mut reader: impl BufRead) -> std::io::Result<Headers> {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']);
-        if text.is_empty() {
-            break;
-        }
-        if text.starts_with([' ', '\t']) {
-            if let Some((_, value)) = fields.last_mut() {
-                value.push(' ');
-                value.push_str(text.trim());
-            }
-            continue;
-        }
-        if let Some((key, value)) = text.split_once(':') {
-            fields.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-    let mut h = Headers::default();
-    for (key, value) in fields {
-        let set = |slot: &mut Option<String>| {
-            if slot.is_none() && !value.is_empty() && value != "UNKNOWN" {
-                *slot = Some(value.clone());
-            }
-        };
-        match key.as_str() {
-            "version" => set(&mut h.version),
-            "summary" => set(&mut h.summary),
-            "home-page" => set(&mut h.home_page),
-            "requires-python" => set(&mut h.requires_python),
-            "requires-dist" if !value.is_empty() => h.requires_dist.push(value),
-            "project-url" => {
-                let (label, url) = match value.split_once(',') {
-                    Some((l, u)) => (l.trim().to_string(), u.trim().to_string()),
-                    None => (String::new(), value.trim().to_string()),
-                };
-                if !url.is_empty() {
-                    h.project_urls.push(ProjectUrl { label, url });
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(h)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use westtek_inventory::MetadataHeaders as Headers;
 
     #[test]
     fn headers_stop_at_the_first_empty_line_and_join_continuations() {

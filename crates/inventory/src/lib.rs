@@ -35,7 +35,7 @@ mod version;
 pub use diff::{diff, drift_status, Change, DriftStatus, Finding, FindingKind, Severity};
 pub use error::{Error, Result};
 pub use imports::{imports_in_source, scan_source, SourceScan};
-pub use metadata::normalize_name;
+pub use metadata::{normalize_name, parse_headers, Headers as MetadataHeaders};
 pub use model::{
     CellCounts, ConfigFile, DataFile, DirectUrl, Extension, ExtensionKind, Inventory, KernelSource,
     Kernelspec, Notebook, Package, ProjectUrl, PythonInfo, FORMAT_VERSION,

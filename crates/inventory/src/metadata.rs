@@ -27,19 +27,32 @@ pub fn normalize_name(name: &str) -> String {
 }
 
 /// The header fields of METADATA / PKG-INFO we keep.
+/// The header fields of a distribution's `METADATA` that the platform uses
+/// (`UNKNOWN` and empty values are left out).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Headers {
+pub struct Headers {
+    /// `Name`.
     pub name: Option<String>,
+    /// `Version`.
     pub version: Option<String>,
+    /// `Summary`.
     pub summary: Option<String>,
+    /// `Home-page`.
     pub home_page: Option<String>,
+    /// `Project-URL` entries (`label, url`).
     pub project_urls: Vec<ProjectUrl>,
+    /// `Requires-Python`.
     pub requires_python: Option<String>,
+    /// `Requires-Dist` entries, as written.
     pub requires_dist: Vec<String>,
 }
 
-/// Parse the RFC 822 style header block, stopping at the first empty line.
-pub(crate) fn parse_headers(mut reader: impl BufRead) -> std::io::Result<Headers> {
+/// Parse the RFC 822 style header block of a `METADATA` file, stopping at
+/// the first empty line; continuation lines join the previous field.
+///
+/// # Errors
+/// The reader's I/O errors.
+pub fn parse_headers(mut reader: impl BufRead) -> std::io::Result<Headers> {
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -76,13 +89,15 @@ pub(crate) fn parse_headers(mut reader: impl BufRead) -> std::io::Result<Headers
             "summary" => set(&mut h.summary),
             "home-page" => set(&mut h.home_page),
             "requires-python" => set(&mut h.requires_python),
-            "requires-dist" => h.requires_dist.push(value),
+            "requires-dist" if !value.is_empty() => h.requires_dist.push(value),
             "project-url" => {
                 let (label, url) = match value.split_once(',') {
                     Some((l, u)) => (l.trim().to_string(), u.trim().to_string()),
                     None => (String::new(), value.trim().to_string()),
                 };
-                h.project_urls.push(ProjectUrl { label, url });
+                if !url.is_empty() {
+                    h.project_urls.push(ProjectUrl { label, url });
+                }
             }
             _ => {}
         }
