@@ -269,36 +269,51 @@ impl DriftHub {
         }
     }
 
+    /// Baseline changes and deletions from the bus. A lost subscription
+    /// (Redis restarted) is re-established with backoff; meanwhile the sweep
+    /// keeps every environment checked.
     async fn consume_events(self: Arc<Self>) {
-        let mut stream = match self.state.bus.subscribe("drift").await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "drift cannot subscribe to the event bus; baselines refresh on the sweep only");
-                return;
-            }
-        };
         use futures::StreamExt;
-        while let Some(d) = stream.next().await {
-            let ev = &d.event;
-            let env = ev
-                .data
-                .get("environment_id")
-                .and_then(|v| v.as_str())
-                .and_then(|s| EnvironmentId::parse(s).ok());
-            if let Some(env) = env {
-                match ev.event_type.as_str() {
-                    types::ENVIRONMENT_DELETED => self.forget(env).await,
-                    types::ENVIRONMENT_READY
-                    | types::ENVIRONMENT_UPDATED
-                    | types::SNAPSHOT_CREATED
-                    | types::SNAPSHOT_RESTORED
-                    | types::SNAPSHOT_DELETED => self.schedule(env, DriftSource::Baseline),
-                    _ => {}
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let mut stream = match self.state.bus.subscribe("drift").await {
+                Ok(s) => {
+                    backoff = Duration::from_secs(1);
+                    s
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "drift cannot subscribe to the event bus");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+            };
+            while let Some(d) = stream.next().await {
+                self.on_event(&d.event).await;
+                if let Err(e) = d.ack.ack().await {
+                    tracing::warn!(error = %e, "could not acknowledge an event");
                 }
             }
-            if let Err(e) = d.ack.ack().await {
-                tracing::warn!(error = %e, "could not acknowledge an event");
-            }
+            tracing::warn!("the event bus subscription ended; subscribing again");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    async fn on_event(self: &Arc<Self>, ev: &DomainEvent) {
+        let env = ev
+            .data
+            .get("environment_id")
+            .and_then(|v| v.as_str())
+            .and_then(|s| EnvironmentId::parse(s).ok());
+        let Some(env) = env else { return };
+        match ev.event_type.as_str() {
+            types::ENVIRONMENT_DELETED => self.forget(env).await,
+            types::ENVIRONMENT_READY
+            | types::ENVIRONMENT_UPDATED
+            | types::SNAPSHOT_CREATED
+            | types::SNAPSHOT_RESTORED
+            | types::SNAPSHOT_DELETED => self.schedule(env, DriftSource::Baseline),
+            _ => {}
         }
     }
 
