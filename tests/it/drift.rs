@@ -443,3 +443,135 @@ async fn drift_is_detected_alerted_explained_and_rolled_back() {
 fn webhook_url_placeholder() -> &'static str {
     "ftp://example.invalid/hook"
 }
+
+/// Bad input to the drift endpoints gets problem+json with a stable code and
+/// changes nothing; other labs and plain researchers are kept out.
+#[tokio::test]
+async fn drift_endpoints_refuse_bad_input_and_other_labs() {
+    use westtek_tests::assert_problem;
+    let app = westtek_tests::spawn_app().await;
+    let t = app.admin_token.clone();
+    let r = app
+        .req(Method::GET, "/api/drift/events?since=yesterday", &t)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::BAD_REQUEST, "invalid_query").await;
+    let r = app
+        .req(
+            Method::GET,
+            "/api/drift/events?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            &t,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let r = app
+        .req(Method::GET, "/api/drift/stream", &t)
+        .header("last-event-id", "not-a-number")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let missing = uuid::Uuid::now_v7();
+    let r = app
+        .req(
+            Method::GET,
+            &format!("/api/environments/{missing}/drift"),
+            &t,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+    let r = app
+        .req(
+            Method::POST,
+            &format!("/api/environments/{missing}/drift/rollback"),
+            &t,
+        )
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+    let r = app
+        .req(Method::POST, "/api/agents/drift/chat", &t)
+        .json(&json!({"environment_id": missing.to_string(), "message": "why?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+
+    // Webhooks: validated, lab admins only, secret shown once.
+    let hooks = format!("/api/labs/{}/webhooks", app.lab_id);
+    for (body, field) in [
+        (
+            json!({"url": "http://x.example/h", "secret": "short"}),
+            "secret",
+        ),
+        (
+            json!({"url": "http://x.example/h", "format": "teams"}),
+            "format",
+        ),
+        (
+            json!({"url": "http://x.example/h", "min_severity": "LOW"}),
+            "min_severity",
+        ),
+        (json!({"url": "javascript:alert(1)"}), "url"),
+    ] {
+        let (s, p) = app.call(Method::POST, &hooks, &t, Some(body)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+        assert_eq!(p["field"], field, "{p}");
+    }
+    let (s, created) = app
+        .call(
+            Method::POST,
+            &hooks,
+            &t,
+            Some(json!({"url": "http://x.example/h"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(created["secret"].as_str().unwrap().len(), 64);
+    let (s, dup) = app
+        .call(
+            Method::POST,
+            &hooks,
+            &t,
+            Some(json!({"url": "http://x.example/h"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{dup}");
+    let (_, listed) = app.call(Method::GET, &hooks, &t, None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        listed[0].get("secret").is_none(),
+        "secrets are not listed: {listed}"
+    );
+
+    let researcher = app.create_user(&app.lab_id, "rita", "researcher").await;
+    let r = app
+        .req(Method::GET, &hooks, &researcher)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let other = app.create_lab("other-lab").await;
+    let outsider = app.create_user(&other, "olga", "lab_admin").await;
+    let r = app
+        .req(Method::GET, &hooks, &outsider)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(r.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+        "another lab's admin cannot see this lab's webhooks"
+    );
+    let (_, audit) = app
+        .call(Method::GET, "/api/audit?action=webhook.create", &t, None)
+        .await;
+    assert_eq!(audit["total"], 1, "{audit}");
+    app.stop().await;
+}
