@@ -781,3 +781,73 @@ async fn a_second_platform_on_the_same_data_dir_is_refused() {
     assert_eq!(s, StatusCode::OK);
     app.stop().await;
 }
+
+/// A change carried by the session cookie alone must come from this site
+/// (another site's page would send the cookie too); reads and bearer-token
+/// calls need no proof. The sign-in page no longer makes Chromium send
+/// `Origin: null`, and `Origin: null` with `Sec-Fetch-Site: same-origin` passes.
+#[tokio::test]
+async fn cookie_carried_changes_need_a_same_origin_proof() {
+    let app = spawn_app().await;
+    let cookie = format!(
+        "{}={}",
+        westtek_platform::auth::ACCESS_COOKIE,
+        app.admin_token
+    );
+    let host = app.url.trim_start_matches("http://").to_string();
+    // Invalid on purpose: 422 shows the request got past authentication
+    // without starting a build.
+    let body = json!({"name": "bad name!", "packages": []});
+    let post = |origin: Option<&str>, site: Option<&str>| {
+        let mut r = app
+            .http
+            .post(format!("{}/api/environments", app.url))
+            .header("cookie", &cookie)
+            .json(&body);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if let Some(s) = site {
+            r = r.header("sec-fetch-site", s);
+        }
+        r.send()
+    };
+    let r = post(None, None).await.unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = post(Some("http://evil.example"), Some("cross-site"))
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = post(Some("null"), Some("cross-site")).await.unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = post(Some("null"), Some("same-origin")).await.unwrap();
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    // Reads need no proof; the same origin is accepted.
+    let r = app
+        .http
+        .get(format!("{}/api/environments", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .http
+        .post(format!("{}/api/environments", app.url))
+        .header("cookie", &cookie)
+        .header("origin", format!("http://{host}"))
+        .json(&json!({"name": "bad name!", "packages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    // The sign-in page's referrer policy keeps the real Origin on its form.
+    let r = app
+        .http
+        .get(format!("{}/api/auth/login?token=abc", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["referrer-policy"], "same-origin");
+    app.stop().await;
+}

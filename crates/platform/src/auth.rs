@@ -80,7 +80,10 @@ pub fn same_origin(h: &HeaderMap) -> bool {
 /// equal to the host, or `Sec-Fetch-Site: same-origin`. Used where a cookie
 /// alone would let another site act for the user.
 pub fn proven_same_origin(h: &HeaderMap) -> bool {
-    if h.get(header::ORIGIN).is_some() {
+    // `Origin: null` (a page with `Referrer-Policy: no-referrer`, a
+    // sandboxed frame) proves nothing either way: ask the fetch metadata.
+    let origin = h.get(header::ORIGIN).filter(|v| v.as_bytes() != b"null");
+    if origin.is_some() {
         return same_origin(h);
     }
     h.get("sec-fetch-site")
@@ -118,33 +121,23 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             Ok(p) => AuthState::Authenticated(p),
             Err(e) => AuthState::Rejected(e),
         })
+    } else if cookie(headers, ACCESS_COOKIE).is_some() || cookie(headers, REFRESH_COOKIE).is_some()
+    {
+        // A cookie rides along with requests other sites make: a change
+        // carried by the cookie alone must prove it comes from this site.
+        let changes = !matches!(
+            *req.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+        );
+        if changes && req.uri().path().starts_with("/api/") && !proven_same_origin(headers) {
+            Some(AuthState::Rejected(DomainError::Forbidden(
+                "a change made with the session cookie must come from this site's pages (send Origin, or use a bearer token)".into(),
+            )))
+        } else {
+            cookie_session(&state, headers, &mut new_cookie).await
+        }
     } else {
-        let access = cookie(headers, ACCESS_COOKIE).map(str::to_string);
-        let refresh = cookie(headers, REFRESH_COOKIE).map(str::to_string);
-        let mut verified = None;
-        if let Some(token) = &access {
-            verified = verify_cached(&state, token).await.ok();
-        }
-        match (verified, refresh) {
-            (Some(p), _) => Some(AuthState::Authenticated(p)),
-            (None, Some(r)) => match session::access_from_refresh(&state, &r).await {
-                Ok((issued, p)) => {
-                    let ttl = (issued.expires_at - state.clock.now()).num_seconds();
-                    new_cookie = set_cookie(
-                        ACCESS_COOKIE,
-                        &issued.token,
-                        ttl,
-                        state.config.secure_cookies,
-                    );
-                    Some(AuthState::Authenticated(p))
-                }
-                Err(e) => Some(AuthState::Rejected(e)),
-            },
-            (None, None) if access.is_some() => Some(AuthState::Rejected(
-                DomainError::Unauthenticated("your session has expired; sign in again".into()),
-            )),
-            (None, None) => None,
-        }
+        None
     };
     if let Some(o) = outcome {
         if let AuthState::Authenticated(p) = &o {
@@ -157,6 +150,41 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
+}
+
+/// The session carried by the cookies: the access cookie, else a fresh
+/// access token from the refresh cookie (set again on the response).
+async fn cookie_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    new_cookie: &mut Option<HeaderValue>,
+) -> Option<AuthState> {
+    let access = cookie(headers, ACCESS_COOKIE).map(str::to_string);
+    let refresh = cookie(headers, REFRESH_COOKIE).map(str::to_string);
+    let mut verified = None;
+    if let Some(token) = &access {
+        verified = verify_cached(state, token).await.ok();
+    }
+    match (verified, refresh) {
+        (Some(p), _) => Some(AuthState::Authenticated(p)),
+        (None, Some(r)) => match session::access_from_refresh(state, &r).await {
+            Ok((issued, p)) => {
+                let ttl = (issued.expires_at - state.clock.now()).num_seconds();
+                *new_cookie = set_cookie(
+                    ACCESS_COOKIE,
+                    &issued.token,
+                    ttl,
+                    state.config.secure_cookies,
+                );
+                Some(AuthState::Authenticated(p))
+            }
+            Err(e) => Some(AuthState::Rejected(e)),
+        },
+        (None, None) if access.is_some() => Some(AuthState::Rejected(
+            DomainError::Unauthenticated("your session has expired; sign in again".into()),
+        )),
+        (None, None) => None,
+    }
 }
 
 /// The authenticated caller of a request, with its lab selection.

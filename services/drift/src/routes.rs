@@ -197,6 +197,7 @@ pub async fn environment_drift(
 
 /// Filters of the drift event history.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     pub environment_id: Option<String>,
@@ -258,6 +259,7 @@ pub async fn events(
 
 /// Filters of the live stream.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     pub environment_id: Option<String>,

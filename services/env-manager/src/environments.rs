@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
 
 /// Filters of the environment listing.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this lab (IT admins; others see their selected lab).
@@ -72,7 +73,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str, allowed: &st
 }
 
 /// The environments of the caller's lab (IT admins: every lab), newest first.
-#[utoipa::path(get, path = "/api/environments", tag = "environments", params(ListQuery),
+#[utoipa::path(operation_id = "list_environments", get, path = "/api/environments", tag = "environments", params(ListQuery),
     responses((status = 200, body = EnvironmentPage, content_type = "application/json"), (status = 401, body = westtek_platform::Problem)))]
 pub async fn list(
     caller: Caller,
@@ -184,7 +185,7 @@ pub async fn operable(
 }
 
 /// One environment.
-#[utoipa::path(get, path = "/api/environments/{id}", tag = "environments", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "get_environment", get, path = "/api/environments/{id}", tag = "environments", params(("id" = String, Path)),
     responses((status = 200, body = EnvironmentResponse), (status = 404, body = westtek_platform::Problem)))]
 pub async fn get_one(
     caller: Caller,
@@ -195,7 +196,7 @@ pub async fn get_one(
 }
 
 /// Creates an environment; the venv is built by a background job.
-#[utoipa::path(post, path = "/api/environments", tag = "environments", request_body = CreateEnvironmentRequest,
+#[utoipa::path(operation_id = "create_environment", post, path = "/api/environments", tag = "environments", request_body = CreateEnvironmentRequest,
     responses((status = 202, body = JobAccepted, headers(("Location" = String, description = "/api/jobs/{id}"))),
               (status = 403, body = westtek_platform::Problem), (status = 409, body = westtek_platform::Problem),
               (status = 422, body = westtek_platform::Problem)))]
@@ -598,7 +599,7 @@ pub async fn update(
 
 /// Deletes an environment: stops its Jupyter server, removes its files and
 /// its record.
-#[utoipa::path(delete, path = "/api/environments/{id}", tag = "environments", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "delete_environment", delete, path = "/api/environments/{id}", tag = "environments", params(("id" = String, Path)),
     responses((status = 204, description = "deleted"), (status = 404, body = westtek_platform::Problem),
               (status = 409, body = westtek_platform::Problem)))]
 pub async fn delete(

@@ -104,6 +104,7 @@ pub async fn vault_gc(
 
 /// Query of `GET /api/vault/verify`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyQuery {
     /// Read and check every byte (slow), not just the structure.
@@ -632,7 +633,7 @@ async fn run_snapshot_job(
 
 /// Takes a snapshot of an environment (seed path). The job reports progress;
 /// `snapshot.created` is published when it is complete and verified.
-#[utoipa::path(post, path = "/api/environments/snapshot", tag = "snapshots", request_body = CreateSnapshotRequest,
+#[utoipa::path(operation_id = "create_snapshot", post, path = "/api/environments/snapshot", tag = "snapshots", request_body = CreateSnapshotRequest,
     responses((status = 202, body = SnapshotAccepted), (status = 404, body = westtek_platform::Problem),
               (status = 409, body = westtek_platform::Problem), (status = 403, body = westtek_platform::Problem)))]
 pub async fn create(
@@ -699,6 +700,7 @@ pub async fn start_snapshot(
 
 /// Filters of the snapshot listing.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub environment_id: Option<String>,
@@ -710,7 +712,7 @@ pub struct ListQuery {
 }
 
 /// Snapshots the caller can see, newest first.
-#[utoipa::path(get, path = "/api/snapshots", tag = "snapshots", params(ListQuery),
+#[utoipa::path(operation_id = "list_snapshots", get, path = "/api/snapshots", tag = "snapshots", params(ListQuery),
     responses((status = 200, body = SnapshotPage), (status = 404, body = westtek_platform::Problem)))]
 pub async fn list(
     caller: Caller,
@@ -790,7 +792,7 @@ async fn snapshot_operable(
 }
 
 /// One snapshot.
-#[utoipa::path(get, path = "/api/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "get_snapshot", get, path = "/api/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)),
     responses((status = 200, body = SnapshotResponse), (status = 404, body = westtek_platform::Problem)))]
 pub async fn get_one(
     caller: Caller,
@@ -839,7 +841,7 @@ pub async fn diff(
 
 /// Deletes a snapshot (its unshared bytes leave the vault at the next gc).
 /// A pinned drift baseline cannot be deleted.
-#[utoipa::path(delete, path = "/api/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "delete_snapshot", delete, path = "/api/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)),
     responses((status = 204, description = "deleted"), (status = 404, body = westtek_platform::Problem),
               (status = 409, body = westtek_platform::Problem)))]
 pub async fn delete(

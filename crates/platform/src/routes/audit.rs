@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
 
 /// Filters of the audit listing.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this lab (IT admins; others always see their own lab).

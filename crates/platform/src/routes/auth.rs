@@ -131,6 +131,7 @@ pub async fn token(
 
 /// Query of the sign-in link.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LoginLinkQuery {
     /// The one-time token.
@@ -158,7 +159,9 @@ pub async fn login_link(ApiQuery(q): ApiQuery<LoginLinkQuery>) -> Response {
     let mut resp = Html(page).into_response();
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: with no referrer Chromium sends
+    // `Origin: null` on the form POST; the link never leaves this site.
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     resp
 }
 

@@ -1,0 +1,20 @@
+import { queryOptions, useQuery } from '@tanstack/react-query';
+import { apiFetch } from '@/lib/api-client';
+import { queryKeys } from '@/lib/query-keys';
+import { useLabId } from '@/stores/ui';
+import type { EnvironmentDrift } from './types';
+
+/** `GET /api/environments/{id}/drift`: status, baseline, findings, latest analysis. */
+export const getEnvironmentDrift = (lab: string | null, id: string, signal?: AbortSignal) =>
+  apiFetch<EnvironmentDrift>(`/api/environments/${encodeURIComponent(id)}/drift`, { lab, signal });
+
+export const environmentDriftQueryOptions = (lab: string | null, id: string) =>
+  queryOptions({
+    queryKey: queryKeys.drift.environment(lab, id),
+    queryFn: ({ signal }) => getEnvironmentDrift(lab, id, signal),
+  });
+
+export function useEnvironmentDrift(id: string) {
+  const lab = useLabId();
+  return useQuery(environmentDriftQueryOptions(lab, id));
+}

@@ -1,0 +1,54 @@
+import { Button, buttonClass } from '@/components/ui/button';
+import { JupyterStatusBadge } from '@/components/ui/badge';
+import { ErrorMessage } from '@/components/ui/error-message';
+import type { Environment } from '../api/get-environment';
+import { useLaunchJupyter } from '../api/launch-jupyter';
+import { useStopJupyter } from '../api/stop-jupyter';
+
+/**
+ * Launch / stop JupyterLab and open it through the platform's gateway in a
+ * new tab (the session cookie signs the user in there). The link is a real
+ * link rather than `window.open` after the launch, which popup blockers stop.
+ */
+export function JupyterControls({ env }: { env: Environment }) {
+  const launch = useLaunchJupyter();
+  const stop = useStopJupyter();
+  const running = env.jupyter_status === 'running';
+  const url = launch.data?.jupyter_url ?? env.container_info.jupyter_url ?? undefined;
+  const ready = env.status === 'ready';
+
+  return (
+    <section aria-labelledby="jupyter-heading" className="space-y-3 rounded-md border border-slate-300 bg-white p-4">
+      <div className="flex items-center justify-between">
+        <h2 id="jupyter-heading" className="text-lg font-semibold">
+          JupyterLab
+        </h2>
+        <JupyterStatusBadge status={env.jupyter_status} />
+      </div>
+      {!ready && <p className="text-sm text-slate-700">JupyterLab can start once the environment is ready.</p>}
+      <div className="flex flex-wrap gap-2">
+        {running && url ? (
+          <>
+            <a href={url} target="_blank" rel="noopener noreferrer" className={buttonClass('primary')}>
+              Open JupyterLab<span className="sr-only"> (opens in a new tab)</span>
+              <span aria-hidden="true">↗</span>
+            </a>
+            <Button variant="danger" busy={stop.isPending} onClick={() => stop.mutate(env.id)}>
+              Stop Jupyter
+            </Button>
+          </>
+        ) : (
+          <Button
+            busy={launch.isPending || env.jupyter_status === 'starting'}
+            disabled={!ready}
+            onClick={() => launch.mutate(env.id)}
+          >
+            {launch.isPending ? 'Starting JupyterLab…' : 'Launch Jupyter'}
+          </Button>
+        )}
+      </div>
+      {launch.error && <ErrorMessage error={launch.error} />}
+      {stop.error && <ErrorMessage error={stop.error} />}
+    </section>
+  );
+}

@@ -1,0 +1,51 @@
+/** Human-readable times, sizes and ids. */
+
+const rtf = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
+  ['year', 365 * 24 * 3600],
+  ['month', 30 * 24 * 3600],
+  ['day', 24 * 3600],
+  ['hour', 3600],
+  ['minute', 60],
+  ['second', 1],
+];
+
+/** "3 minutes ago"; `now` is injectable for tests. */
+export function timeAgo(iso: string | null | undefined, now: number = Date.now()): string {
+  if (!iso) return 'never';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return 'unknown';
+  const secs = Math.round((t - now) / 1000);
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(secs) >= size || unit === 'second') {
+      if (unit === 'second' && Math.abs(secs) < 10) return 'just now';
+      return rtf.format(Math.round(secs / size), unit);
+    }
+  }
+  return 'just now';
+}
+
+// One formatter for every call: `Date#toLocaleString` builds a new one each
+// time, which is slow enough to show when a long list scrolls.
+const dtf = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+/** Full local date and time, for `title` attributes and detail pages. */
+export function dateTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const t = new Date(iso);
+  return Number.isNaN(t.getTime()) ? '—' : dtf.format(t);
+}
+
+export function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '—';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}
+
+export const shortId = (id: string | null | undefined) => (id ? id.slice(0, 8) : '—');
