@@ -181,6 +181,17 @@ impl JobTracker {
     }
 }
 
+/// `202 Accepted` with `body` and `Location: /api/jobs/{job}`: the answer to
+/// a request that started a background job.
+pub fn accepted<T: serde::Serialize>(job: JobId, body: T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut resp = (axum::http::StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("/api/jobs/{job}")) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    resp
+}
+
 /// Routes: `GET /api/jobs/{id}` and `GET /api/jobs/{id}/events`.
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -390,6 +390,13 @@ impl DriftHub {
         }
     }
 
+    /// The inventory the environment's last evaluation took, if any.
+    pub(crate) fn last_inventory(&self, env: EnvironmentId) -> Option<Arc<Inventory>> {
+        lock(&self.tracked)
+            .get(&env)
+            .and_then(|t| t.previous.clone())
+    }
+
     /// The environment is gone: stop watching, drop its live state.
     pub async fn forget(&self, env: EnvironmentId) {
         if let Some(w) = &self.watcher {

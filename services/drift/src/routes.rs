@@ -462,18 +462,13 @@ pub async fn accept(
             }
         });
     }
-    let mut resp = (
-        StatusCode::ACCEPTED,
-        Json(AcceptResponse {
+    Ok(westtek_platform::jobs::accepted(
+        job.id,
+        AcceptResponse {
             job_id: job.id.to_string(),
             snapshot_id: snap.id.to_string(),
-        }),
-    )
-        .into_response();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("/api/jobs/{}", job.id)) {
-        resp.headers_mut().insert(axum::http::header::LOCATION, v);
-    }
-    Ok(resp)
+        },
+    ))
 }
 
 /// Roll back to a snapshot (default: the baseline).

@@ -43,9 +43,13 @@ impl ServiceTools {
         }
     }
 
-    /// The newest inventory known for the environment: the last one the
-    /// hub took, else its baseline's.
+    /// The newest inventory known for the environment: the one its last
+    /// drift evaluation took (what its events describe), else one taken now,
+    /// else its baseline's.
     async fn present(&self, env: &Environment) -> Result<Option<Arc<Inventory>>, ToolError> {
+        if let Some(i) = self.hub.last_inventory(env.id) {
+            return Ok(Some(i));
+        }
         let root = self.hub.state.builder.root(env.id);
         let taken = tokio::task::spawn_blocking(move || westtek_inventory::inventory(&root)).await;
         if let Ok(Ok(i)) = taken {

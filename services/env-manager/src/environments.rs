@@ -296,11 +296,7 @@ pub async fn create(
         job_id: job_id.to_string(),
         environment_id: Some(env.id.to_string()),
     };
-    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/jobs/{job_id}")) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(westtek_platform::jobs::accepted(job_id, body))
 }
 
 fn metadata_from(
@@ -482,6 +478,12 @@ async fn run_build(state: AppState, env: Environment, job: Job) {
     }
 }
 
+/// The store refused an `UpdateEnvironment` because the environment changed
+/// since it was read (optimistic concurrency): re-read and retry.
+pub fn is_stale_version(e: &DomainError) -> bool {
+    matches!(e, DomainError::Conflict(m) if m.starts_with("the environment was changed"))
+}
+
 /// Reads, changes and writes an environment, retrying when someone else
 /// changed it in between.
 ///
@@ -513,9 +515,7 @@ where
                 env.version += 1;
                 return Ok(env);
             }
-            Err(DomainError::Conflict(m)) if m.starts_with("the environment was changed") => {
-                last = Some(DomainError::Conflict(m))
-            }
+            Err(e) if is_stale_version(&e) => last = Some(e),
             Err(e) => return Err(e),
         }
     }

@@ -12,8 +12,8 @@ use crate::dto::{
 };
 use crate::{publish, retention};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -25,10 +25,10 @@ use westtek_domain::{
     JobStatus, JupyterStatus, Result, Slug, Snapshot, SnapshotFilter, SnapshotId, SnapshotMetadata,
     SnapshotStatus, UserId,
 };
-use westtek_env_manager::environments::{modify, operable, visible};
+use westtek_env_manager::environments::{is_stale_version, modify, operable, visible};
 use westtek_platform::auth::{Caller, WriteScope};
 use westtek_platform::extract::{parse_id, ApiJson, ApiQuery, IdPath};
-use westtek_platform::jobs::JobTracker;
+use westtek_platform::jobs::{accepted, JobTracker};
 use westtek_platform::{ApiError, ApiResult, AppState};
 
 /// Routes of the service (the seed's path first).
@@ -185,14 +185,6 @@ pub async fn run_due_drills(state: &AppState) -> Result<usize> {
         offset += 500;
     }
     Ok(started)
-}
-
-fn accepted<T: serde::Serialize>(job: JobId, body: T) -> Response {
-    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/jobs/{job}")) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp
 }
 
 fn new_job(
@@ -372,9 +364,7 @@ async fn begin_snapshot(
             .await
         {
             Ok(_) => return Ok((snap, job)),
-            Err(DomainError::Conflict(m)) if m.starts_with("the environment was changed") => {
-                last = Some(DomainError::Conflict(m));
-            }
+            Err(e) if is_stale_version(&e) => last = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -577,9 +567,7 @@ async fn forget(state: &AppState, s: &Snapshot, audit: AuditDraft) -> Result<()>
                 last = None;
                 break;
             }
-            Err(DomainError::Conflict(m)) if m.starts_with("the environment was changed") => {
-                last = Some(DomainError::Conflict(m));
-            }
+            Err(e) if is_stale_version(&e) => last = Some(e),
             Err(e) => return Err(e),
         }
     }
