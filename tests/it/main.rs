@@ -5,6 +5,7 @@
 mod api;
 mod drift;
 mod jupyter;
+mod knowledge;
 mod lifecycle;
 mod snapshots;
 

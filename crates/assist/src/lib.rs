@@ -22,6 +22,7 @@
 //! message, never internal error text.
 
 pub mod changelog;
+pub mod compose;
 pub mod drift_analyzer;
 pub mod drift_tools;
 mod error;
@@ -29,6 +30,7 @@ pub mod port;
 pub mod session;
 
 pub use changelog::{changelog_for, read_package_metadata, PackageChange, PackageChangelog};
+pub use compose::Composer;
 pub use drift_analyzer::LocalDriftAnalyzer;
 pub use drift_tools::{
     DriftAction, DriftEventView, DriftTools, EnvironmentConfigView, NotebookView, Recommendation,

@@ -164,6 +164,44 @@ impl AgentChunk {
     }
 }
 
+/// Longest question accepted, in characters (InvokeAgent's `inputText` limit).
+pub const MAX_INPUT_CHARS: usize = 25_000;
+
+/// InvokeAgent's rule for session ids: 2–100 of `[0-9a-zA-Z._:-]`.
+pub fn valid_session_id(id: &str) -> bool {
+    (2..=100).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+}
+
+/// The checks every agent makes before starting: the right agent, a valid
+/// session id, a question that is neither empty nor longer than
+/// [`MAX_INPUT_CHARS`].
+///
+/// # Errors
+/// The [`crate::AssistError`] naming the first check that fails.
+pub fn validate_request(req: &AgentRequest, served: AgentKind) -> Result<()> {
+    if req.agent != served {
+        return Err(crate::AssistError::WrongAgent {
+            served,
+            requested: req.agent,
+        });
+    }
+    if !valid_session_id(&req.session_id) {
+        return Err(crate::AssistError::InvalidSessionId);
+    }
+    if req.input_text.trim().is_empty() {
+        return Err(crate::AssistError::EmptyInput);
+    }
+    if req.input_text.chars().count() > MAX_INPUT_CHARS {
+        return Err(crate::AssistError::InputTooLong {
+            max: MAX_INPUT_CHARS,
+        });
+    }
+    Ok(())
+}
+
 /// An agent: the local engines and the Bedrock adapter implement this.
 #[async_trait]
 pub trait Agent: Send + Sync {
@@ -208,6 +246,14 @@ mod tests {
             done,
             serde_json::json!({"type": "done", "session_id": "s1"})
         );
+    }
+
+    #[test]
+    fn session_ids_follow_invoke_agents_rule() {
+        assert!(valid_session_id("chat-2025:01_a.b"));
+        assert!(!valid_session_id("x"));
+        assert!(!valid_session_id("has space"));
+        assert!(!valid_session_id(&"a".repeat(101)));
     }
 
     #[test]

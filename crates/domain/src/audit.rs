@@ -98,7 +98,8 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+/// `t` truncated to whole microseconds (what every store keeps exactly).
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     let micros = t.timestamp_micros();
     DateTime::from_timestamp_micros(micros).unwrap_or(t)
 }

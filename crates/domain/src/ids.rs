@@ -182,3 +182,12 @@ id_type!(
 id_type!(
     /// A recommendation made by an agent.
     RecommendationId, "recommendation_id");
+id_type!(
+    /// A share of an environment, snapshot or template with another lab.
+    ShareId, "share_id");
+id_type!(
+    /// A snapshot published as a read-only template.
+    TemplateId, "template_id");
+id_type!(
+    /// The handover of an environment from one researcher to another.
+    HandoverId, "handover_id");

@@ -5,6 +5,7 @@
 //! data plus validation, so services, adapters and tests share one vocabulary.
 
 pub mod audit;
+pub mod collab;
 pub mod drift;
 pub mod error;
 pub mod event;
@@ -13,6 +14,10 @@ pub mod model;
 pub mod ports;
 
 pub use audit::{AuditDraft, AuditEntry, AuditFilter, AuditHead, ChainProblem};
+pub use collab::{
+    ChecklistItem, Handover, HandoverFilter, Share, ShareFilter, SharePermission, ShareResource,
+    Template,
+};
 pub use drift::{
     DeadLetterRecord, DriftEvent, DriftEventFilter, DriftSource, DriftStateRecord, DriftStore,
     RecommendationRecord, RecordOutcome, Webhook, WebhookFormat,

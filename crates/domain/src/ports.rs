@@ -4,9 +4,10 @@
 use crate::audit::AuditHead;
 use crate::{
     AuditDraft, AuditEntry, AuditFilter, DomainEvent, Environment, EnvironmentFilter,
-    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, PackageSpec, Page, Principal,
-    Result, Snapshot, SnapshotFilter, SnapshotId, StoredToken, TokenKind, User, UserCredentials,
-    UserId,
+    EnvironmentId, Handover, HandoverFilter, HandoverId, Job, JobId, JobStatus, Lab, LabId,
+    Membership, PackageSpec, Page, Principal, Result, Share, ShareFilter, ShareId, Snapshot,
+    SnapshotFilter, SnapshotId, StoredToken, Template, TemplateId, TokenKind, User,
+    UserCredentials, UserId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -76,6 +77,12 @@ pub enum Write {
     UpdateSnapshot(Snapshot),
     /// Fails with `NotFound` when the snapshot is gone.
     DeleteSnapshot(SnapshotId),
+    /// Inserts or replaces a share (revoking replaces it).
+    PutShare(Share),
+    /// Inserts or replaces a template (withdrawing replaces it).
+    PutTemplate(Template),
+    /// Inserts or replaces a handover (checklist progress replaces it).
+    PutHandover(Handover),
 }
 
 /// The audit trail.
@@ -132,6 +139,21 @@ pub trait MetadataStore: AuditLog {
     }
 
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>>;
+
+    async fn get_share(&self, id: ShareId) -> Result<Share>;
+    /// Newest first.
+    async fn list_shares(&self, filter: &ShareFilter) -> Result<Vec<Share>>;
+    async fn get_template(&self, id: TemplateId) -> Result<Template>;
+    /// Newest first; withdrawn ones only when `include_withdrawn`.
+    async fn list_templates(
+        &self,
+        lab: Option<LabId>,
+        snapshot: Option<SnapshotId>,
+        include_withdrawn: bool,
+    ) -> Result<Vec<Template>>;
+    async fn get_handover(&self, id: HandoverId) -> Result<Handover>;
+    /// Newest first.
+    async fn list_handovers(&self, filter: &HandoverFilter) -> Result<Vec<Handover>>;
 }
 
 /// Something delivered by the bus; `ack` after handling it (at-least-once).

@@ -43,4 +43,4 @@ pub use model::{
 pub use relocate::{relocate, RelocationReport};
 pub use scan::{inventory, inventory_reusing};
 pub use seed::{seed_metadata, SeedMetadata};
-pub use version::{version_distance, VersionDistance};
+pub use version::{version_distance, version_order, VersionDistance};

@@ -54,6 +54,14 @@ pub fn version_distance(before: &str, after: &str) -> Option<VersionDistance> {
     }
 }
 
+/// How `after` orders against `before` by PEP 440; `None` when either is
+/// not a PEP 440 version.
+pub fn version_order(before: &str, after: &str) -> Option<Ordering> {
+    let a = Version::from_str(before.trim()).ok()?;
+    let b = Version::from_str(after.trim()).ok()?;
+    Some(b.cmp(&a))
+}
+
 pub(crate) fn compare(before: &str, after: &str) -> VersionChange {
     let (Ok(a), Ok(b)) = (
         Version::from_str(before.trim()),

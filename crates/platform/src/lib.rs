@@ -9,6 +9,7 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod grants;
 pub mod jobs;
 pub mod ops;
 pub mod routes;

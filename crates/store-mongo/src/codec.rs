@@ -16,7 +16,8 @@
 //! with an empty hash, so chain verification names it instead of the whole
 //! read failing.
 //!
-//! The drift records' shapes are in `drift`.
+//! The drift records' shapes are in `drift`, the collaboration records'
+//! (shares, templates, handovers) in `collab`.
 
 use crate::error::internal;
 use chrono::{DateTime, Utc};
@@ -29,6 +30,7 @@ use westtek_domain::{
     Membership, Result, Snapshot, SnapshotFilter, StoredToken, User, UserId,
 };
 
+pub(crate) mod collab;
 pub(crate) mod drift;
 
 /// The `_id` of the single audit head document.

@@ -21,8 +21,10 @@
 //! re-committed. Reads run outside transactions, as in the SQLite adapter.
 //!
 //! `drift` implements the `DriftStore` port on the same database, with the
-//! same transaction handling for `record_drift`.
+//! same transaction handling for `record_drift`; `collab` holds the shares,
+//! templates and handovers (their writes are `commit` writes).
 
+mod collab;
 mod drift;
 
 use crate::codec::{self, found, HEAD_ID};
@@ -42,8 +44,9 @@ use westtek_domain::audit::{AuditHead, GENESIS_HASH};
 use westtek_domain::ports::{AuditLog, Clock, MetadataStore, Write};
 use westtek_domain::{
     AuditDraft, AuditEntry, AuditFilter, DomainError, Environment, EnvironmentFilter,
-    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, Snapshot,
-    SnapshotFilter, SnapshotId, StoredToken, TokenKind, User, UserCredentials, UserId,
+    EnvironmentId, Handover, HandoverFilter, HandoverId, Job, JobId, JobStatus, Lab, LabId,
+    Membership, Page, Result, Share, ShareFilter, ShareId, Snapshot, SnapshotFilter, SnapshotId,
+    StoredToken, Template, TemplateId, TokenKind, User, UserCredentials, UserId,
 };
 
 const LABS: &str = "labs";
@@ -61,12 +64,15 @@ const DRIFT_STATE: &str = "drift_state";
 const WEBHOOKS: &str = "webhooks";
 const DEAD_LETTERS: &str = "dead_letters";
 const RECOMMENDATIONS: &str = "recommendations";
+const SHARES: &str = "shares";
+const TEMPLATES: &str = "templates";
+const HANDOVERS: &str = "handovers";
 /// Sequence counters (one document per sequence, `{ _id, seq }`).
 const COUNTERS: &str = "counters";
 
 /// Every collection the store uses; created up front because some servers
 /// cannot create a collection inside a transaction.
-const COLLECTIONS: [&str; 16] = [
+const COLLECTIONS: [&str; 19] = [
     LABS,
     USERS,
     MEMBERSHIPS,
@@ -82,6 +88,9 @@ const COLLECTIONS: [&str; 16] = [
     WEBHOOKS,
     DEAD_LETTERS,
     RECOMMENDATIONS,
+    SHARES,
+    TEMPLATES,
+    HANDOVERS,
     COUNTERS,
 ];
 
@@ -323,6 +332,54 @@ impl MongoStore {
                     "recommendations_env_created",
                     false,
                 ),
+            ),
+            (
+                SHARES,
+                index(
+                    doc! { "owner_lab": 1, "created_key": -1 },
+                    "shares_owner_created",
+                    false,
+                ),
+            ),
+            (
+                SHARES,
+                index(
+                    doc! { "target_lab": 1, "created_key": -1 },
+                    "shares_target_created",
+                    false,
+                ),
+            ),
+            (
+                SHARES,
+                index(doc! { "resource_id": 1 }, "shares_resource", false),
+            ),
+            (
+                TEMPLATES,
+                index(
+                    doc! { "lab_id": 1, "published_key": -1 },
+                    "templates_lab_published",
+                    false,
+                ),
+            ),
+            (
+                TEMPLATES,
+                index(doc! { "snapshot_id": 1 }, "templates_snapshot", false),
+            ),
+            (
+                HANDOVERS,
+                index(
+                    doc! { "environment_id": 1, "created_key": -1 },
+                    "handovers_env_created",
+                    false,
+                ),
+            ),
+            (
+                HANDOVERS,
+                index(doc! { "from_user": 1 }, "handovers_from", false),
+            ),
+            (
+                HANDOVERS,
+                index(doc! { "to_user": 1 }, "handovers_to", false),
             ),
         ];
         for (coll, model) in wanted {
@@ -578,6 +635,9 @@ impl MongoStore {
                     return Err(DomainError::NotFound { kind: "snapshot" }.into());
                 }
             }
+            Write::PutShare(share) => self.put_share(s, share).await?,
+            Write::PutTemplate(t) => self.put_template(s, t).await?,
+            Write::PutHandover(h) => self.put_handover(s, h).await?,
             Write::MarkEventHandled { consumer, event_id } => {
                 let handled = || format!("event {event_id} was already handled by {consumer}");
                 self.coll(HANDLED_EVENTS)
@@ -1037,6 +1097,42 @@ impl MetadataStore for MongoStore {
             .into_iter()
             .map(codec::from_doc)
             .collect()
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn get_share(&self, id: ShareId) -> Result<Share> {
+        self.get_share_impl(id).await
+    }
+
+    #[instrument(level = "debug", skip_all)]
+    async fn list_shares(&self, filter: &ShareFilter) -> Result<Vec<Share>> {
+        self.list_shares_impl(filter).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn get_template(&self, id: TemplateId) -> Result<Template> {
+        self.get_template_impl(id).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn list_templates(
+        &self,
+        lab: Option<LabId>,
+        snapshot: Option<SnapshotId>,
+        include_withdrawn: bool,
+    ) -> Result<Vec<Template>> {
+        self.list_templates_impl(lab, snapshot, include_withdrawn)
+            .await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn get_handover(&self, id: HandoverId) -> Result<Handover> {
+        self.get_handover_impl(id).await
+    }
+
+    #[instrument(level = "debug", skip_all)]
+    async fn list_handovers(&self, filter: &HandoverFilter) -> Result<Vec<Handover>> {
+        self.list_handovers_impl(filter).await
     }
 }
 

@@ -113,6 +113,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     jobs(&*store).await;
     events_are_handled_once(&*store).await;
     snapshots(&*store).await;
+    collaboration(&*store).await;
     audit_trail(&*store).await;
 }
 
@@ -1368,4 +1369,232 @@ async fn recommendations(store: &dyn DriftStore) {
             .unwrap(),
         vec![]
     );
+}
+
+fn share(owner: LabId, target: LabId, resource_id: &str, expires: Option<DateTime<Utc>>) -> Share {
+    Share {
+        id: ShareId::new(),
+        owner_lab: owner,
+        target_lab: target,
+        resource: ShareResource::Environment,
+        resource_id: resource_id.to_string(),
+        permission: SharePermission::Read,
+        created_by: UserId::new(),
+        created_at: micros(Utc::now()),
+        expires_at: expires.map(micros),
+        revoked_at: None,
+        revoked_by: None,
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    westtek_domain::audit::truncate_micros(t)
+}
+
+/// Shares (filters, activity at a time, revoke = replace), templates
+/// (withdrawn ones hidden unless asked for) and handovers (by environment,
+/// by either user, checklist progress kept), each written with its audit.
+async fn collaboration(store: &dyn MetadataStore) {
+    let a = lab("collab-a");
+    let b = lab("collab-b");
+    let c = lab("collab-c");
+    store
+        .commit(
+            vec![
+                Write::InsertLab(a.clone()),
+                Write::InsertLab(b.clone()),
+                Write::InsertLab(c.clone()),
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let env = EnvironmentId::new().to_string();
+    let forever = share(a.id, b.id, &env, None);
+    let soon = share(a.id, c.id, &env, Some(now + TimeDelta::hours(1)));
+    let mut other = share(b.id, a.id, "other-resource", None);
+    other.resource = ShareResource::Snapshot;
+    let entries = store
+        .commit(
+            vec![
+                Write::PutShare(forever.clone()),
+                Write::PutShare(soon.clone()),
+                Write::PutShare(other.clone()),
+            ],
+            vec![
+                audit("share.create", Some(a.id), &forever.id.to_string()),
+                audit("share.create", Some(b.id), &forever.id.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(store.get_share(forever.id).await.unwrap(), forever);
+    assert!(matches!(
+        store.get_share(ShareId::new()).await,
+        Err(DomainError::NotFound { .. })
+    ));
+    let owned = store
+        .list_shares(&ShareFilter {
+            owner_lab: Some(a.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(owned.len(), 2);
+    let to_b = store
+        .list_shares(&ShareFilter {
+            target_lab: Some(b.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(to_b, vec![forever.clone()]);
+    let of_env = |at| ShareFilter {
+        resource: Some(ShareResource::Environment),
+        resource_id: Some(env.clone()),
+        active_at: Some(at),
+        ..Default::default()
+    };
+    assert_eq!(store.list_shares(&of_env(now)).await.unwrap().len(), 2);
+    // After the expiry only the open-ended share is active.
+    let later = store
+        .list_shares(&of_env(now + TimeDelta::hours(2)))
+        .await
+        .unwrap();
+    assert_eq!(later, vec![forever.clone()]);
+    // Revoking replaces the record.
+    let mut revoked = forever.clone();
+    revoked.revoked_at = Some(micros(now));
+    revoked.revoked_by = Some(UserId::new());
+    store
+        .commit(vec![Write::PutShare(revoked.clone())], vec![])
+        .await
+        .unwrap();
+    assert_eq!(store.get_share(forever.id).await.unwrap(), revoked);
+    let active = store.list_shares(&of_env(now)).await.unwrap();
+    assert_eq!(active, vec![soon.clone()]);
+
+    // Templates.
+    let snap = SnapshotId::new();
+    let t1 = Template {
+        id: TemplateId::new(),
+        lab_id: a.id,
+        snapshot_id: snap,
+        environment_id: EnvironmentId::new(),
+        name: "baseline-ml".into(),
+        description: "numpy + pandas".into(),
+        python_version: "3.11.7".into(),
+        packages: vec!["numpy==2.0.0".into()],
+        published_by: UserId::new(),
+        published_at: micros(now),
+        withdrawn_at: None,
+    };
+    let mut t2 = t1.clone();
+    t2.id = TemplateId::new();
+    t2.lab_id = b.id;
+    t2.snapshot_id = SnapshotId::new();
+    t2.published_at = micros(now + TimeDelta::seconds(1));
+    store
+        .commit(
+            vec![
+                Write::PutTemplate(t1.clone()),
+                Write::PutTemplate(t2.clone()),
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.get_template(t1.id).await.unwrap(), t1);
+    assert_eq!(
+        store.list_templates(None, None, false).await.unwrap(),
+        vec![t2.clone(), t1.clone()]
+    );
+    assert_eq!(
+        store.list_templates(Some(a.id), None, false).await.unwrap(),
+        vec![t1.clone()]
+    );
+    assert_eq!(
+        store.list_templates(None, Some(snap), false).await.unwrap(),
+        vec![t1.clone()]
+    );
+    let mut withdrawn = t1.clone();
+    withdrawn.withdrawn_at = Some(micros(now));
+    store
+        .commit(vec![Write::PutTemplate(withdrawn.clone())], vec![])
+        .await
+        .unwrap();
+    assert!(store
+        .list_templates(Some(a.id), None, false)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.list_templates(Some(a.id), None, true).await.unwrap(),
+        vec![withdrawn]
+    );
+
+    // Handovers.
+    let from = UserId::new();
+    let to = UserId::new();
+    let env_id = EnvironmentId::new();
+    let mut h = Handover {
+        id: HandoverId::new(),
+        lab_id: a.id,
+        environment_id: env_id,
+        from_user: from,
+        to_user: to,
+        note: "leaving in May".into(),
+        read_until: micros(now + TimeDelta::days(30)),
+        created_by: from,
+        created_at: micros(now),
+        checklist: vec![ChecklistItem {
+            key: "restore".into(),
+            text: "Restore the snapshot".into(),
+            source: Some("environment-docs/x/summary.md".into()),
+            done_at: None,
+            done_by: None,
+        }],
+    };
+    store
+        .commit(vec![Write::PutHandover(h.clone())], vec![])
+        .await
+        .unwrap();
+    assert_eq!(store.get_handover(h.id).await.unwrap(), h);
+    h.set_done("restore", true, to, micros(now)).unwrap();
+    store
+        .commit(vec![Write::PutHandover(h.clone())], vec![])
+        .await
+        .unwrap();
+    assert_eq!(store.get_handover(h.id).await.unwrap().progress(), (1, 1));
+    for f in [
+        HandoverFilter {
+            environment_id: Some(env_id),
+            ..Default::default()
+        },
+        HandoverFilter {
+            user: Some(from),
+            ..Default::default()
+        },
+        HandoverFilter {
+            user: Some(to),
+            lab_id: Some(a.id),
+            ..Default::default()
+        },
+    ] {
+        assert_eq!(store.list_handovers(&f).await.unwrap(), vec![h.clone()]);
+    }
+    assert!(store
+        .list_handovers(&HandoverFilter {
+            user: Some(UserId::new()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.get_handover(HandoverId::new()).await,
+        Err(DomainError::NotFound { .. })
+    ));
 }

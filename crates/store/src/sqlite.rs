@@ -19,10 +19,12 @@ use westtek_domain::audit::{format_time, AuditHead, GENESIS_HASH};
 use westtek_domain::ports::{AuditLog, Clock, MetadataStore, Write};
 use westtek_domain::{
     AuditDraft, AuditEntry, AuditFilter, AuditId, DomainError, Environment, EnvironmentFilter,
-    EnvironmentId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, Role, Snapshot,
-    SnapshotFilter, SnapshotId, StoredToken, TokenKind, User, UserCredentials, UserId,
+    EnvironmentId, Handover, HandoverFilter, HandoverId, Job, JobId, JobStatus, Lab, LabId,
+    Membership, Page, Result, Role, Share, ShareFilter, ShareId, Snapshot, SnapshotFilter,
+    SnapshotId, StoredToken, Template, TemplateId, TokenKind, User, UserCredentials, UserId,
 };
 
+mod collab;
 mod drift;
 
 /// The embedded metadata store.
@@ -371,6 +373,9 @@ impl SqliteStore {
                 }
                 Ok(())
             }
+            Write::PutShare(share) => Self::put_share(tx, &share).await,
+            Write::PutTemplate(t) => Self::put_template(tx, &t).await,
+            Write::PutHandover(h) => Self::put_handover(tx, &h).await,
             Write::MarkEventHandled { consumer, event_id } => {
                 let r = sqlx::query(
                     "INSERT INTO handled_events (consumer, event_id, handled_at) VALUES (?, ?, ?)",
@@ -895,6 +900,36 @@ impl MetadataStore for SqliteStore {
         }
         .map_err(internal)?;
         docs.iter().map(|d| from_doc(d)).collect()
+    }
+
+    async fn get_share(&self, id: ShareId) -> Result<Share> {
+        self.get_share_impl(id).await
+    }
+
+    async fn list_shares(&self, filter: &ShareFilter) -> Result<Vec<Share>> {
+        self.list_shares_impl(filter).await
+    }
+
+    async fn get_template(&self, id: TemplateId) -> Result<Template> {
+        self.get_template_impl(id).await
+    }
+
+    async fn list_templates(
+        &self,
+        lab: Option<LabId>,
+        snapshot: Option<SnapshotId>,
+        include_withdrawn: bool,
+    ) -> Result<Vec<Template>> {
+        self.list_templates_impl(lab, snapshot, include_withdrawn)
+            .await
+    }
+
+    async fn get_handover(&self, id: HandoverId) -> Result<Handover> {
+        self.get_handover_impl(id).await
+    }
+
+    async fn list_handovers(&self, filter: &HandoverFilter) -> Result<Vec<Handover>> {
+        self.list_handovers_impl(filter).await
     }
 }
 

@@ -154,17 +154,23 @@ pub async fn list(
         .into_response())
 }
 
-/// An environment the caller can see; other labs' are "not found".
+/// An environment the caller can see: one of their lab's, or another lab's
+/// through an active share or a handover's read grant (audited); any other
+/// is "not found".
 pub async fn visible(
     state: &AppState,
     caller: &Caller,
     id: EnvironmentId,
 ) -> ApiResult<Environment> {
     let env = state.store.get_environment(id).await?;
-    if !caller.can_read(env.lab_id) {
-        return Err(ApiError::not_found("environment"));
+    if caller.can_read(env.lab_id)
+        || westtek_platform::grants::environment_grant(state, caller, env.lab_id, env.id)
+            .await?
+            .is_some()
+    {
+        return Ok(env);
     }
-    Ok(env)
+    Err(ApiError::not_found("environment"))
 }
 
 /// An environment the caller may change or use: its owner, a lab admin, or

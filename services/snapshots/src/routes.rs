@@ -22,12 +22,13 @@ use westtek_domain::event::types;
 use westtek_domain::ports::{CaptureRequest, ProgressSink, Write};
 use westtek_domain::{
     AuditDraft, DomainError, Environment, EnvironmentId, EnvironmentStatus, Job, JobError, JobId,
-    JobStatus, JupyterStatus, Result, Slug, Snapshot, SnapshotFilter, SnapshotId, SnapshotMetadata,
-    SnapshotStatus, UserId,
+    JobStatus, JupyterStatus, Result, ShareResource, Slug, Snapshot, SnapshotFilter, SnapshotId,
+    SnapshotMetadata, SnapshotStatus, UserId,
 };
 use westtek_env_manager::environments::{is_stale_version, modify, operable, visible};
 use westtek_platform::auth::{Caller, WriteScope};
 use westtek_platform::extract::{parse_id, ApiJson, ApiQuery, IdPath};
+use westtek_platform::grants;
 use westtek_platform::jobs::{accepted, JobTracker};
 use westtek_platform::{ApiError, ApiResult, AppState};
 
@@ -738,12 +739,33 @@ pub async fn list(
     }))
 }
 
-async fn readable(state: &AppState, caller: &Caller, id: SnapshotId) -> ApiResult<Snapshot> {
+/// A snapshot the caller can see: one of their lab's, or another lab's
+/// through an active share of it or of its environment, or a handover's
+/// read grant (audited); any other is "not found".
+pub async fn readable(state: &AppState, caller: &Caller, id: SnapshotId) -> ApiResult<Snapshot> {
     let s = state.store.get_snapshot(id).await?;
-    if !caller.can_read(s.lab_id) {
-        return Err(ApiError::not_found("snapshot"));
+    if caller.can_read(s.lab_id) {
+        return Ok(s);
     }
-    Ok(s)
+    if let Some(share) = grants::active_share(
+        state,
+        caller,
+        s.lab_id,
+        ShareResource::Snapshot,
+        &s.id.to_string(),
+    )
+    .await?
+    {
+        grants::audit_access(state, caller, &share, "snapshot", &s.id.to_string()).await?;
+        return Ok(s);
+    }
+    if grants::environment_grant(state, caller, s.lab_id, s.environment_id)
+        .await?
+        .is_some()
+    {
+        return Ok(s);
+    }
+    Err(ApiError::not_found("snapshot"))
 }
 
 fn engine_id(s: &Snapshot) -> ApiResult<String> {
@@ -848,6 +870,18 @@ pub async fn delete(
     if s.status == SnapshotStatus::Creating {
         return Err(DomainError::Conflict("the snapshot is still being taken".into()).into());
     }
+    if let Some(t) = state
+        .store
+        .list_templates(None, Some(s.id), false)
+        .await?
+        .first()
+    {
+        return Err(DomainError::Conflict(format!(
+            "this snapshot is published as template '{}' (templates are immutable); withdraw the template first",
+            t.name
+        ))
+        .into());
+    }
     let audit = caller.audit(
         Some(s.lab_id),
         "snapshot.delete",
@@ -933,6 +967,45 @@ async fn restore_new(
         Some(e) => e,
         None => deleted_source(state, &s, &engine).await?,
     };
+    restore_as_new(state, caller, scope, s, engine, source, name, Vec::new()).await
+}
+
+/// The environment a snapshot was taken of, or (deleted) what a restore of
+/// it inherits.
+///
+/// # Errors
+/// `conflict` for an incomplete snapshot; store failures.
+pub async fn source_environment(
+    state: &AppState,
+    s: &Snapshot,
+) -> ApiResult<(Environment, String)> {
+    let engine = engine_id(s)?;
+    match state.store.get_environment(s.environment_id).await {
+        Ok(e) => Ok((e, engine)),
+        Err(DomainError::NotFound { .. }) => Ok((deleted_source(state, s, &engine).await?, engine)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Restores snapshot `s` (vault id `engine`) into a new environment of
+/// `scope.lab` owned by the caller: the restore endpoint, and cloning a
+/// shared snapshot or template into another lab (then the source's lab
+/// metadata stays behind, and `extra_audit` records the clone on both
+/// labs' trails in the same commit).
+///
+/// # Errors
+/// `validation` for a bad name, `conflict` for a taken one, `quota_exceeded`.
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_as_new(
+    state: &AppState,
+    caller: &Caller,
+    scope: WriteScope,
+    s: Snapshot,
+    engine: String,
+    source: Environment,
+    name: Option<String>,
+    extra_audit: Vec<AuditDraft>,
+) -> ApiResult<Response> {
     let name = name.unwrap_or_else(|| format!("{}-restored", source.name));
     let name = Slug::parse_field(name.trim(), "name")?;
     let lab = state.store.get_lab(scope.lab).await?;
@@ -949,6 +1022,12 @@ async fn restore_new(
     env.last_snapshot = None;
     env.drift_status = westtek_domain::DriftStatus::Stable;
     env.container_info = Default::default();
+    if scope.lab != s.lab_id {
+        // Another lab's experiment ids, funding and policies are not ours.
+        env.metadata = Default::default();
+        env.retention = Default::default();
+        env.drill_interval_days = None;
+    }
     env.metadata.jupyter_packages = s.metadata.installed_packages.clone();
     env.baseline_snapshot_id = None;
     env.current_baseline_id = Some(s.id);
@@ -977,7 +1056,7 @@ async fn restore_new(
                 },
                 Write::InsertJob(job.clone()),
             ],
-            vec![audit],
+            std::iter::once(audit).chain(extra_audit).collect(),
         )
         .await?;
     let tracker = state.jobs.track(job.clone());

@@ -22,6 +22,7 @@ use westtek_auth::local::LocalTokenIssuer;
 use westtek_domain::ports::{Clock, EventBus, MetadataStore, SystemClock, TokenVerifier};
 use westtek_domain::{DriftStore, Role, TokenKind};
 use westtek_drift_service::DriftHub;
+use westtek_knowledge_service::KnowledgeService;
 use westtek_platform::config::PlatformConfig;
 use westtek_platform::jobs::JobHub;
 use westtek_platform::ops::{self, Actor, NewUser};
@@ -39,6 +40,9 @@ pub enum Service {
     Snapshots,
     /// Drift: watcher, sweeps, events, live stream, alerts, Drift Analyzer.
     Drift,
+    /// Knowledge and collaboration: knowledge-base sync, transfer packages,
+    /// handovers, the Knowledge Transfer agent, shares, templates.
+    Knowledge,
 }
 
 /// Everything `start` needs.
@@ -79,7 +83,12 @@ impl UpConfig {
             idle_timeout: Some(Duration::from_secs(3600)),
             cognito: None,
             first_lab: "my-lab".into(),
-            services: vec![Service::EnvManager, Service::Snapshots, Service::Drift],
+            services: vec![
+                Service::EnvManager,
+                Service::Snapshots,
+                Service::Drift,
+                Service::Knowledge,
+            ],
             access_ttl: Duration::from_secs(15 * 60),
             drift: westtek_drift_service::DriftConfig::default(),
         }
@@ -105,6 +114,8 @@ pub struct RunningApp {
     pub first_login: Option<FirstLogin>,
     /// Drift detection, when the drift service runs here.
     pub drift: Option<Arc<DriftHub>>,
+    /// The knowledge service, when it runs here.
+    pub knowledge: Option<Arc<KnowledgeService>>,
     runtime: LocalJupyterRuntime,
     store: SqliteStore,
     /// Held while running: one platform per data dir.
@@ -174,6 +185,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(westtek_env_manager::EnvManagerApi::openapi());
     doc.merge(westtek_snapshots::SnapshotsApi::openapi());
     doc.merge(westtek_drift_service::DriftApi::openapi());
+    doc.merge(westtek_knowledge_service::KnowledgeApi::openapi());
     doc.info.title = "West Tek Environment Preservation Platform".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
@@ -206,17 +218,22 @@ pub fn app_router(
     state: AppState,
     services: &[Service],
     drift: Option<Arc<DriftHub>>,
+    knowledge: Option<Arc<KnowledgeService>>,
     web_dir: Option<&Path>,
 ) -> Router {
     let mut app: Router<AppState> = westtek_platform::router();
     for s in services {
-        app = match (s, &drift) {
-            (Service::EnvManager, _) => app.merge(westtek_env_manager::router()),
-            (Service::Snapshots, _) => app.merge(westtek_snapshots::router()),
-            (Service::Drift, Some(hub)) => {
-                app.merge(westtek_drift_service::router(Arc::clone(hub)))
-            }
-            (Service::Drift, None) => app,
+        app = match s {
+            Service::EnvManager => app.merge(westtek_env_manager::router()),
+            Service::Snapshots => app.merge(westtek_snapshots::router()),
+            Service::Drift => match &drift {
+                Some(hub) => app.merge(westtek_drift_service::router(Arc::clone(hub))),
+                None => app,
+            },
+            Service::Knowledge => match &knowledge {
+                Some(k) => app.merge(westtek_knowledge_service::router(Arc::clone(k))),
+                None => app,
+            },
         };
     }
     let doc = openapi();
@@ -508,10 +525,23 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     } else {
         (None, Vec::new())
     };
+    let knowledge = if cfg.services.contains(&Service::Knowledge) {
+        let drift_store: Arc<dyn DriftStore> = Arc::new(store.clone());
+        let k = KnowledgeService::open_local(
+            state.clone(),
+            drift_store,
+            &cfg.data_dir.join("knowledge"),
+        )
+        .map_err(|e| anyhow!("cannot open the knowledge base: {e}"))?;
+        Some(k)
+    } else {
+        None
+    };
     let app = app_router(
         state.clone(),
         &cfg.services,
         drift.clone(),
+        knowledge.clone(),
         cfg.web_dir.as_deref(),
     );
     let (tx, rx) = oneshot::channel::<()>();
@@ -531,12 +561,16 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         background.extend(westtek_snapshots::spawn_background(state.clone()));
     }
     background.extend(drift_tasks);
+    if let Some(k) = &knowledge {
+        background.push(k.spawn_background());
+    }
     Ok(RunningApp {
         addr,
         url,
         state,
         first_login,
         drift,
+        knowledge,
         runtime,
         store,
         _lock: lock,

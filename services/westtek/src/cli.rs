@@ -132,6 +132,12 @@ pub enum Command {
         #[command(subcommand)]
         command: client::DriftCommand,
     },
+    /// Knowledge transfer on a running platform: export an environment's
+    /// transfer package, ask the Knowledge Transfer agent.
+    Transfer {
+        #[command(subcommand)]
+        command: client::TransferCommand,
+    },
     /// The standalone vault (no server): init, snapshot, ls, show, restore,
     /// diff, verify, gc, delete.
     Vault(crate::vault_cli::VaultArgs),
@@ -248,7 +254,12 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => serve(up_config(
                 args,
-                vec![Service::EnvManager, Service::Snapshots, Service::Drift],
+                vec![
+                    Service::EnvManager,
+                    Service::Snapshots,
+                    Service::Drift,
+                    Service::Knowledge,
+                ],
             )?)
             .await
             .map(|_| ExitCode::SUCCESS),
@@ -265,6 +276,9 @@ pub fn main() -> ExitCode {
             Command::Drift { command } => {
                 client::run_drift(command).await.map(|_| ExitCode::SUCCESS)
             }
+            Command::Transfer { command } => client::run_transfer(command)
+                .await
+                .map(|_| ExitCode::SUCCESS),
             Command::Vault(args) => crate::vault_cli::run(args).await,
             Command::Openapi => {
                 println!("{}", serde_json::to_string_pretty(&app::openapi())?);

@@ -1193,9 +1193,28 @@ async fn watch(mut api: Api, env: Option<String>) -> anyhow::Result<()> {
 
 /// `westtek drift ask`: streams the answer, then its sources and recommendations.
 async fn ask(api: &Api, environment: &str, question: &str, trace: bool) -> anyhow::Result<()> {
+    ask_agent(
+        api,
+        "/api/agents/drift/chat",
+        "the Drift Analyzer",
+        environment,
+        question,
+        trace,
+    )
+    .await
+}
+
+async fn ask_agent(
+    api: &Api,
+    path: &str,
+    agent: &str,
+    environment: &str,
+    question: &str,
+    trace: bool,
+) -> anyhow::Result<()> {
     use std::io::Write;
     let resp = api
-        .req(reqwest::Method::POST, "/api/agents/drift/chat")
+        .req(reqwest::Method::POST, path)
         .json(&serde_json::json!({ "environment_id": environment, "message": question }))
         .send()
         .await
@@ -1213,7 +1232,7 @@ async fn ask(api: &Api, environment: &str, question: &str, trace: bool) -> anyho
         let chunk = chunk.context("the answer stream broke off")?;
         for ev in parser.push(&chunk)? {
             let c: serde_json::Value = serde_json::from_str(&ev.data)
-                .with_context(|| format!("unreadable '{}' chunk from the analyzer", ev.event))?;
+                .with_context(|| format!("unreadable '{}' chunk from {agent}", ev.event))?;
             match c["type"].as_str().unwrap_or(ev.event.as_str()) {
                 "text" => {
                     print!("{}", text_or(&c["text"], ""));
@@ -1241,7 +1260,7 @@ async fn ask(api: &Api, environment: &str, question: &str, trace: bool) -> anyho
                 "error" => {
                     println!();
                     bail!(
-                        "the Drift Analyzer could not answer: {} ({})",
+                        "{agent} could not answer: {} ({})",
                         text_or(&c["message"], "unknown error"),
                         text_or(&c["code"], "error")
                     );
@@ -1252,7 +1271,7 @@ async fn ask(api: &Api, environment: &str, question: &str, trace: bool) -> anyho
     }
     println!();
     if !done {
-        bail!("the answer stream ended before the analyzer was done");
+        bail!("the answer stream ended before {agent} was done");
     }
     if !citations.is_empty() {
         println!("\nSources:");
@@ -1380,6 +1399,99 @@ async fn status_of(api: &Api, id: &str, json: bool) -> anyhow::Result<()> {
 /// # Errors
 /// Invalid ids or times, API errors (worded from the problem response), a
 /// failed accept or rollback job, a broken answer stream.
+/// `westtek transfer …`: knowledge transfer on a running platform.
+#[derive(Debug, clap::Subcommand)]
+pub enum TransferCommand {
+    /// Download an environment's transfer package (summary, onboarding
+    /// checklist, notebooks as Markdown, manifests, install and drift
+    /// history, experiment logs, redaction report) as a zip.
+    Export {
+        /// Environment id.
+        environment: String,
+        /// Where to write the zip.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Ask the Knowledge Transfer agent about an environment; the answer
+    /// streams, with its sources listed after it.
+    Ask {
+        /// Environment id.
+        environment: String,
+        /// The question.
+        question: String,
+        /// Also print the agent's tool calls (stderr).
+        #[arg(long)]
+        trace: bool,
+    },
+}
+
+/// Runs `westtek transfer …`.
+///
+/// # Errors
+/// Bad arguments, an unreachable platform, a problem answer, or a file that
+/// cannot be written.
+pub async fn run_transfer(cmd: TransferCommand) -> anyhow::Result<()> {
+    match cmd {
+        TransferCommand::Export {
+            environment,
+            output,
+            force,
+        } => {
+            check_env_id(&environment)?;
+            if output.exists() && !force {
+                bail!("{} exists; pass --force to replace it", output.display());
+            }
+            let api = Api::connect().await?;
+            let resp = api
+                .req(
+                    reqwest::Method::GET,
+                    &format!("/api/knowledge/transfer/{environment}/package.zip"),
+                )
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {}", api.base))?;
+            if !resp.status().is_success() {
+                return Err(problem_error(resp).await);
+            }
+            let bytes = resp.bytes().await.context("the download broke off")?;
+            // Atomic: a temp file beside the target, then rename.
+            let dir = output
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or_else(|| std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot write in {}", dir.display()))?;
+            std::io::Write::write_all(&mut tmp, &bytes)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(&output)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!("wrote {} ({} bytes)", output.display(), bytes.len());
+        }
+        TransferCommand::Ask {
+            environment,
+            question,
+            trace,
+        } => {
+            check_env_id(&environment)?;
+            let api = Api::connect().await?;
+            ask_agent(
+                &api,
+                "/api/agents/knowledge/chat",
+                "the Knowledge Transfer agent",
+                &environment,
+                &question,
+                trace,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn run_drift(cmd: DriftCommand) -> anyhow::Result<()> {
     use reqwest::Method;
     match &cmd {

@@ -25,6 +25,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agents/knowledge/chat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Asks the Knowledge Transfer agent about an environment. Streams
+         *     server-sent events, one per chunk: `text`, `citation` (a document path
+         *     and byte span, open it with `GET /api/knowledge/documents?path=`),
+         *     `tool_call`, `tool_result`, `done` (with the session id), or `error`.
+         *     Every claim carries a citation, or the agent says it does not know.
+         */
+        post: operations["chat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/audit": {
         parameters: {
             query?: never;
@@ -139,6 +162,147 @@ export interface paths {
          *     token (bearer) and a refresh token; also sets them as HttpOnly cookies.
          */
         post: operations["token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collaboration/share": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Shares an environment (seed path), a snapshot or a template with
+         *     another lab, for `read` or `clone`, until `expires_at` or revoked.
+         *     Audited on both labs' trails.
+         */
+        post: operations["create_share"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collaboration/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Shares the caller's lab gave and received. */
+        get: operations["list_shares"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collaboration/shares/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revokes a share: the owner lab's sharer or a lab admin. Audited on both
+         *     trails.
+         */
+        delete: operations["revoke_share"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collaboration/shares/{id}/clone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Clones what a `clone` share gives into a new environment of the caller's
+         *     lab (a restore of the snapshot). Audited on both trails. Answers like a
+         *     restore: 202 with the job.
+         */
+        post: operations["clone_share"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collaboration/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's lab's templates and those shared with it (while shared). */
+        get: operations["list_templates"];
+        put?: never;
+        /**
+         * Publishes a complete snapshot as a read-only, immutable template (its
+         *     snapshot cannot be deleted while published). Share it with other labs
+         *     to let them clone it.
+         */
+        post: operations["publish_template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collaboration/templates/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Withdraws a template (its publisher or a lab admin): listed nowhere,
+         *     cloned by no one, and its snapshot may be deleted again.
+         */
+        delete: operations["withdraw_template"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collaboration/templates/{id}/clone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Clones a template into a new environment of the caller's lab: the lab's
+         *     own templates, or one shared with it. Audited on both trails when shared.
+         */
+        post: operations["clone_template"];
         delete?: never;
         options?: never;
         head?: never;
@@ -389,6 +553,179 @@ export interface paths {
          *     (data: the job as JSON), ending after the job succeeds or fails.
          */
         get: operations["job_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A knowledge document (what a citation opens). Documents of other labs
+         *     are "not found" unless shared.
+         */
+        get: operations["document"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/handover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hands an environment over to another researcher of its lab: ownership
+         *     moves, the previous owner keeps read access until `read_until`, the
+         *     knowledge base is synced and the transfer package generated, and the new
+         *     researcher gets an onboarding checklist. The environment's owner or a lab
+         *     admin may do this. Audited.
+         */
+        post: operations["handover"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/handovers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Handovers of an environment, or (without `environment_id`) the caller's
+         *     own, to or from them: the new researcher's onboarding view.
+         */
+        get: operations["list_handovers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/handovers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One handover. */
+        get: operations["get_handover"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/handovers/{id}/checklist/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Marks an onboarding step done (or not): the new researcher or a lab admin. */
+        put: operations["set_checklist_item"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Searches the caller's lab's knowledge base (BM25). */
+        get: operations["search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/sync/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Syncs an environment's knowledge now (it also happens on every snapshot). */
+        post: operations["sync_now"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/transfer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The transfer package's summary (seed path): generated summary, notebooks
+         *     in run order, onboarding checklist, redaction counts. Syncs the
+         *     knowledge base first when the environment has none yet.
+         */
+        get: operations["transfer_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/knowledge/transfer/{id}/package.zip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The transfer package as a zip: summary, onboarding checklist, notebooks
+         *     as Markdown, manifests per snapshot, installation and drift history,
+         *     experiment logs, redaction report. Audited.
+         */
+        get: operations["transfer_package"];
         put?: never;
         post?: never;
         delete?: never;
@@ -763,6 +1100,30 @@ export interface components {
             /** @description Keep it for follow-up questions (generated when absent). */
             session_id?: string | null;
         };
+        /** @description One step of the onboarding checklist. */
+        ChecklistItemView: {
+            done: boolean;
+            /** Format: date-time */
+            done_at?: string | null;
+            key: string;
+            /**
+             * @description The knowledge document the step comes from (open it with
+             *     `GET /api/knowledge/documents?path=`).
+             */
+            source?: string | null;
+            text: string;
+        };
+        /** @description A checklist step done or not. */
+        ChecklistUpdate: {
+            done: boolean;
+        };
+        /** @description A clone to make. */
+        CloneRequest: {
+            /** @description Name of the new environment in the caller's lab. */
+            name?: string | null;
+            /** @description For a shared environment: which of its snapshots (default: the newest complete one). */
+            snapshot_id?: string | null;
+        };
         /** @description Where the environment's compute lives (seed: `container_info`). */
         ContainerInfoBody: {
             cluster_name?: string | null;
@@ -821,6 +1182,13 @@ export interface components {
             sign_in_token?: string | null;
             sign_in_url?: string | null;
             user: components["schemas"]["UserResponse"];
+        };
+        /** @description A stored knowledge document. */
+        DocumentResponse: {
+            content_type: string;
+            path: string;
+            /** @description The text; citation spans are byte ranges of it (UTF-8). */
+            text: string;
         };
         /** @description A page of drift events, newest first. */
         DriftEventPage: {
@@ -952,6 +1320,38 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /** @description A handover to start. */
+        HandoverRequest: {
+            environment_id: string;
+            /** @description The current owner (defaults to the environment's researcher). */
+            from?: string | null;
+            note?: string | null;
+            /**
+             * Format: date-time
+             * @description Until when the previous owner may still read the environment
+             *     (default: 30 days; at most 1 year).
+             */
+            read_until?: string | null;
+            /** @description The new researcher: a user id or username, member of the lab. */
+            to: string;
+        };
+        /** @description A handover and the new researcher's onboarding progress. */
+        HandoverResponse: {
+            checklist: components["schemas"]["ChecklistItemView"][];
+            /** Format: date-time */
+            created_at: string;
+            done: number;
+            environment_id: string;
+            from_user: string;
+            id: string;
+            lab_id: string;
+            note: string;
+            package_url: string;
+            /** Format: date-time */
+            read_until: string;
+            to_user: string;
+            total: number;
+        };
         /** @description Long work accepted: follow the job. */
         JobAccepted: {
             /** @description The resource being made, when there is one. */
@@ -988,6 +1388,13 @@ export interface components {
             target_id: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description A question to the Knowledge Transfer agent. */
+        KnowledgeChatRequest: {
+            environment_id: string;
+            message: string;
+            /** @description Keep it for follow-up questions (generated when absent). */
+            session_id?: string | null;
         };
         /** @description A lab. */
         LabResponse: {
@@ -1047,6 +1454,15 @@ export interface components {
             experiment_id?: string | null;
             funding_source?: string | null;
         };
+        /** @description A notebook of the environment and its knowledge document. */
+        NotebookView: {
+            data_files: string[];
+            document?: string | null;
+            /** @description Why it is not in the knowledge base, when it is not. */
+            error?: string | null;
+            imports: string[];
+            path: string;
+        };
         /** @description A requested package. */
         PackageBody: {
             name: string;
@@ -1078,6 +1494,12 @@ export interface components {
             title: string;
             /** @description `https://westtek.dev/problems/<code>`. */
             type: string;
+        };
+        /** @description A template to publish. */
+        PublishTemplateRequest: {
+            description?: string | null;
+            name: string;
+            snapshot_id: string;
         };
         /** @description Per-lab limits. */
         QuotasBody: {
@@ -1124,6 +1546,62 @@ export interface components {
         /** @description Roll back to a snapshot (default: the baseline). */
         RollbackRequest: {
             snapshot_id?: string | null;
+        };
+        /** @description One search hit. */
+        SearchHitView: {
+            end: number;
+            path: string;
+            /** Format: float */
+            score: number;
+            section?: string | null;
+            /** @description Byte range of `text` in the document. */
+            start: number;
+            text: string;
+            title: string;
+        };
+        /** @description A share to make. */
+        ShareRequest: {
+            /**
+             * @description The seed's field: the environment to share (same as `resource_id`
+             *     with `resource_type` `environment`).
+             */
+            environment_id?: string | null;
+            /**
+             * Format: date-time
+             * @description When the share ends (default: never, until revoked).
+             */
+            expires_at?: string | null;
+            /** @description `read` (default) or `clone`. */
+            permission?: string | null;
+            /** @description The id of what to share. */
+            resource_id?: string | null;
+            /** @description `environment` (default), `snapshot` or `template`. */
+            resource_type?: string | null;
+            /** @description The lab to share with: its id or name. */
+            target_lab: string;
+        };
+        /** @description A share. */
+        ShareResponse: {
+            /** @description Grants access now. */
+            active: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            expires_at?: string | null;
+            id: string;
+            owner_lab: string;
+            owner_lab_name: string;
+            /** @description `read` or `clone`. */
+            permission: string;
+            resource_id: string;
+            /** @description What it is called (environment or template name, snapshot date). */
+            resource_name: string;
+            /** @description `environment`, `snapshot` or `template`. */
+            resource_type: string;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            target_lab: string;
+            target_lab_name: string;
         };
         /** @description Snapshot accepted: follow the job. */
         SnapshotAccepted: {
@@ -1185,6 +1663,31 @@ export interface components {
              */
             used_bytes: number;
         };
+        /** @description What a sync did. */
+        SyncResponse: {
+            chunks: number;
+            documents: string[];
+            redactions: number;
+            skipped: string[];
+        };
+        /** @description A template. */
+        TemplateResponse: {
+            description: string;
+            environment_id: string;
+            id: string;
+            lab_id: string;
+            name: string;
+            packages: string[];
+            /** Format: date-time */
+            published_at: string;
+            python_version: string;
+            /**
+             * @description The share it reaches the caller's lab through (absent for the
+             *     lab's own templates).
+             */
+            share_id?: string | null;
+            snapshot_id: string;
+        };
         /** @description Exchange credentials for tokens. */
         TokenRequest: {
             /** @description `password`, `one_time_token` or `refresh_token`. */
@@ -1210,6 +1713,23 @@ export interface components {
             /** @description Always `Bearer`. */
             token_type: string;
             user: components["schemas"]["MeResponse"];
+        };
+        /** @description The transfer package of an environment at a glance. */
+        TransferSummary: {
+            checklist: components["schemas"]["ChecklistItemView"][];
+            environment_id: string;
+            name: string;
+            notebooks: components["schemas"]["NotebookView"][];
+            /** @description Where to download the zip. */
+            package_url: string;
+            /** @description Redactions by kind (`email`, `aws_access_key_id`, …); never values. */
+            redactions: {
+                [key: string]: number;
+            };
+            snapshots: number;
+            /** @description The generated summary (Markdown). */
+            summary: string;
+            summary_path: string;
         };
         /** @description Change an environment's name or metadata. */
         UpdateEnvironmentRequest: {
@@ -1268,6 +1788,46 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description text/event-stream of agent chunks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KnowledgeChatRequest"];
             };
         };
         responses: {
@@ -1531,6 +2091,323 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShareRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_shares: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `given` (the lab's shares with others, including expired and
+                 *     revoked ones), `received` (active shares with the lab), or `all`
+                 *     (default).
+                 */
+                direction?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareResponse"][];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clone_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CloneRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RestoreAccepted"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_templates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateResponse"][];
+                };
+            };
+        };
+    };
+    publish_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PublishTemplateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    withdraw_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description withdrawn */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clone_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CloneRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RestoreAccepted"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2125,6 +3002,318 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    document: {
+        parameters: {
+            query: {
+                /** @description A document path as citations give it. */
+                path: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentResponse"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    handover: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HandoverRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HandoverResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_handovers: {
+        parameters: {
+            query?: {
+                environment_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HandoverResponse"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_handover: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HandoverResponse"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_checklist_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChecklistUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HandoverResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    search: {
+        parameters: {
+            query: {
+                q: string;
+                /** @description 1–50, default 10. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchHitView"][];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sync_now: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    transfer_summary: {
+        parameters: {
+            query: {
+                environment_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TransferSummary"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    transfer_package: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the package */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": unknown;
                 };
             };
             404: {

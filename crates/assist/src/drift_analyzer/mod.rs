@@ -25,7 +25,6 @@
 //! failure ends the stream with [`AgentChunk::Error`] carrying the tool
 //! error's code and a generic message (the cause is logged).
 
-mod compose;
 mod intent;
 mod text;
 
@@ -49,12 +48,12 @@ use crate::port::{Agent, AgentChunk, AgentKind, AgentRequest, SourceKind, Source
 use crate::session::{SessionKey, SessionState, SessionStore, Turn};
 use crate::{AssistError, Result};
 
-use compose::Composer;
+use crate::compose::Composer;
 use intent::{import_name_matches, Intent, Question};
 use text::*;
 
 /// Longest question accepted, in characters (InvokeAgent's `inputText` limit).
-pub const MAX_INPUT_CHARS: usize = 25_000;
+pub use crate::port::MAX_INPUT_CHARS;
 /// Most findings described one by one in an answer; the rest are counted.
 const MAX_FINDINGS: usize = 8;
 /// Most notebooks listed one by one in an answer; the rest are counted.
@@ -109,33 +108,10 @@ impl LocalDriftAnalyzer {
     }
 }
 
-fn valid_session_id(id: &str) -> bool {
-    (2..=100).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
-}
-
 #[async_trait]
 impl Agent for LocalDriftAnalyzer {
     async fn invoke(&self, req: AgentRequest) -> Result<BoxStream<'static, AgentChunk>> {
-        if req.agent != AgentKind::DriftAnalyzer {
-            return Err(AssistError::WrongAgent {
-                served: AgentKind::DriftAnalyzer,
-                requested: req.agent,
-            });
-        }
-        if !valid_session_id(&req.session_id) {
-            return Err(AssistError::InvalidSessionId);
-        }
-        if req.input_text.trim().is_empty() {
-            return Err(AssistError::EmptyInput);
-        }
-        if req.input_text.chars().count() > MAX_INPUT_CHARS {
-            return Err(AssistError::InputTooLong {
-                max: MAX_INPUT_CHARS,
-            });
-        }
+        crate::port::validate_request(&req, AgentKind::DriftAnalyzer)?;
         let key = SessionKey {
             lab_id: req.lab_id,
             user_id: req.caller.user_id,
@@ -238,14 +214,14 @@ impl Work {
             Ok(v) => summary(v),
             Err(e) => format!("failed: {}", e.code()),
         };
-        self.c.tool_result(action, line);
+        self.c.tool_result(action.name(), line);
         result
     }
 
     async fn config(&self) -> ToolResult<EnvironmentConfigView> {
         let action = DriftAction::GetEnvironmentConfig;
         self.c
-            .tool_call(action, json!({ "environment_id": self.env }));
+            .tool_call(action.name(), json!({ "environment_id": self.env }));
         let r = self
             .tools
             .get_environment_config(&self.scope, self.env)
@@ -267,7 +243,7 @@ impl Work {
     async fn events(&self, since: Option<DateTime<Utc>>) -> ToolResult<Vec<DriftEventView>> {
         let action = DriftAction::GetDriftEvents;
         self.c.tool_call(
-            action,
+            action.name(),
             json!({ "environment_id": self.env, "since": since, "until": null }),
         );
         let r = self
@@ -284,7 +260,7 @@ impl Work {
     async fn notebooks(&self) -> ToolResult<Vec<NotebookView>> {
         let action = DriftAction::GetEnvironmentNotebooks;
         self.c
-            .tool_call(action, json!({ "environment_id": self.env }));
+            .tool_call(action.name(), json!({ "environment_id": self.env }));
         let r = self
             .tools
             .get_environment_notebooks(&self.scope, self.env)
@@ -301,7 +277,7 @@ impl Work {
     ) -> Option<PackageChangelog> {
         let action = DriftAction::GetPackageChangelog;
         self.c.tool_call(
-            action,
+            action.name(),
             json!({
                 "environment_id": self.env,
                 "package": package,
@@ -338,7 +314,7 @@ impl Work {
     async fn comparison(&self, before: SnapshotId, after: SnapshotId) -> ToolResult<Vec<Finding>> {
         let action = DriftAction::GetSnapshotComparison;
         self.c
-            .tool_call(action, json!({ "before": before, "after": after }));
+            .tool_call(action.name(), json!({ "before": before, "after": after }));
         let r = self
             .tools
             .get_snapshot_comparison(&self.scope, before, after)
@@ -367,7 +343,7 @@ impl Work {
             RecommendationKind::Rollback { target_snapshot_id } => {
                 let action = DriftAction::CreateRollbackRecommendation;
                 self.c.tool_call(
-                    action,
+                    action.name(),
                     json!({
                         "environment_id": self.env,
                         "target_snapshot_id": target_snapshot_id,
@@ -388,7 +364,7 @@ impl Work {
             RecommendationKind::Snapshot | RecommendationKind::Pin { .. } => {
                 let action = DriftAction::CreateSnapshotRecommendation;
                 self.c.tool_call(
-                    action,
+                    action.name(),
                     json!({ "environment_id": self.env, "reason": reason }),
                 );
                 let r = self
@@ -1301,18 +1277,5 @@ fn snapshots_named(
             })
         }
         [first, .., last] => Some(((*first).clone(), (*last).clone())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_ids_follow_invoke_agents_rule() {
-        assert!(valid_session_id("chat-2025:01_a.b"));
-        assert!(!valid_session_id("x"));
-        assert!(!valid_session_id("has space"));
-        assert!(!valid_session_id(&"a".repeat(101)));
     }
 }

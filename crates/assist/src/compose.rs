@@ -1,10 +1,11 @@
 //! Writing an answer as chunks: text sentence by sentence, each followed by
 //! the citations of its sources, with spans kept right by construction.
+//! Shared by every local agent engine.
 
 use futures::channel::mpsc::UnboundedSender;
 use serde_json::Value;
 
-use crate::drift_tools::{DriftAction, Recommendation};
+use crate::drift_tools::Recommendation;
 use crate::port::{AgentChunk, SourceRef};
 
 /// What goes between the previous text and the next sentence.
@@ -16,7 +17,7 @@ enum Gap {
 }
 
 /// Sends chunks and keeps the answer so far, to place citations in it.
-pub(crate) struct Composer {
+pub struct Composer {
     tx: UnboundedSender<AgentChunk>,
     answer: String,
     /// Sources cited so far; a source's index is its position + 1.
@@ -25,7 +26,7 @@ pub(crate) struct Composer {
 }
 
 impl Composer {
-    pub(crate) fn new(tx: UnboundedSender<AgentChunk>) -> Self {
+    pub fn new(tx: UnboundedSender<AgentChunk>) -> Self {
         Composer {
             tx,
             answer: String::new(),
@@ -41,17 +42,17 @@ impl Composer {
     }
 
     /// The answer so far.
-    pub(crate) fn answer(&self) -> &str {
+    pub fn answer(&self) -> &str {
         &self.answer
     }
 
     /// Starts a new paragraph before the next sentence.
-    pub(crate) fn paragraph(&mut self) {
+    pub fn paragraph(&mut self) {
         self.gap = Gap::Paragraph;
     }
 
     /// A sentence citing `sources` (none for text that claims nothing).
-    pub(crate) fn say(&mut self, sentence: &str, sources: &[SourceRef]) {
+    pub fn say(&mut self, sentence: &str, sources: &[SourceRef]) {
         let prefix = if self.answer.is_empty() {
             ""
         } else {
@@ -100,7 +101,7 @@ impl Composer {
     }
 
     /// A list item citing `sources`.
-    pub(crate) fn bullet(&mut self, sentence: &str, sources: &[SourceRef]) {
+    pub fn bullet(&mut self, sentence: &str, sources: &[SourceRef]) {
         self.gap = Gap::Bullet;
         self.say(sentence, sources);
         // The item after a list starts a new paragraph unless it is an item.
@@ -108,35 +109,35 @@ impl Composer {
     }
 
     /// Trace: a tool is called.
-    pub(crate) fn tool_call(&self, action: DriftAction, input: Value) {
+    pub fn tool_call(&self, name: &str, input: Value) {
         self.send(AgentChunk::ToolCall {
-            name: action.name().to_string(),
+            name: name.to_string(),
             input,
         });
     }
 
     /// Trace: what the tool returned.
-    pub(crate) fn tool_result(&self, action: DriftAction, summary: String) {
+    pub fn tool_result(&self, name: &str, summary: String) {
         self.send(AgentChunk::ToolResult {
-            name: action.name().to_string(),
+            name: name.to_string(),
             summary,
         });
     }
 
     /// A recommendation was recorded.
-    pub(crate) fn recommendation(&self, recommendation: Recommendation) {
+    pub fn recommendation(&self, recommendation: Recommendation) {
         self.send(AgentChunk::Recommendation { recommendation });
     }
 
     /// The end of a complete answer.
-    pub(crate) fn done(&self, session_id: &str) {
+    pub fn done(&self, session_id: &str) {
         self.send(AgentChunk::Done {
             session_id: session_id.to_string(),
         });
     }
 
     /// The end of a failed answer.
-    pub(crate) fn error(&self, code: &str, message: &str) {
+    pub fn error(&self, code: &str, message: &str) {
         self.send(AgentChunk::Error {
             code: code.to_string(),
             message: message.to_string(),

@@ -1,0 +1,165 @@
+//! knowledge: what a successor needs (issue 6, "Knowledge transfer" in the
+//! seed). On every `snapshot.created` the environment's knowledge documents
+//! are written in the seed's layout and indexed ([`sync`]); a transfer
+//! package bundles them with an onboarding checklist ([`transfer`]); a
+//! handover moves ownership and keeps the previous owner's read access until
+//! a date; the Knowledge Transfer agent answers with citations ([`agent`]);
+//! labs share environments, snapshots and templates ([`collab`]).
+//! A library exposing `router()`; `westtek up` and `westtek serve knowledge`
+//! serve it.
+
+pub mod agent;
+pub mod collab;
+pub mod routes;
+pub mod sync;
+pub mod transfer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+use westtek_assist::SessionStore;
+use westtek_domain::event::types;
+use westtek_domain::ports::Write;
+use westtek_domain::{DomainError, DomainEvent, DriftStore, EnvironmentId};
+use westtek_knowledge::{DocumentStore, KnowledgeIndex, LocalFolderStore};
+use westtek_platform::AppState;
+
+pub use routes::router;
+
+/// Name of the service (event source, consumer group).
+pub const SERVICE: &str = "knowledge";
+
+/// The knowledge service's state: the document store, the index and the
+/// agent's chat sessions, beside the platform's ports.
+pub struct KnowledgeService {
+    pub state: AppState,
+    pub drift: Arc<dyn DriftStore>,
+    pub docs: Arc<dyn DocumentStore>,
+    pub index: Arc<KnowledgeIndex>,
+    pub sessions: Arc<SessionStore>,
+    /// Syncs run one at a time (they rewrite shared documents such as an
+    /// experiment's log).
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+/// A knowledge-library error as a domain error (paths are the caller's
+/// input; everything else is internal).
+pub fn knowledge_error(e: westtek_knowledge::Error) -> DomainError {
+    match e {
+        westtek_knowledge::Error::InvalidPath { reason, .. } => {
+            DomainError::invalid("path", reason)
+        }
+        other => DomainError::internal(other),
+    }
+}
+
+impl KnowledgeService {
+    /// Documents and index in `dir` (`docs/`, `index/`), created if missing.
+    ///
+    /// # Errors
+    /// When the folder or the index cannot be opened (another process holds
+    /// the index).
+    pub fn open_local(
+        state: AppState,
+        drift: Arc<dyn DriftStore>,
+        dir: &Path,
+    ) -> Result<Arc<Self>, westtek_knowledge::Error> {
+        let docs = LocalFolderStore::new(dir.join("docs"))?;
+        let index = KnowledgeIndex::open(dir.join("index"))?;
+        Ok(Arc::new(KnowledgeService {
+            state,
+            drift,
+            docs: Arc::new(docs),
+            index: Arc::new(index),
+            sessions: Arc::new(SessionStore::default()),
+            sync_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Consumes `snapshot.created` (and `snapshot.restored`) from the bus and
+    /// syncs the environment; re-subscribes with backoff when the
+    /// subscription ends.
+    pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let svc = Arc::clone(self);
+        tokio::spawn(async move { svc.consume().await })
+    }
+
+    async fn consume(self: Arc<Self>) {
+        use futures::StreamExt;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let mut stream = match self.state.bus.subscribe(SERVICE).await {
+                Ok(s) => {
+                    backoff = Duration::from_secs(1);
+                    s
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "knowledge cannot subscribe to the event bus");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+            };
+            while let Some(d) = stream.next().await {
+                self.on_event(&d.event).await;
+                if let Err(e) = d.ack.ack().await {
+                    tracing::warn!(error = %e, "could not acknowledge an event");
+                }
+            }
+            tracing::warn!("the event bus subscription ended; subscribing again");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// Handles one event: a sync per new snapshot, at most once per event
+    /// id (a redelivered event is recognised and skipped; the sync itself
+    /// is idempotent too, so a crash between sync and mark only repeats it).
+    pub async fn on_event(&self, ev: &DomainEvent) {
+        if ev.event_type != types::SNAPSHOT_CREATED && ev.event_type != types::SNAPSHOT_RESTORED {
+            return;
+        }
+        let Some(env) = ev
+            .data
+            .get("environment_id")
+            .and_then(|v| v.as_str())
+            .and_then(|s| EnvironmentId::parse(s).ok())
+        else {
+            return;
+        };
+        let mark = Write::MarkEventHandled {
+            consumer: SERVICE.into(),
+            event_id: ev.id.to_string(),
+        };
+        match self.sync_environment(env).await {
+            Ok(report) => {
+                tracing::info!(env = %env, documents = report.documents.len(), chunks = report.chunks,
+                    redactions = report.redactions, skipped = report.skipped.len(), "knowledge synced");
+                match self.state.store.commit(vec![mark], vec![]).await {
+                    Ok(_) | Err(DomainError::Conflict(_)) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not record a handled event"),
+                }
+            }
+            Err(DomainError::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, env = %env, "knowledge sync failed"),
+        }
+    }
+}
+
+/// OpenAPI of the service.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        routes::transfer_summary, routes::transfer_package, routes::document, routes::search,
+        routes::sync_now, routes::handover, routes::list_handovers, routes::get_handover,
+        routes::set_checklist_item, routes::chat,
+        collab::create_share, collab::list_shares, collab::revoke_share, collab::clone_share,
+        collab::publish_template, collab::list_templates, collab::withdraw_template,
+        collab::clone_template,
+    ),
+    tags(
+        (name = "knowledge", description = "Knowledge base, transfer packages, handovers and the Knowledge Transfer agent"),
+        (name = "collaboration", description = "Shares with other labs and templates")
+    )
+)]
+pub struct KnowledgeApi;
