@@ -437,6 +437,98 @@ async fn knowledge_is_synced_handed_over_packaged_answered_and_shared_across_lab
     );
     assert_eq!(audit_actions(&app, &lab_a, "knowledge.handover").await, 1);
 
+    // Carol leaves the lab: she still reads the environment she handed over
+    // (until the handover's date), and nothing else of the lab.
+    let (_, me_admin) = app
+        .call(Method::GET, "/api/me", &app.admin_token, None)
+        .await;
+    let admin_name = me_admin["username"].as_str().unwrap().to_string();
+    let (s, last) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/labs/{lab_a}/members/{admin_name}"),
+            &app.admin_token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "the last lab admin stays: {last}");
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/labs/{lab_a}/members/carol"),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "researchers do not manage members"
+    );
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/labs/{lab_a}/members/carol"),
+            &app.admin_token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/labs/{lab_a}/members/carol"),
+            &app.admin_token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(audit_actions(&app, &lab_a, "lab.member_remove").await, 1);
+    let t = westtek_tests::token_exchange(
+        &app.http,
+        &app.url,
+        json!({"grant_type": "password", "username": "carol", "password": "correct horse battery staple"}),
+    )
+    .await;
+    let carol = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(t["user"]["labs"], json!([]), "no lab any more");
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/environments/{env}"),
+            &carol,
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the previous owner reads until the handover's date"
+    );
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/knowledge/transfer?environment_id={env}"),
+            &carol,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/knowledge/documents?path=experiment-logs/{lab_a}/exp-soil-42.json"),
+            &carol,
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "the lab's other documents are not hers any more"
+    );
+    assert!(audit_actions(&app, &lab_a, "handover.read_access").await >= 1);
+
     // The package.
     let resp = app
         .req(
@@ -589,6 +681,44 @@ async fn knowledge_is_synced_handed_over_packaged_answered_and_shared_across_lab
     // Lab B sees none of it.
     let lab_b = app.create_lab("lab-b").await;
     let dave = app.create_user(&lab_b, "dave", "researcher").await;
+    // An existing user joins a second lab.
+    let (s, joined) = app
+        .call(
+            Method::PUT,
+            &format!("/api/labs/{lab_b}/members/bob"),
+            &dave,
+            Some(json!({"role": "researcher"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{joined}");
+    let resp = app
+        .req(
+            Method::PUT,
+            &format!("/api/labs/{lab_b}/members/bob"),
+            &app.admin_token,
+        )
+        .header("x-westtek-acting-lab", &lab_b)
+        .json(&json!({"role": "researcher"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let t = westtek_tests::token_exchange(
+        &app.http,
+        &app.url,
+        json!({"grant_type": "password", "username": "bob", "password": "correct horse battery staple"}),
+    )
+    .await;
+    assert_eq!(
+        t["user"]["labs"].as_array().unwrap().len(),
+        2,
+        "bob is in both labs"
+    );
     let summary_path = format!("environment-docs/{env}/summary.md");
     for path in [
         format!("/api/knowledge/transfer?environment_id={env}"),

@@ -48,6 +48,12 @@ pub enum Write {
     },
     /// Adds or changes the user's role in the lab.
     PutMembership(Membership),
+    /// Removes the user from the lab; fails with `NotFound` when they are
+    /// not a member.
+    DeleteMembership {
+        lab_id: LabId,
+        user_id: UserId,
+    },
     InsertToken(StoredToken),
     /// Fails with `NotFound` when the token is already gone, so a one-time
     /// token can only be used once.

@@ -178,6 +178,14 @@ pub struct CreateUserRequest {
     pub password: Option<String>,
 }
 
+/// A member's role in a lab.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRequest {
+    /// `researcher` or `lab_admin`.
+    pub role: String,
+}
+
 /// A created user and, without a password, how they sign in the first time.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedUserResponse {

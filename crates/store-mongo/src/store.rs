@@ -474,6 +474,16 @@ impl MongoStore {
                     .session(&mut *s)
                     .await?;
             }
+            Write::DeleteMembership { lab_id, user_id } => {
+                let r = self
+                    .coll(MEMBERSHIPS)
+                    .delete_one(doc! { "_id": codec::membership_id(*lab_id, *user_id) })
+                    .session(&mut *s)
+                    .await?;
+                if r.deleted_count == 0 {
+                    return Err(DomainError::NotFound { kind: "membership" }.into());
+                }
+            }
             Write::InsertToken(t) => {
                 if !self.exists(s, USERS, &t.user_id.to_string()).await? {
                     return Err(DomainError::NotFound { kind: "user" }.into());

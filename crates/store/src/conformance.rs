@@ -218,6 +218,47 @@ async fn labs_and_users(store: &dyn MetadataStore) {
         )
         .await;
     assert!(stray.is_err(), "membership in a missing lab accepted");
+
+    // Removal: into a second lab and out of it again.
+    let b = lab("alpha-two");
+    store
+        .commit(
+            vec![
+                Write::InsertLab(b.clone()),
+                Write::PutMembership(Membership {
+                    lab_id: b.id,
+                    user_id: u.id,
+                    role: Role::Researcher,
+                }),
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.memberships_of(u.id).await.unwrap().len(), 2);
+    store
+        .commit(
+            vec![Write::DeleteMembership {
+                lab_id: b.id,
+                user_id: u.id,
+            }],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let ms = store.memberships_of(u.id).await.unwrap();
+    assert_eq!(ms.len(), 1);
+    assert_eq!(ms[0].lab_id, a.id);
+    let again = store
+        .commit(
+            vec![Write::DeleteMembership {
+                lab_id: b.id,
+                user_id: u.id,
+            }],
+            vec![],
+        )
+        .await;
+    assert!(matches!(again, Err(DomainError::NotFound { .. })));
 }
 
 async fn tokens_are_single_use(store: &dyn MetadataStore) {

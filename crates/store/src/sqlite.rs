@@ -187,6 +187,18 @@ impl SqliteStore {
                     r => r.map(|_| ()).map_err(internal),
                 }
             }
+            Write::DeleteMembership { lab_id, user_id } => {
+                let done = sqlx::query("DELETE FROM memberships WHERE lab_id = ? AND user_id = ?")
+                    .bind(lab_id.to_string())
+                    .bind(user_id.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(internal)?;
+                if done.rows_affected() == 0 {
+                    return Err(DomainError::NotFound { kind: "membership" });
+                }
+                Ok(())
+            }
             Write::InsertToken(t) => {
                 sqlx::query("INSERT INTO tokens (hash, kind, user_id, expires_at, doc) VALUES (?, ?, ?, ?, ?)")
                     .bind(&t.hash)

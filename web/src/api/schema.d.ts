@@ -787,6 +787,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/labs/{id}/members/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Puts an existing user into the lab with a role, or changes their role
+         *     (lab admins; IT admins acting in the lab). Takes effect at the user's
+         *     next sign-in or token refresh (access tokens carry memberships, ≤ 15 min).
+         */
+        put: operations["put_member"];
+        post?: never;
+        /**
+         * Removes a user from the lab (lab admins; IT admins acting in the lab).
+         *     Their environments stay; hand them over first. Takes effect when their
+         *     current access token expires (≤ 15 min); refreshing it no longer grants
+         *     the lab.
+         */
+        delete: operations["remove_member"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/labs/{id}/storage": {
         parameters: {
             query?: never;
@@ -1432,6 +1459,11 @@ export interface components {
             labs: components["schemas"]["MembershipBody"][];
             user_id: string;
             username: string;
+        };
+        /** @description A member's role in a lab. */
+        MemberRequest: {
+            /** @description `researcher` or `lab_admin`. */
+            role: string;
         };
         /** @description A lab membership. */
         MembershipBody: {
@@ -3465,6 +3497,103 @@ export interface operations {
                 content?: never;
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description user id or username */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    remove_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description user id or username */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

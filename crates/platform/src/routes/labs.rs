@@ -3,8 +3,8 @@
 
 use crate::auth::{Caller, ReadScope};
 use crate::dto::{
-    CreateLabRequest, CreateUserRequest, CreatedUserResponse, LabResponse, UpdateLabRequest,
-    UserResponse,
+    CreateLabRequest, CreateUserRequest, CreatedUserResponse, LabResponse, MemberRequest,
+    UpdateLabRequest, UserResponse,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, IdPath};
@@ -14,7 +14,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use westtek_domain::{LabId, Role};
+use westtek_domain::ports::Write;
+use westtek_domain::{DomainError, LabId, Membership, Role, UserId};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -22,6 +23,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/labs", get(list_labs).post(create_lab))
         .route("/api/labs/{id}", get(get_lab).patch(update_lab))
         .route("/api/labs/{id}/users", get(list_users).post(create_user))
+        .route(
+            "/api/labs/{id}/members/{user}",
+            axum::routing::put(put_member).delete(remove_member),
+        )
 }
 
 fn actor(c: &Caller, acting_it_admin: bool) -> Actor {
@@ -170,4 +175,148 @@ pub async fn create_user(
             sign_in_expires_at: created.one_time_expires_at,
         }),
     ))
+}
+
+/// An existing user, named by id or username in the path.
+async fn existing_user(state: &AppState, raw: &str) -> ApiResult<westtek_domain::User> {
+    let found = match UserId::parse(raw) {
+        Ok(id) => state.store.get_user(id).await.ok(),
+        Err(_) => state
+            .store
+            .find_user_by_username(raw)
+            .await?
+            .map(|c| c.user),
+    };
+    found.ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// Puts an existing user into the lab with a role, or changes their role
+/// (lab admins; IT admins acting in the lab). Takes effect at the user's
+/// next sign-in or token refresh (access tokens carry memberships, ≤ 15 min).
+#[utoipa::path(put, path = "/api/labs/{id}/members/{user}", tag = "labs",
+    params(("id" = String, Path), ("user" = String, Path, description = "user id or username")), request_body = MemberRequest,
+    responses((status = 200, body = UserResponse), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)))]
+pub async fn put_member(
+    caller: Caller,
+    State(state): State<AppState>,
+    axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
+    ApiJson(req): ApiJson<MemberRequest>,
+) -> ApiResult<Json<UserResponse>> {
+    let lab: LabId = crate::extract::parse_id("id", &id)?;
+    let scope = caller.write_scope_for(lab)?;
+    if !scope.is_lab_admin() {
+        return Err(ApiError::forbidden("only lab admins manage members"));
+    }
+    let role = Role::parse(&req.role)?;
+    let user = existing_user(&state, &user).await?;
+    let was = state
+        .store
+        .memberships_of(user.id)
+        .await?
+        .into_iter()
+        .find(|m| m.lab_id == lab)
+        .map(|m| m.role);
+    if was == Some(Role::LabAdmin) && role != Role::LabAdmin {
+        last_admin_guard(&state, lab, user.id).await?;
+    }
+    let audit = caller.audit(
+        Some(lab),
+        if was.is_some() {
+            "lab.member_role"
+        } else {
+            "lab.member_add"
+        },
+        "user",
+        user.id,
+        serde_json::json!({ "role": role.as_str(), "previous_role": was.map(|r| r.as_str()) }),
+    );
+    state
+        .store
+        .commit(
+            vec![Write::PutMembership(Membership {
+                lab_id: lab,
+                user_id: user.id,
+                role,
+            })],
+            vec![audit],
+        )
+        .await?;
+    Ok(Json(user.into()))
+}
+
+/// A lab keeps at least one lab admin.
+async fn last_admin_guard(state: &AppState, lab: LabId, leaving: UserId) -> ApiResult<()> {
+    let mut admins = 0;
+    for u in state.store.list_users(Some(lab)).await? {
+        if u.id == leaving {
+            continue;
+        }
+        let is_admin = state
+            .store
+            .memberships_of(u.id)
+            .await?
+            .iter()
+            .any(|m| m.lab_id == lab && m.role == Role::LabAdmin);
+        if is_admin {
+            admins += 1;
+        }
+    }
+    if admins == 0 {
+        return Err(DomainError::Conflict(
+            "the lab's last lab admin cannot leave or be demoted".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Removes a user from the lab (lab admins; IT admins acting in the lab).
+/// Their environments stay; hand them over first. Takes effect when their
+/// current access token expires (≤ 15 min); refreshing it no longer grants
+/// the lab.
+#[utoipa::path(delete, path = "/api/labs/{id}/members/{user}", tag = "labs",
+    params(("id" = String, Path), ("user" = String, Path, description = "user id or username")),
+    responses((status = 204, description = "removed"), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn remove_member(
+    caller: Caller,
+    State(state): State<AppState>,
+    axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let lab: LabId = crate::extract::parse_id("id", &id)?;
+    let scope = caller.write_scope_for(lab)?;
+    if !scope.is_lab_admin() {
+        return Err(ApiError::forbidden("only lab admins manage members"));
+    }
+    let user = existing_user(&state, &user).await?;
+    let role = state
+        .store
+        .memberships_of(user.id)
+        .await?
+        .into_iter()
+        .find(|m| m.lab_id == lab)
+        .map(|m| m.role)
+        .ok_or_else(|| ApiError::not_found("membership"))?;
+    if role == Role::LabAdmin {
+        last_admin_guard(&state, lab, user.id).await?;
+    }
+    let audit = caller.audit(
+        Some(lab),
+        "lab.member_remove",
+        "user",
+        user.id,
+        serde_json::json!({ "role": role.as_str() }),
+    );
+    state
+        .store
+        .commit(
+            vec![Write::DeleteMembership {
+                lab_id: lab,
+                user_id: user.id,
+            }],
+            vec![audit],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

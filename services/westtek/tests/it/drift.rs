@@ -381,14 +381,29 @@ fn drift_status_events_and_watch_follow_a_real_install_across_a_platform_restart
     assert!(bytes.starts_with(b"PK"), "a zip file");
     let o = cli(&["transfer", "export", &id, "-o", zip_arg]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("exists; pass --force to replace it"), "{}", text(&o));
+    assert!(
+        text(&o).contains("exists; pass --force to replace it"),
+        "{}",
+        text(&o)
+    );
     ok(&["transfer", "export", &id, "-o", zip_arg, "--force"]);
     let o = cli(&["transfer", "export", "not-an-id", "-o", zip_arg]);
     assert!(!o.status.success(), "a bad id is refused");
-    let out = ok(&["transfer", "ask", &id, "Which version of tabulate is installed?"]);
+    let out = ok(&[
+        "transfer",
+        "ask",
+        &id,
+        "Which version of tabulate is installed?",
+    ]);
     assert!(out.contains("tabulate 0.8.10"), "{out}");
-    assert!(out.contains("\nSources:\n[1] document: pip freeze of the snapshot of "), "{out}");
-    assert!(out.contains(&format!("(package-manifests/{id}/{snap_id}.txt)")), "{out}");
+    assert!(
+        out.contains("\nSources:\n[1] document: pip freeze of the snapshot of "),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("(package-manifests/{id}/{snap_id}.txt)")),
+        "{out}"
+    );
 
     // accept: a snapshot job followed to the end; the new baseline.
     let out = ok(&["drift", "accept", &id]);
