@@ -437,6 +437,53 @@ async fn knowledge_is_synced_handed_over_packaged_answered_and_shared_across_lab
     );
     assert_eq!(audit_actions(&app, &lab_a, "knowledge.handover").await, 1);
 
+    // The knowledge is re-filed under the new researcher.
+    let old_doc = summary["notebooks"][0]["document"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, now) = app
+        .call(
+            Method::GET,
+            &format!("/api/knowledge/transfer?environment_id={env}"),
+            &bob,
+            None,
+        )
+        .await;
+    let new_doc = now["notebooks"][0]["document"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        new_doc.starts_with(&format!(
+            "notebooks/{lab_a}/{}/{env}/",
+            me["user_id"].as_str().unwrap()
+        )),
+        "{new_doc}"
+    );
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/knowledge/documents?path={old_doc}"),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "no stale copy under the previous researcher"
+    );
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/knowledge/documents?path={new_doc}"),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
     // Carol leaves the lab: she still reads the environment she handed over
     // (until the handover's date), and nothing else of the lab.
     let (_, me_admin) = app

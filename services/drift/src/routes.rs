@@ -67,9 +67,43 @@ pub struct DriftEventResponse {
     pub status: String,
     /// `CRITICAL`, `MINOR`, `INFO`; none when back at the baseline.
     pub severity: Option<String>,
-    /// Findings: kind, subject, before, after, distance, severity, affected_notebooks.
-    #[schema(value_type = Vec<Object>)]
+    /// What differs from the baseline, most severe first.
+    #[schema(value_type = Vec<FindingView>)]
     pub findings: serde_json::Value,
+    pub affected_notebooks: Vec<String>,
+}
+
+/// The kind of a finding (`westtek_inventory::FindingKind` as JSON).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FindingKindView {
+    /// `python_changed`, `package_added`, `package_removed`,
+    /// `package_upgraded`, `package_downgraded`, `package_changed`,
+    /// `kernel_added`, `kernel_removed`, `kernel_changed`,
+    /// `extension_changed`, `config_changed`, `notebook_added`,
+    /// `notebook_changed`, `notebook_removed`, `data_added`, `data_changed`,
+    /// `data_removed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `extension_changed` and `config_changed`: `added`, `removed` or `modified`.
+    pub change: Option<String>,
+}
+
+/// One difference between the baseline and the present (the OpenAPI shape
+/// of `westtek_inventory::Finding`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FindingView {
+    pub kind: FindingKindView,
+    /// Normalised package name, kernel or extension name, or root-relative path.
+    pub subject: String,
+    /// The old value (version, hash), if there was one.
+    pub before: Option<String>,
+    /// The new value, if there is one.
+    pub after: Option<String>,
+    /// For version changes: `major`, `minor`, `patch`, `pre_release`, `other`.
+    pub distance: Option<String>,
+    /// `CRITICAL`, `MINOR` or `INFO`.
+    pub severity: String,
+    /// Root-relative paths of the notebooks it affects.
     pub affected_notebooks: Vec<String>,
 }
 
@@ -114,7 +148,7 @@ pub struct EnvironmentDriftResponse {
     /// The watcher has the environment (otherwise only the sweep checks it).
     pub watched: bool,
     /// What differs from the baseline now.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<FindingView>)]
     pub findings: serde_json::Value,
     pub affected_notebooks: Vec<String>,
     pub last_event: Option<DriftEventResponse>,

@@ -450,7 +450,9 @@ impl KnowledgeService {
     ) -> Result<Vec<NotebookEntry>> {
         let root = self.state.builder.root(env.id);
         let data: BTreeSet<&str> = inv.data_files.iter().map(|d| d.path.as_str()).collect();
-        let prefix = format!("notebooks/{}/{}/{}/", env.lab_id, env.researcher_id, env.id);
+        // Under any researcher: after a handover they move to the new one's folder.
+        let prefix = format!("notebooks/{}/", env.lab_id);
+        let env_segment = env.id.to_string();
         let mut keep: BTreeSet<String> = BTreeSet::new();
         let mut out = Vec::new();
         let mut notebooks: Vec<_> = inv.notebooks.iter().collect();
@@ -543,14 +545,16 @@ impl KnowledgeService {
             }
             out.push(entry);
         }
-        // Notebooks gone from the environment leave the knowledge base.
+        // Notebooks gone from the environment (or filed under its previous
+        // researcher) leave the knowledge base.
         for old in self
             .docs
             .list(&prefix)
             .await
             .map_err(crate::knowledge_error)?
         {
-            if !keep.contains(old.path.as_str()) {
+            let of_env = old.path.as_str().split('/').nth(3) == Some(env_segment.as_str());
+            if of_env && !keep.contains(old.path.as_str()) {
                 self.docs
                     .delete(&old.path)
                     .await

@@ -45,7 +45,8 @@ pub async fn drift_events(svc: &KnowledgeService, env: &Environment) -> Result<V
     Ok(out)
 }
 
-/// One line per finding of a drift event.
+/// One line per finding of a drift event, e.g. `tabulate package upgraded
+/// 0.8.10 → 0.9.0`.
 pub fn finding_lines(e: &DriftEvent) -> Vec<String> {
     e.findings
         .as_array()
@@ -53,13 +54,13 @@ pub fn finding_lines(e: &DriftEvent) -> Vec<String> {
             fs.iter()
                 .map(|f| {
                     let s = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("");
-                    let kind = match f.get("kind") {
-                        Some(serde_json::Value::String(k)) => k.replace('_', " "),
-                        Some(serde_json::Value::Object(o)) => o
-                            .keys()
-                            .next()
-                            .map(|k| k.replace('_', " "))
-                            .unwrap_or_default(),
+                    // `{"type": "package_upgraded"}`, or with a change:
+                    // `{"type": "config_changed", "change": "modified"}`.
+                    let kind = f.get("kind");
+                    let part = |k: &str| kind.and_then(|x| x.get(k)).and_then(|v| v.as_str());
+                    let kind = match (part("type"), part("change")) {
+                        (Some(t), Some(c)) => format!("{} ({c})", t.replace('_', " ")),
+                        (Some(t), None) => t.replace('_', " "),
                         _ => String::new(),
                     };
                     let change = match (s("before"), s("after")) {
@@ -458,4 +459,41 @@ pub async fn package_zip(
     .await
     .map_err(DomainError::internal)?
     .map_err(DomainError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use westtek_domain::{DriftEventId, DriftSource, DriftStatus, EnvironmentId, LabId};
+
+    #[test]
+    fn findings_read_as_one_line_each() {
+        let e = DriftEvent {
+            id: DriftEventId::new(),
+            seq: 1,
+            lab_id: LabId::new(),
+            environment_id: EnvironmentId::new(),
+            detected_at: chrono::Utc::now(),
+            source: DriftSource::Watcher,
+            baseline_snapshot_id: None,
+            previous_status: DriftStatus::Stable,
+            status: DriftStatus::MinorDrift,
+            severity: Some("MINOR".into()),
+            fingerprint: String::new(),
+            findings: serde_json::json!([
+                {"kind": {"type": "package_upgraded"}, "subject": "tabulate", "before": "0.8.10", "after": "0.9.0"},
+                {"kind": {"type": "config_changed", "change": "modified"}, "subject": "etc/jupyter/x.py"},
+                {"kind": {"type": "package_added"}, "subject": "rich", "after": "13.0"}
+            ]),
+            affected_notebooks: vec![],
+        };
+        assert_eq!(
+            finding_lines(&e),
+            [
+                "tabulate package upgraded 0.8.10 → 0.9.0",
+                "etc/jupyter/x.py config changed (modified)",
+                "rich package added (13.0)"
+            ]
+        );
+    }
 }

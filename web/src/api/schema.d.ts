@@ -1234,8 +1234,8 @@ export interface components {
             /** Format: date-time */
             detected_at: string;
             environment_id: string;
-            /** @description Findings: kind, subject, before, after, distance, severity, affected_notebooks. */
-            findings: Record<string, never>[];
+            /** @description What differs from the baseline, most severe first. */
+            findings: components["schemas"]["FindingView"][];
             id: string;
             lab_id: string;
             previous_status: string;
@@ -1270,7 +1270,7 @@ export interface components {
             baseline_snapshot_id?: string | null;
             environment_id: string;
             /** @description What differs from the baseline now. */
-            findings: Record<string, never>[];
+            findings: components["schemas"]["FindingView"][];
             last_event?: null | components["schemas"]["DriftEventResponse"];
             latest_analysis?: null | components["schemas"]["AnalysisResponse"];
             /** @description `STABLE`, `MINOR_DRIFT`, `CRITICAL_DRIFT`. */
@@ -1346,6 +1346,39 @@ export interface components {
             status: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description The kind of a finding (`westtek_inventory::FindingKind` as JSON). */
+        FindingKindView: {
+            /** @description For `extension_changed` and `config_changed`: `added`, `removed` or `modified`. */
+            change?: string | null;
+            /**
+             * @description `python_changed`, `package_added`, `package_removed`,
+             *     `package_upgraded`, `package_downgraded`, `package_changed`,
+             *     `kernel_added`, `kernel_removed`, `kernel_changed`,
+             *     `extension_changed`, `config_changed`, `notebook_added`,
+             *     `notebook_changed`, `notebook_removed`, `data_added`, `data_changed`,
+             *     `data_removed`.
+             */
+            type: string;
+        };
+        /**
+         * @description One difference between the baseline and the present (the OpenAPI shape
+         *     of `westtek_inventory::Finding`).
+         */
+        FindingView: {
+            /** @description Root-relative paths of the notebooks it affects. */
+            affected_notebooks: string[];
+            /** @description The new value, if there is one. */
+            after?: string | null;
+            /** @description The old value (version, hash), if there was one. */
+            before?: string | null;
+            /** @description For version changes: `major`, `minor`, `patch`, `pre_release`, `other`. */
+            distance?: string | null;
+            kind: components["schemas"]["FindingKindView"];
+            /** @description `CRITICAL`, `MINOR` or `INFO`. */
+            severity: string;
+            /** @description Normalised package name, kernel or extension name, or root-relative path. */
+            subject: string;
         };
         /** @description A handover to start. */
         HandoverRequest: {
