@@ -575,3 +575,77 @@ async fn drift_endpoints_refuse_bad_input_and_other_labs() {
     assert_eq!(audit["total"], 1, "{audit}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn accepting_drift_moves_a_pinned_baseline_to_the_accepted_snapshot() {
+    let app = westtek_tests::spawn_app().await;
+    let t = app.admin_token.clone();
+    let env = build_env(&app, &t, "pinned", json!([])).await;
+    let (s, acc) = app
+        .call(
+            Method::POST,
+            "/api/environments/snapshot",
+            &t,
+            Some(json!({"environment_id": env})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{acc}");
+    let job = app.wait_job(acc["job_id"].as_str().unwrap(), &t).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let first = acc["snapshot_id"].as_str().unwrap().to_string();
+    let (s, pinned) = app
+        .call(
+            Method::PUT,
+            &format!("/api/environments/{env}/drift/baseline"),
+            &t,
+            Some(json!({"snapshot_id": first})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{pinned}");
+    let (s, acc) = app
+        .call(
+            Method::POST,
+            &format!("/api/environments/{env}/drift/accept"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{acc}");
+    let accepted = acc["snapshot_id"].as_str().unwrap().to_string();
+    let job = app.wait_job(acc["job_id"].as_str().unwrap(), &t).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let mut drift = Value::Null;
+    for _ in 0..100 {
+        let (_, d) = app
+            .call(
+                Method::GET,
+                &format!("/api/environments/{env}/drift"),
+                &t,
+                None,
+            )
+            .await;
+        if d["baseline_snapshot_id"] == accepted.as_str() {
+            drift = d;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        drift["baseline_pinned"], true,
+        "the pin moved to the accepted snapshot: {drift}"
+    );
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/audit?action=drift.baseline_pinned",
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(
+        audit["items"].as_array().unwrap().len(),
+        2,
+        "pinned by hand, then moved: {audit}"
+    );
+    app.stop().await;
+}

@@ -92,6 +92,9 @@ pub struct DriftHub {
     tracked: Mutex<HashMap<EnvironmentId, Tracked>>,
     slots: Mutex<HashMap<EnvironmentId, Slot>>,
     baselines: Mutex<HashMap<SnapshotId, Arc<Inventory>>>,
+    /// Accepted snapshots being taken of pinned environments: when one is
+    /// created the pin moves to it (with this audit entry).
+    repins: Mutex<HashMap<SnapshotId, (EnvironmentId, westtek_domain::AuditDraft)>>,
     permits: Semaphore,
     live: broadcast::Sender<DriftEvent>,
     alerts: Option<AlertRouter>,
@@ -193,6 +196,7 @@ impl DriftHub {
             tracked: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             baselines: Mutex::new(HashMap::new()),
+            repins: Mutex::new(HashMap::new()),
             permits: Semaphore::new(config.max_parallel.max(1)),
             live,
             alerts: Some(alerts),
@@ -306,6 +310,26 @@ impl DriftHub {
             .and_then(|v| v.as_str())
             .and_then(|s| EnvironmentId::parse(s).ok());
         let Some(env) = env else { return };
+        let snapshot = ev
+            .data
+            .get("snapshot_id")
+            .and_then(|v| v.as_str())
+            .and_then(|s| SnapshotId::parse(s).ok());
+        if let Some(snap) = snapshot {
+            let repin = match ev.event_type.as_str() {
+                types::SNAPSHOT_CREATED | types::SNAPSHOT_FAILED | types::SNAPSHOT_DELETED => {
+                    lock(&self.repins).remove(&snap)
+                }
+                _ => None,
+            };
+            if let (Some((pinned_env, audit)), types::SNAPSHOT_CREATED) =
+                (repin, ev.event_type.as_str())
+            {
+                if let Err(e) = self.pin(pinned_env, Some(snap), audit).await {
+                    tracing::warn!(error = %e, env = %pinned_env, "could not move the pinned baseline to the accepted snapshot");
+                }
+            }
+        }
         match ev.event_type.as_str() {
             types::ENVIRONMENT_DELETED => self.forget(env).await,
             types::ENVIRONMENT_READY
@@ -796,6 +820,32 @@ impl DriftHub {
     ///
     /// # Errors
     /// Store failures; `conflict` on concurrent edits after retries.
+    /// Moves `env`'s pin to `snapshot` once the snapshot is created (the
+    /// accept action of a pinned environment).
+    pub(crate) async fn repin_when_created(
+        self: &Arc<Self>,
+        env: EnvironmentId,
+        snapshot: SnapshotId,
+        audit: westtek_domain::AuditDraft,
+    ) {
+        lock(&self.repins).insert(snapshot, (env, audit));
+        // Created before it was registered: the event has gone by.
+        let done = matches!(
+            self.state.store.get_snapshot(snapshot).await,
+            Ok(s) if s.status == westtek_domain::SnapshotStatus::Complete
+        );
+        let pending = if done {
+            lock(&self.repins).remove(&snapshot)
+        } else {
+            None
+        };
+        if let Some((env, audit)) = pending {
+            if let Err(e) = self.pin(env, Some(snapshot), audit).await {
+                tracing::warn!(error = %e, env = %env, "could not move the pinned baseline to the accepted snapshot");
+            }
+        }
+    }
+
     pub(crate) async fn pin(
         self: &Arc<Self>,
         env: EnvironmentId,

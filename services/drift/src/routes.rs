@@ -474,27 +474,13 @@ pub async fn accept(
     );
     state.store.append(vec![audit.clone()]).await?;
     if env.baseline_snapshot_id.is_some() {
-        // The pin follows the accepted state once it is captured.
-        let (hub, new_id) = (Arc::clone(&hub), snap.id);
+        // The pin follows the accepted state once it is captured (the hub
+        // moves it on the snapshot's `snapshot.created`).
         let mut repin = audit;
         repin.action = "drift.baseline_pinned".into();
         repin.details =
-            serde_json::json!({ "snapshot_id": new_id.to_string(), "reason": "accepted drift" });
-        tokio::spawn(async move {
-            for _ in 0..7200 {
-                match hub.state.store.get_snapshot(new_id).await {
-                    Ok(s) if s.status == SnapshotStatus::Creating => {}
-                    Ok(s) if s.status == SnapshotStatus::Complete => {
-                        if let Err(e) = hub.pin(id, Some(new_id), repin).await {
-                            tracing::warn!(error = %e, env = %id, "could not move the pinned baseline to the accepted snapshot");
-                        }
-                        return;
-                    }
-                    _ => return,
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        });
+            serde_json::json!({ "snapshot_id": snap.id.to_string(), "reason": "accepted drift" });
+        hub.repin_when_created(id, snap.id, repin).await;
     }
     Ok(westtek_platform::jobs::accepted(
         job.id,
