@@ -4,7 +4,8 @@
  * The tests after sign-in share one signed-in browser context, in order.
  */
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectAccessible, screenshot, server } from './support';
 
@@ -195,4 +196,172 @@ test('shows a drift alert live, without reloading, when a notebook appears', asy
   await expect(page.getByRole('region', { name: 'Drift alerts' }).getByText(ENV_NAME)).toBeVisible();
   await expectAccessible(page, 'dashboard with an environment');
   await screenshot(page, '14-dashboard');
+});
+
+/** Dismisses the live alert toasts, so screenshots show the page under them. */
+async function dismissToasts() {
+  const dismiss = page.getByRole('button', { name: 'Dismiss' });
+  while ((await dismiss.count()) > 0) await dismiss.first().click();
+}
+
+test('accepts drift, rolls a change back and pins the baseline, each after asking', async () => {
+  await page.goto(`${server.url}/environments/${environmentId}`);
+  const drift = page.getByRole('region', { name: 'Drift' });
+  // The notebook from the previous test is still a finding.
+  await expect(drift.getByRole('table').getByRole('cell', { name: 'home/drift-probe.ipynb' }).first()).toBeVisible();
+  await expect(drift.getByTestId('drift-timeline')).toBeVisible();
+  await expect(drift.getByRole('img', { name: /Drift events by severity over time/ })).toHaveAccessibleName(/[1-9]\d* info/);
+
+  // Accept: asks first, then snapshots the present state as the new baseline.
+  await drift.getByRole('button', { name: 'Accept changes' }).click();
+  const acceptDialog = page.getByRole('dialog', { name: 'Accept the changes?' });
+  await expect(acceptDialog).toBeVisible();
+  await expect(acceptDialog.getByRole('button', { name: 'Cancel' })).toBeFocused();
+  await expectAccessible(page, 'accept drift confirmation');
+  await screenshot(page, '15-drift-accept-confirm');
+  await acceptDialog.getByRole('button', { name: 'Accept and snapshot' }).click();
+  await expect(acceptDialog).toBeHidden();
+  await expect(drift.getByText('Accepting changes: done.')).toBeVisible({ timeout: 5 * 60_000 });
+  await expect(drift.getByText('Nothing differs from the baseline.')).toBeVisible({ timeout: 60_000 });
+  await expect(drift.getByRole('button', { name: 'Roll back to baseline' })).toBeDisabled();
+
+  // A new change, then roll it back: the file is gone again.
+  const probe = join(server.dataDir, 'envs', environmentId, 'home', 'rollback-probe.ipynb');
+  writeFileSync(probe, JSON.stringify({ cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 }));
+  await expect(drift.getByRole('table').getByRole('cell', { name: 'home/rollback-probe.ipynb' }).first()).toBeVisible({ timeout: 60_000 });
+  await drift.getByRole('button', { name: 'Roll back to baseline' }).click();
+  const rollbackDialog = page.getByRole('dialog', { name: 'Roll back to the baseline?' });
+  await expect(rollbackDialog).toContainText('The present state is snapshotted first');
+  await rollbackDialog.getByRole('button', { name: 'Roll back', exact: true }).click();
+  await expect(drift.getByText('Rolling back: done.')).toBeVisible({ timeout: 5 * 60_000 });
+  await expect(drift.getByText('Nothing differs from the baseline.')).toBeVisible({ timeout: 60_000 });
+  expect(existsSync(probe)).toBe(false);
+
+  // Pin the baseline, then unpin it.
+  await drift.getByRole('button', { name: 'Pin baseline' }).click();
+  await page.getByRole('dialog', { name: 'Pin the baseline?' }).getByRole('button', { name: 'Pin', exact: true }).click();
+  await expect(drift.getByText(/\(pinned baseline\)/)).toBeVisible();
+  await expectAccessible(page, 'environment page after accept, rollback and pin');
+  await dismissToasts();
+  await screenshot(page, '16-drift-after-rollback-and-pin');
+  await drift.getByRole('button', { name: 'Unpin baseline' }).click();
+  await page.getByRole('dialog', { name: 'Unpin the baseline?' }).getByRole('button', { name: 'Unpin', exact: true }).click();
+  await expect(drift.getByText(/\(the latest snapshot\)/)).toBeVisible();
+});
+
+test('compares two snapshots and runs a restore drill', async () => {
+  const snapshots = page.getByRole('region', { name: 'Snapshots' });
+  const from = snapshots.getByLabel('From (older)');
+  const baseline = await from.locator('option', { hasText: 'baseline from the e2e test' }).getAttribute('value');
+  expect(baseline).toBeTruthy();
+  await from.selectOption(baseline ?? '');
+  await snapshots.getByRole('button', { name: 'Compare' }).click();
+  const comparison = snapshots.getByRole('group', { name: 'Snapshot comparison' });
+  await expect(comparison).toBeVisible({ timeout: 60_000 });
+  // From the first snapshot to the newest (the one the rollback took of the state it undid): both notebooks were added.
+  const notebooks = comparison.getByRole('table', { name: /Notebooks, data and configuration/ });
+  await expect(notebooks.getByRole('row').filter({ hasText: 'home/drift-probe.ipynb' })).toContainText('Notebook added');
+  await expect(comparison.getByText('No package changes.')).toBeVisible();
+  const files = comparison.getByRole('table', { name: /File changes/ });
+  await expect(files.getByRole('row').filter({ hasText: 'drift-probe.ipynb' }).first()).toContainText('Added');
+  await expect(notebooks.getByRole('row').filter({ hasText: 'home/rollback-probe.ipynb' })).toContainText('Notebook added');
+  await expectAccessible(page, 'snapshot comparison');
+  await dismissToasts();
+  await screenshot(page, '17-snapshot-diff');
+
+  const row = snapshots.getByRole('table', { name: 'Snapshots, newest first' }).getByRole('row').filter({ hasText: 'baseline from the e2e test' });
+  await row.getByRole('button', { name: /^Details/ }).click();
+  const details = snapshots.getByRole('region', { name: /^Snapshot [0-9a-f]{8}/ });
+  await expect(details).toContainText('baseline from the e2e test');
+  await expect(details.getByText('This snapshot has not been drilled yet.')).toBeVisible();
+  await details.getByRole('button', { name: 'Run restore drill' }).click();
+  await expect(details.getByText('Restore drill: done.')).toBeVisible({ timeout: 5 * 60_000 });
+  const result = details.getByTestId('drill-result');
+  await expect(result).toContainText('The last drill passed', { timeout: 30_000 });
+  await expect(row.getByText('Drill passed')).toBeVisible();
+  await expectAccessible(page, 'snapshot details with a drill result');
+  await dismissToasts();
+  await screenshot(page, '18-snapshot-drill');
+});
+
+test('the Drift Analyzer answers in the chat panel, with citations to follow', async () => {
+  await page.getByRole('button', { name: 'Ask an agent' }).click();
+  const panel = page.getByRole('complementary', { name: 'Ask an agent' });
+  await expect(panel.getByRole('radio', { name: 'Drift Analyzer' })).toBeChecked();
+  await expect(panel.getByLabel('Your question')).toBeFocused();
+  await panel.getByLabel('Your question').fill('What changed since the baseline?');
+  await panel.getByLabel('Your question').press('Enter');
+  const answer = panel.getByTestId('agent-answer').last();
+  const footnote = answer.getByRole('button', { name: /^Source 1: / });
+  await expect(footnote).toBeVisible({ timeout: 60_000 });
+  await expect(answer).toContainText(ENV_NAME);
+  await expect(panel.getByText('Follow-up questions keep the context.')).toBeVisible();
+  await footnote.click();
+  const note = answer.locator('[data-footnote="1"]');
+  await expect(note).toBeFocused();
+  // A snapshot or configuration source: its title and id are shown.
+  await expect(note).toContainText(/Snapshot|Configuration|Drift event/);
+  await expect(note).toContainText(/[0-9a-f]{8}-[0-9a-f]{4}-/);
+  await expectAccessible(page, 'environment page with the agent chat');
+  await dismissToasts();
+  await screenshot(page, '19-agent-chat');
+
+  // The Knowledge Transfer agent: a cited answer whose source opens with the cited passage highlighted.
+  await panel.getByRole('radio', { name: 'Knowledge Transfer' }).check();
+  await panel.getByLabel('Your question').fill('How do I get started with this environment?');
+  await panel.getByRole('button', { name: 'Send' }).click();
+  const second = panel.getByTestId('agent-answer').last();
+  await expect(second).toContainText('To get started:', { timeout: 60_000 });
+  await expect(second).toContainText(`Launch Jupyter for ${ENV_NAME}`);
+  const cite = second.getByRole('button', { name: /^Source 1: Summary of / }).first();
+  await cite.click();
+  const drawer = page.getByRole('dialog', { name: `Summary of ${ENV_NAME}` });
+  await expect(drawer).toBeVisible();
+  await expect(drawer.getByText(`environment-docs/`, { exact: false }).first()).toBeVisible();
+  const mark = drawer.locator('mark');
+  await expect(mark).toBeVisible();
+  await expect(mark).not.toHaveText('');
+  await expectAccessible(page, 'a cited knowledge document');
+  await screenshot(page, '19b-knowledge-citation');
+  await page.keyboard.press('Escape');
+  await expect(drawer).toBeHidden();
+  await panel.getByRole('button', { name: 'Close', exact: true }).click();
+  await expect(panel).toBeHidden();
+});
+
+test('an IT admin sees every lab, storage over time and the verified audit log', async () => {
+  execFileSync(server.bin, ['admin', 'lab', 'create', 'e2e-second', '--display-name', 'Second lab', '--max-environments', '5'], {
+    env: { ...process.env, WESTTEK_DATA_DIR: server.dataDir },
+  });
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'IT admin' }).click();
+  await expect(page).toHaveURL(`${server.url}/admin`);
+  await expect(page.getByRole('heading', { level: 1, name: 'IT admin' })).toBeVisible();
+
+  const labs = page.getByRole('table', { name: 'Labs at a glance' });
+  const mine = labs.getByRole('row').filter({ has: page.getByRole('rowheader', { name: /my-lab/ }) });
+  // The e2e environment; accept and rollback made snapshots.
+  await expect(mine).toContainText('1 of 50');
+  await expect(mine).toContainText('1 stable, 0 minor drift, 0 critical drift');
+  const second = labs.getByRole('row').filter({ has: page.getByRole('rowheader', { name: /Second lab/ }) });
+  await expect(second).toContainText('0 of 5');
+  await expect(second).toContainText('0 B (no limit)');
+
+  const chart = page.getByTestId('storage-chart');
+  await expect(chart).toHaveAccessibleName(/my-lab: .* stored by [3-9] snapshots/);
+  expect(await chart.locator('circle').count()).toBeGreaterThanOrEqual(3);
+
+  const verify = page.getByTestId('audit-verify');
+  await expect(verify).toContainText('Audit chain verified');
+  await expect(verify).toContainText(/All \d+ entries are intact/);
+  const log = page.getByRole('table', { name: 'Audit entries, newest first' });
+  await expect(log.getByText('snapshot.drill').first()).toBeVisible();
+
+  await page.getByLabel('Action', { exact: true }).fill('lab.create');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await expect(page.getByText(/^Entries 1–\d+ of \d+$/)).toBeVisible();
+  await expect(log.getByRole('row').nth(1)).toContainText('lab.create');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export' }).click()]);
+  expect(download.suggestedFilename()).toBe('westtek-audit.csv');
+  await expectAccessible(page, 'IT-admin dashboard');
+  await screenshot(page, '21-admin-dashboard');
 });

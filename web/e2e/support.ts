@@ -14,6 +14,10 @@ export const server = {
   get dataDir() {
     return process.env.WESTTEK_E2E_DATA_DIR!;
   },
+  /** The westtek binary under test, for `westtek admin …`. */
+  get bin() {
+    return process.env.WESTTEK_E2E_BIN!;
+  },
   /** A fresh one-time sign-in link for a user (`westtek admin user sign-in-link`). */
   signInLink(user = 'admin'): string {
     const out = execFileSync(process.env.WESTTEK_E2E_BIN!, ['admin', 'user', 'sign-in-link', user, '--public-url', this.url], {

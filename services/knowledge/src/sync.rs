@@ -507,6 +507,9 @@ impl KnowledgeService {
                 ))
             } else {
                 match tokio::fs::read(root.join(&nb.path)).await {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Err("no longer in the environment (removed since the snapshot)".into())
+                    }
                     Err(e) => Err(format!("cannot be read: {}", e.kind())),
                     Ok(bytes) if blake3::hash(&bytes).to_hex().as_str() != nb.blake3 => {
                         Err("changed since the snapshot; kept the earlier document".into())

@@ -226,18 +226,31 @@ pub async fn summary_markdown(
     }
 
     s.push_str("\n## Packages the researcher asked for\n\n");
+    // What the environment was created with, then what was installed later.
     let mut latest: BTreeMap<&str, &HistoryEntry> = BTreeMap::new();
     for h in history {
         latest.insert(&h.package, h);
     }
-    let requested: Vec<_> = latest
-        .values()
-        .filter(|h| h.to.is_some() && h.requested == Some(true))
+    let created_with: Vec<String> = env
+        .packages
+        .iter()
+        .map(|p| westtek_inventory::normalize_name(&p.name))
         .collect();
-    if requested.is_empty() {
-        s.push_str("None recorded.\n");
+    let asked: Vec<&&HistoryEntry> = latest
+        .values()
+        .filter(|h| h.to.is_some())
+        .filter(|h| {
+            created_with.contains(&h.package)
+                || (h.requested == Some(true)
+                    && history
+                        .iter()
+                        .any(|x| x.package == h.package && x.action == "installed"))
+        })
+        .collect();
+    if asked.is_empty() {
+        s.push_str("None besides JupyterLab.\n");
     }
-    for h in requested {
+    for h in asked {
         s.push_str(&format!(
             "- {} {}\n",
             h.package,
@@ -273,13 +286,19 @@ pub async fn summary_markdown(
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        s.push_str(&format!(
-            "- {}: {} drift event {} ({status}): {}",
-            day(e.detected_at),
-            e.severity.as_deref().unwrap_or("no"),
-            e.id,
-            finding_lines(e).join("; ")
-        ));
+        match e.severity.as_deref() {
+            Some(sev) => s.push_str(&format!(
+                "- {}: {sev} drift event {} ({status}): {}",
+                day(e.detected_at),
+                e.id,
+                finding_lines(e).join("; ")
+            )),
+            None => s.push_str(&format!(
+                "- {}: back at the baseline (event {})",
+                day(e.detected_at),
+                e.id
+            )),
+        }
         if !e.affected_notebooks.is_empty() {
             s.push_str(&format!("; affects {}", e.affected_notebooks.join(", ")));
         }

@@ -17,6 +17,10 @@ export const router = createBrowserRouter([
     children: [
       { index: true, element: <DashboardRoute /> },
       {
+        path: 'admin',
+        lazy: async () => ({ Component: (await import('./routes/admin')).AdminRoute }),
+      },
+      {
         path: 'environments/:id',
         lazy: async () => ({ Component: (await import('./routes/environment')).EnvironmentRoute }),
       },

@@ -246,3 +246,50 @@ export async function apiFetch<T>(path: string, opts: RequestOptions = {}): Prom
     throw new ApiError({ status: res.status, code: 'bad_response', title, message });
   }
 }
+
+/** A file the API sent as an attachment. */
+export type Download = { blob: Blob; filename: string };
+
+/**
+ * Downloads an attachment (`Content-Disposition: attachment`) with the
+ * session and lab like every other request, so failures are `ApiError`s in
+ * plain words instead of an error page in a new tab.
+ *
+ * @throws ApiError as `apiFetch`.
+ */
+export async function apiDownload(path: string, opts: Omit<RequestOptions, 'body' | 'method'> & { fallbackName: string }): Promise<Download> {
+  let res: Response;
+  try {
+    const headers = apiHeaders({ lab: opts.lab, headers: opts.headers });
+    headers.set('Accept', '*/*');
+    res = await fetch(apiUrl(path, opts.query), { headers, credentials: 'same-origin', signal: opts.signal });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'AbortError') throw e;
+    throw toApiError(e);
+  }
+  if (!res.ok) throw await errorFromResponse(res);
+  const disposition = res.headers.get('content-disposition') ?? '';
+  const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
+  let filename = opts.fallbackName;
+  if (m?.[1]) {
+    try {
+      filename = decodeURIComponent(m[1]);
+    } catch {
+      filename = m[1];
+    }
+  }
+  return { blob: await res.blob(), filename };
+}
+
+/** Hands a downloaded file to the browser to save. */
+export function saveDownload({ blob, filename }: Download): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.style.display = 'none';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

@@ -48,4 +48,11 @@ export function bytes(n: number | null | undefined): string {
   return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }
 
-export const shortId = (id: string | null | undefined) => (id ? id.slice(0, 8) : '—');
+/**
+ * A short form of an id, for tables. The platform's ids are UUIDv7, whose
+ * first digits are a timestamp (ids made in the same minute share them), so
+ * a UUID is shortened to its last 8 (random) digits; anything else to its
+ * first 8.
+ */
+export const shortId = (id: string | null | undefined) =>
+  !id ? '—' : /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id.slice(-8) : id.slice(0, 8);

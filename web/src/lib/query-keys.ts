@@ -15,10 +15,22 @@ export const queryKeys = {
   snapshots: {
     all: (lab: Lab) => ['snapshots', lab] as const,
     list: (lab: Lab, environmentId: string) => ['snapshots', lab, 'list', environmentId] as const,
+    diff: (lab: Lab, from: string, to: string) => ['snapshots', lab, 'diff', from, to] as const,
   },
   drift: {
     all: (lab: Lab) => ['drift', lab] as const,
     environment: (lab: Lab, environmentId: string) => ['drift', lab, 'environment', environmentId] as const,
     events: (lab: Lab, environmentId: string | undefined) => ['drift', lab, 'events', environmentId ?? 'all'] as const,
+    timeline: (lab: Lab, environmentId: string | undefined) => ['drift', lab, 'timeline', environmentId ?? 'all'] as const,
+  },
+  /** IT-admin views across labs: the lab of each request is in the key after the resource. */
+  admin: {
+    all: () => ['admin'] as const,
+    labs: () => ['admin', 'labs'] as const,
+    labEnvironments: (lab: string) => ['admin', 'lab', lab, 'environments'] as const,
+    labStorage: (lab: string) => ['admin', 'lab', lab, 'storage'] as const,
+    labSnapshots: (lab: string) => ['admin', 'lab', lab, 'snapshots'] as const,
+    audit: (filters: Record<string, string | number | undefined>) => ['admin', 'audit', 'list', filters] as const,
+    auditVerify: () => ['admin', 'audit', 'verify'] as const,
   },
 };

@@ -51,6 +51,10 @@ export class SseParser {
 
 export type StreamOptions = Pick<RequestOptions, 'lab' | 'query'> & {
   signal: AbortSignal;
+  /** GET (default) or POST, for streams that answer a request (agent chat). */
+  method?: 'GET' | 'POST';
+  /** Sent as JSON (POST). */
+  body?: unknown;
   lastEventId?: string | undefined;
   onMessage: (m: SseMessage) => void;
   /** Called when the server accepted the stream. */
@@ -62,13 +66,16 @@ export type StreamOptions = Pick<RequestOptions, 'lab' | 'query'> & {
  * fails (rejects with an `ApiError`). Aborting the signal resolves quietly.
  */
 export async function readEventStream(path: string, opts: StreamOptions): Promise<void> {
-  const headers = apiHeaders({ lab: opts.lab });
+  const hasBody = opts.body !== undefined;
+  const headers = apiHeaders({ lab: opts.lab, json: hasBody });
   headers.set('Accept', 'text/event-stream');
   if (opts.lastEventId) headers.set('Last-Event-ID', opts.lastEventId);
   let res: Response;
   try {
     res = await fetch(apiUrl(path, opts.query), {
+      method: opts.method ?? 'GET',
       headers,
+      body: hasBody ? JSON.stringify(opts.body) : undefined,
       credentials: 'same-origin',
       signal: opts.signal,
       cache: 'no-store',

@@ -1,6 +1,7 @@
 /**
- * UI state (never server data): the lab the user works in, and the live
- * alert toasts waiting to be read. The lab choice survives reloads.
+ * UI state (never server data): the lab the user works in, the live alert
+ * toasts waiting to be read, and whether the agent chat panel is docked
+ * open. The lab choice survives reloads.
  */
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
@@ -21,6 +22,9 @@ type UiState = {
   toasts: Toast[];
   pushToast: (t: Toast) => void;
   dismissToast: (id: string) => void;
+  /** The docked agent chat panel is open (pages and toasts make room for it). */
+  chatOpen: boolean;
+  setChatOpen: (open: boolean) => void;
 };
 
 const MAX_TOASTS = 5;
@@ -34,6 +38,8 @@ export const useUiStore = create<UiState>()(
       pushToast: (t) =>
         set((s) => ({ toasts: [t, ...s.toasts.filter((x) => x.id !== t.id)].slice(0, MAX_TOASTS) })),
       dismissToast: (id) => set((s) => ({ toasts: s.toasts.filter((t) => t.id !== id) })),
+      chatOpen: false,
+      setChatOpen: (chatOpen) => set({ chatOpen }),
     }),
     { name: 'westtek-ui', partialize: (s) => ({ labId: s.labId }) },
   ),

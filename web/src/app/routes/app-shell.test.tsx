@@ -63,6 +63,18 @@ describe('AppShell and the lab switcher', () => {
     expect(useUiStore.getState().labId).toBe('lab-b');
   });
 
+  it('links the IT-admin dashboard only for IT admins', async () => {
+    renderApp();
+    await screen.findByText('No environments yet.');
+    expect(screen.getByRole('link', { name: 'Environments' })).toBeInTheDocument();
+    expect(screen.queryByRole('link', { name: 'IT admin' })).toBeNull();
+  });
+
+  it('shows the IT-admin link to an IT admin', async () => {
+    renderApp({ ...me, it_admin: true });
+    expect(await screen.findByRole('link', { name: 'IT admin' })).toHaveAttribute('href', '/admin');
+  });
+
   it('shows no switcher to a user in one lab', async () => {
     renderApp({ ...me, labs: [me.labs[0]] });
     expect(await screen.findByText('genomics')).toBeInTheDocument();

@@ -1,5 +1,5 @@
 import { useEffect } from 'react';
-import { Link, Navigate, Outlet, useLocation, useNavigate } from 'react-router';
+import { Link, Navigate, NavLink, Outlet, useLocation, useNavigate } from 'react-router';
 import { Button } from '@/components/ui/button';
 import { ErrorMessage } from '@/components/ui/error-message';
 import { Spinner } from '@/components/ui/spinner';
@@ -27,6 +27,9 @@ function toastFor(ev: DriftEvent) {
   };
 }
 
+const navClass = ({ isActive }: { isActive: boolean }) =>
+  `text-sm text-slate-100 hover:underline ${isActive ? 'font-semibold underline underline-offset-4' : ''}`;
+
 function LiveIndicator({ state }: { state: StreamState }) {
   const words = { live: 'Live alerts on', connecting: 'Connecting alerts…', reconnecting: 'Reconnecting alerts…' }[state];
   return (
@@ -53,10 +56,15 @@ function Shell({ me }: { me: Me }) {
             <Link to="/" className="text-lg font-semibold tracking-tight">
               West Tek
             </Link>
-            <nav aria-label="Main">
-              <Link to="/" className="text-sm text-slate-100 hover:underline">
+            <nav aria-label="Main" className="flex items-center gap-4">
+              <NavLink to="/" end className={navClass}>
                 Environments
-              </Link>
+              </NavLink>
+              {me.it_admin && (
+                <NavLink to="/admin" className={navClass}>
+                  IT admin
+                </NavLink>
+              )}
             </nav>
           </div>
           <div className="flex flex-wrap items-center gap-4">

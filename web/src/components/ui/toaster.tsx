@@ -12,8 +12,12 @@ const TONE: Record<Toast['severity'], string> = {
 export function Toaster() {
   const toasts = useUiStore((s) => s.toasts);
   const dismiss = useUiStore((s) => s.dismissToast);
+  // Beside the docked chat panel when it is open, not over its question box.
+  const chatOpen = useUiStore((s) => s.chatOpen);
   return (
-    <div className="pointer-events-none fixed right-4 bottom-4 z-50 flex w-96 max-w-[calc(100vw-2rem)] flex-col gap-2">
+    <div
+      className={`pointer-events-none fixed bottom-4 z-50 flex w-96 max-w-[calc(100vw-2rem)] flex-col gap-2 ${chatOpen ? 'right-4 sm:right-[29rem]' : 'right-4'}`}
+    >
       <div aria-live="polite" className="contents">
         {toasts.map((t) => (
           <div

@@ -31,14 +31,13 @@ describe('parseFinding', () => {
 });
 
 describe('driftAlert', () => {
-  // The OpenAPI document types findings as empty objects (Record<string, never>), hence the cast.
   const event: DriftEvent = {
     id: 'e1', seq: 3, lab_id: 'l', environment_id: 'env', detected_at: '2026-11-22T10:00:00Z', source: 'watcher',
     previous_status: 'STABLE', status: 'CRITICAL_DRIFT', severity: 'CRITICAL',
     findings: [
       { kind: { type: 'package_upgraded' }, subject: 'urllib3', before: '1.26.20', after: '2.2.3', severity: 'CRITICAL', affected_notebooks: ['a.ipynb'] },
       { kind: { type: 'package_added' }, subject: 'tabulate', before: null, after: '0.9.0', severity: 'MINOR', affected_notebooks: [] },
-    ] as unknown as DriftEvent['findings'],
+    ],
     affected_notebooks: ['a.ipynb'],
   };
 

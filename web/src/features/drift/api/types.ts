@@ -1,55 +1,11 @@
 import type { components } from '@/api/schema';
+import { describeKind, parseFinding, shortValue, type Finding } from '@/lib/findings';
 
 export type EnvironmentDrift = components['schemas']['EnvironmentDriftResponse'];
 export type DriftEvent = components['schemas']['DriftEventResponse'];
 export type DriftEventPage = components['schemas']['DriftEventPage'];
 
-/**
- * One finding. The OpenAPI document types findings as bare objects, so this
- * is the shape of `westtek_inventory::Finding` as serialised, read
- * defensively by `parseFinding`.
- */
-export type Finding = {
-  kind: string;
-  change: string | undefined;
-  subject: string;
-  before: string | null;
-  after: string | null;
-  severity: string;
-  affectedNotebooks: string[];
-};
-
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-
-export function parseFinding(raw: unknown): Finding {
-  const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-  const kind = (typeof o.kind === 'object' && o.kind !== null ? o.kind : {}) as Record<string, unknown>;
-  return {
-    kind: str(kind.type) ?? str(o.kind) ?? 'unknown',
-    change: str(kind.change) ?? undefined,
-    subject: str(o.subject) ?? '',
-    before: str(o.before),
-    after: str(o.after),
-    severity: str(o.severity) ?? 'INFO',
-    affectedNotebooks: Array.isArray(o.affected_notebooks)
-      ? o.affected_notebooks.filter((n): n is string => typeof n === 'string')
-      : [],
-  };
-}
-
-/** "package upgraded", "config file modified", … */
-export function describeKind(f: Pick<Finding, 'kind' | 'change'>): string {
-  const words = f.kind.replace(/_/g, ' ').replace(/^python changed$/, 'Python changed');
-  if (f.change) return `${words.replace(/ changed$/, '')} ${f.change}`;
-  return words.charAt(0).toUpperCase() + words.slice(1);
-}
-
-/** A finding's value for people: versions as they are, content hashes shortened. */
-export function shortValue(v: string | null): string {
-  if (v === null) return '—';
-  return /^[0-9a-f]{16,}$/i.test(v) ? `${v.slice(0, 10)}…` : v;
-}
-
+export { describeKind, parseFinding, shortValue, type Finding } from '@/lib/findings';
 /** Whether a finding's before/after are worth saying (versions, not content hashes). */
 const isVersionLike = (f: Finding) => ![f.before, f.after].some((v) => v !== null && /^[0-9a-f]{16,}$/i.test(v));
 

@@ -30,6 +30,8 @@ export function applyDriftEvent(qc: QueryClient, lab: string | null, ev: DriftEv
   prepend(qc, queryKeys.drift.events(lab, undefined), ev);
   prepend(qc, queryKeys.drift.events(lab, ev.environment_id), ev);
   void qc.invalidateQueries({ queryKey: queryKeys.drift.environment(lab, ev.environment_id) });
+  void qc.invalidateQueries({ queryKey: queryKeys.drift.timeline(lab, ev.environment_id) });
+  void qc.invalidateQueries({ queryKey: queryKeys.drift.timeline(lab, undefined) });
   void qc.invalidateQueries({ queryKey: queryKeys.environments.all(lab) });
 }
 

@@ -4,8 +4,11 @@ import { ErrorMessage } from '@/components/ui/error-message';
 import { Spinner } from '@/components/ui/spinner';
 import { dateTime, shortId, timeAgo } from '@/lib/format';
 import { useDriftEvents } from '../api/get-drift-events';
+import { useDriftTimeline } from '../api/get-drift-timeline';
 import { useEnvironmentDrift } from '../api/get-environment-drift';
 import { describeKind, parseFinding, shortValue, type DriftEvent, type EnvironmentDrift } from '../api/types';
+import { DriftActions } from './drift-actions';
+import { DriftTimelineChart } from './drift-timeline';
 
 function recommendationText(a: NonNullable<EnvironmentDrift['latest_analysis']>): string | undefined {
   const r = a.recommendation as Record<string, unknown>;
@@ -88,8 +91,16 @@ function EventList({ events }: { events: DriftEvent[] }) {
   );
 }
 
-/** Drift of one environment: status against the baseline, findings, analysis, live events. */
-export function DriftPanel({ environmentId }: { environmentId: string }) {
+function Timeline({ environmentId }: { environmentId: string }) {
+  const timeline = useDriftTimeline(environmentId);
+  if (timeline.isPending) return <Spinner label="Loading the drift timeline…" />;
+  if (timeline.isError) return <ErrorMessage error={timeline.error} onRetry={() => void timeline.refetch()} />;
+  if (timeline.data.items.length === 0) return null;
+  return <DriftTimelineChart events={timeline.data.items} now={timeline.dataUpdatedAt} />;
+}
+
+/** Drift of one environment: status against the baseline, findings, actions, analysis, timeline, live events. */
+export function DriftPanel({ environmentId, jupyterRunning = false }: { environmentId: string; jupyterRunning?: boolean }) {
   const drift = useEnvironmentDrift(environmentId);
   const events = useDriftEvents(environmentId);
 
@@ -118,6 +129,7 @@ export function DriftPanel({ environmentId }: { environmentId: string }) {
             {drift.data.watched ? 'Watched live.' : 'Checked by the periodic sweep.'}
           </p>
           <Findings drift={drift.data} />
+          <DriftActions drift={drift.data} jupyterRunning={jupyterRunning} />
           {drift.data.affected_notebooks.length > 0 && (
             <p className="text-sm">
               <span className="font-medium">Notebooks that may now behave differently:</span>{' '}
@@ -137,6 +149,7 @@ export function DriftPanel({ environmentId }: { environmentId: string }) {
           )}
         </>
       )}
+      <Timeline environmentId={environmentId} />
       <div className="space-y-2">
         <h3 className="font-medium">Recent drift events</h3>
         {events.isPending ? (

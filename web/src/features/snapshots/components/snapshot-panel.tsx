@@ -9,6 +9,8 @@ import { Spinner } from '@/components/ui/spinner';
 import { bytes, dateTime, shortId, timeAgo } from '@/lib/format';
 import { useCreateSnapshot, useSnapshotFinished } from '../api/create-snapshot';
 import { useSnapshots, type Snapshot } from '../api/get-snapshots';
+import { SnapshotCompare } from './snapshot-compare';
+import { SnapshotDetails } from './snapshot-details';
 
 type Props = {
   environmentId: string;
@@ -42,6 +44,8 @@ export function SnapshotPanel({ environmentId, canSnapshot }: Props) {
   const create = useCreateSnapshot();
   const finished = useSnapshotFinished();
   const [notes, setNotes] = useState('');
+  const [selected, setSelected] = useState<string | null>(null);
+  const selectedSnapshot = list.data?.items.find((s) => s.id === selected);
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -109,7 +113,10 @@ export function SnapshotPanel({ environmentId, canSnapshot }: Props) {
                 <th scope="col" className="py-2 pr-3">Notebooks</th>
                 <th scope="col" className="py-2 pr-3">Restore drill</th>
                 <th scope="col" className="py-2 pr-3">Notes</th>
-                <th scope="col" className="py-2">Id</th>
+                <th scope="col" className="py-2 pr-3">Id</th>
+                <th scope="col" className="py-2">
+                  <span className="sr-only">Actions</span>
+                </th>
               </tr>
             </thead>
             <tbody>
@@ -131,8 +138,19 @@ export function SnapshotPanel({ environmentId, canSnapshot }: Props) {
                   <td className="max-w-48 truncate py-2 pr-3" title={s.metadata.notes ?? undefined}>
                     {s.metadata.notes ?? '—'}
                   </td>
-                  <td className="py-2 font-mono text-xs" title={s.id}>
+                  <td className="py-2 pr-3 font-mono text-xs" title={s.id}>
                     {shortId(s.id)}
+                  </td>
+                  <td className="py-2">
+                    <Button
+                      variant="secondary"
+                      className="px-2 py-1 text-xs"
+                      aria-expanded={selected === s.id}
+                      aria-controls={selected === s.id ? 'snapshot-details' : undefined}
+                      onClick={() => setSelected(selected === s.id ? null : s.id)}
+                    >
+                      Details<span className="sr-only"> of snapshot {shortId(s.id)}</span>
+                    </Button>
                   </td>
                 </tr>
               ))}
@@ -140,6 +158,12 @@ export function SnapshotPanel({ environmentId, canSnapshot }: Props) {
           </table>
         </div>
       )}
+      {selectedSnapshot && (
+        <div id="snapshot-details">
+          <SnapshotDetails key={selectedSnapshot.id} s={selectedSnapshot} onClose={() => setSelected(null)} />
+        </div>
+      )}
+      {list.data && list.data.items.length > 0 && <SnapshotCompare snapshots={list.data.items} />}
     </section>
   );
 }
