@@ -162,7 +162,7 @@ impl EnvironmentConfigView {
 }
 
 /// What a recommendation asks for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RecommendationKind {
     /// Take a snapshot, accepting the present state as the new baseline.
@@ -170,6 +170,7 @@ pub enum RecommendationKind {
     /// Restore the environment to a snapshot.
     Rollback {
         /// The snapshot to restore.
+        #[schema(value_type = String)]
         target_snapshot_id: SnapshotId,
     },
     /// Pin a package to a version.
@@ -182,11 +183,12 @@ pub enum RecommendationKind {
 }
 
 /// A recorded recommendation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recommendation {
     /// Its id.
     pub id: Uuid,
     /// The environment it is for.
+    #[schema(value_type = String)]
     pub environment_id: EnvironmentId,
     /// What it asks for.
     pub kind: RecommendationKind,

@@ -20,6 +20,7 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use westtek_domain::{EnvironmentId, LabId, UserId};
 
 use crate::drift_tools::Recommendation;
@@ -65,7 +66,7 @@ pub struct AgentRequest {
 }
 
 /// What a citation points at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// A recorded drift event (id: the event id).
@@ -85,13 +86,14 @@ pub enum SourceKind {
 }
 
 /// The source a citation points at (InvokeAgent's `retrievedReferences[]`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub struct SourceRef {
     /// What kind of thing it is.
     pub kind: SourceKind,
     /// Its id or path (see [`SourceKind`]).
     pub id: String,
     /// A byte range within the source, when the claim rests on part of it.
+    #[schema(value_type = Option<Vec<u64>>)]
     pub span: Option<(usize, usize)>,
     /// A short human title for the portal to show.
     pub title: String,
@@ -99,7 +101,7 @@ pub struct SourceRef {
 
 /// One piece of an agent's streamed answer. Serialised as
 /// `{"type": "text", "text": "…"}` and so on: one SSE event each.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentChunk {
     /// The next piece of the answer.
@@ -115,6 +117,7 @@ pub enum AgentChunk {
         /// Where the claim comes from.
         source: SourceRef,
         /// Byte range (end exclusive) of the claim in the answer so far.
+        #[schema(value_type = Vec<u64>)]
         text_span: (usize, usize),
     },
     /// The agent called a tool (trace).
@@ -122,6 +125,7 @@ pub enum AgentChunk {
         /// The tool's name (`GetDriftEvents`, …).
         name: String,
         /// Its arguments.
+        #[schema(value_type = Object)]
         input: serde_json::Value,
     },
     /// What a tool returned, in a line (trace).

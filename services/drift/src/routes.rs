@@ -798,7 +798,7 @@ pub struct ChatRequest {
 /// one per chunk: `text`, `citation`, `tool_call`, `tool_result`,
 /// `recommendation`, `done` (with the session id), or `error`.
 #[utoipa::path(post, path = "/api/agents/drift/chat", tag = "drift", request_body = ChatRequest,
-    responses((status = 200, description = "text/event-stream of agent chunks", content_type = "text/event-stream"),
+    responses((status = 200, description = "text/event-stream: one event per chunk, named by its `type`, data = the chunk as JSON", content_type = "text/event-stream", body = westtek_assist::AgentChunk),
               (status = 404, body = westtek_platform::Problem), (status = 422, body = westtek_platform::Problem)))]
 pub async fn chat(
     caller: Caller,

@@ -721,7 +721,7 @@ pub struct KnowledgeChatRequest {
 /// `tool_call`, `tool_result`, `done` (with the session id), or `error`.
 /// Every claim carries a citation, or the agent says it does not know.
 #[utoipa::path(post, path = "/api/agents/knowledge/chat", tag = "knowledge", request_body = KnowledgeChatRequest,
-    responses((status = 200, description = "text/event-stream of agent chunks", content_type = "text/event-stream"),
+    responses((status = 200, description = "text/event-stream: one event per chunk, named by its `type`, data = the chunk as JSON", content_type = "text/event-stream", body = westtek_assist::AgentChunk),
               (status = 404, body = westtek_platform::Problem), (status = 422, body = westtek_platform::Problem)))]
 pub async fn chat(
     caller: Caller,

@@ -1073,6 +1073,59 @@ export interface components {
             job_id: string;
             snapshot_id: string;
         };
+        /**
+         * @description One piece of an agent's streamed answer. Serialised as
+         *     `{"type": "text", "text": "…"}` and so on: one SSE event each.
+         */
+        AgentChunk: {
+            /** @description Appended to the answer as is. */
+            text: string;
+            /** @enum {string} */
+            type: "text";
+        } | {
+            /**
+             * @description Footnote number, from 1; every citation of the same source has
+             *     the same number.
+             */
+            index: number;
+            /** @description Where the claim comes from. */
+            source: components["schemas"]["SourceRef"];
+            /** @description Byte range (end exclusive) of the claim in the answer so far. */
+            text_span: number[];
+            /** @enum {string} */
+            type: "citation";
+        } | {
+            /** @description Its arguments. */
+            input: Record<string, never>;
+            /** @description The tool's name (`GetDriftEvents`, …). */
+            name: string;
+            /** @enum {string} */
+            type: "tool_call";
+        } | {
+            /** @description The tool's name. */
+            name: string;
+            /** @description A one-line summary of the result. */
+            summary: string;
+            /** @enum {string} */
+            type: "tool_result";
+        } | {
+            /** @description What it recommends. */
+            recommendation: components["schemas"]["Recommendation"];
+            /** @enum {string} */
+            type: "recommendation";
+        } | {
+            /** @description The session to continue with a follow-up. */
+            session_id: string;
+            /** @enum {string} */
+            type: "done";
+        } | {
+            /** @description Stable machine-readable code. */
+            code: string;
+            /** @description A message for the user (never internal error text). */
+            message: string;
+            /** @enum {string} */
+            type: "error";
+        };
         /** @description A recorded analysis or recommendation. */
         AnalysisResponse: {
             agent: string;
@@ -1578,6 +1631,42 @@ export interface components {
              */
             max_storage_bytes?: number | null;
         };
+        /** @description A recorded recommendation. */
+        Recommendation: {
+            /**
+             * Format: date-time
+             * @description When it was recorded.
+             */
+            created_at: string;
+            /** @description The environment it is for. */
+            environment_id: string;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description What it asks for. */
+            kind: components["schemas"]["RecommendationKind"];
+            /** @description Why, in a sentence or two. */
+            reason: string;
+        };
+        /** @description What a recommendation asks for. */
+        RecommendationKind: {
+            /** @enum {string} */
+            type: "snapshot";
+        } | {
+            /** @description The snapshot to restore. */
+            target_snapshot_id: string;
+            /** @enum {string} */
+            type: "rollback";
+        } | {
+            /** @description The package. */
+            package: string;
+            /** @enum {string} */
+            type: "pin";
+            /** @description The version to pin. */
+            version: string;
+        };
         /** @description Restore accepted: follow the job. */
         RestoreAccepted: {
             /** @description The environment the files go to. */
@@ -1714,6 +1803,22 @@ export interface components {
             stored_bytes_added: number;
             /** Format: date-time */
             timestamp: string;
+        };
+        /**
+         * @description What a citation points at.
+         * @enum {string}
+         */
+        SourceKind: "drift_event" | "snapshot" | "package_metadata" | "notebook" | "config" | "document";
+        /** @description The source a citation points at (InvokeAgent's `retrievedReferences[]`). */
+        SourceRef: {
+            /** @description Its id or path (see [`SourceKind`]). */
+            id: string;
+            /** @description What kind of thing it is. */
+            kind: components["schemas"]["SourceKind"];
+            /** @description A byte range within the source, when the claim rests on part of it. */
+            span?: number[] | null;
+            /** @description A short human title for the portal to show. */
+            title: string;
         };
         /** @description A lab's snapshot storage. */
         StorageResponse: {
@@ -1856,13 +1961,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description text/event-stream of agent chunks */
+            /** @description text/event-stream: one event per chunk, named by its `type`, data = the chunk as JSON */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["AgentChunk"];
                 };
             };
             404: {
@@ -1896,13 +2001,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description text/event-stream of agent chunks */
+            /** @description text/event-stream: one event per chunk, named by its `type`, data = the chunk as JSON */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["AgentChunk"];
                 };
             };
             404: {

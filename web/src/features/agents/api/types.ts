@@ -1,14 +1,16 @@
+import type { components } from '@/api/schema';
+
 /**
  * The chunks an agent streams (`event: <type>`, `data: <chunk as JSON>`).
  *
- * The OpenAPI document does not describe them (the chat endpoints answer an
- * untyped `text/event-stream`; there is no `AgentChunk` schema to generate
- * from), so they are written here after `westtek_assist::port::AgentChunk`
- * and read defensively by `parseChunk`: an unknown or malformed chunk is
- * skipped, never trusted.
+ * Their wire shape is the generated `AgentChunk` schema (`WireChunk`); a
+ * stream is still untrusted input, so `parseChunk` checks every chunk at run
+ * time and turns it into the UI's shape below: an unknown or malformed chunk
+ * is skipped, never trusted.
  */
+export type WireChunk = components['schemas']['AgentChunk'];
 
-export type SourceKind = 'drift_event' | 'snapshot' | 'package_metadata' | 'notebook' | 'config' | 'document';
+export type SourceKind = components['schemas']['SourceKind'];
 
 export type SourceRef = {
   kind: SourceKind | (string & {});
