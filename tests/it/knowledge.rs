@@ -1024,6 +1024,41 @@ async fn knowledge_is_synced_handed_over_packaged_answered_and_shared_across_lab
         .await;
     assert_eq!(listed, json!([]), "withdrawn");
 
+    // The IT admin's overview counts both labs; a researcher sees only theirs.
+    let (s, o) = app
+        .call(Method::GET, "/api/admin/overview", &app.admin_token, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let row = |o: &Value, lab: &str| {
+        o["labs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["lab"]["id"] == lab)
+            .cloned()
+    };
+    let a = row(&o, &lab_a).unwrap();
+    assert_eq!(a["environments"], 1, "{a}");
+    assert_eq!(a["ready"], 1);
+    assert!(a["snapshots"].as_u64().unwrap() >= 2, "{a}");
+    assert!(a["storage_bytes"].as_u64().unwrap() > 0, "{a}");
+    let b = row(&o, &lab_b).unwrap();
+    assert_eq!(
+        b["environments"], 3,
+        "dave's, the clone and the template clone: {b}"
+    );
+    assert_eq!(
+        b["stable"].as_u64().unwrap()
+            + b["minor_drift"].as_u64().unwrap()
+            + b["critical_drift"].as_u64().unwrap(),
+        3
+    );
+    let (_, mine) = app
+        .call(Method::GET, "/api/admin/overview", &dave, None)
+        .await;
+    assert_eq!(mine["labs"].as_array().unwrap().len(), 1);
+    assert!(row(&mine, &lab_b).is_some() && row(&mine, &lab_a).is_none());
+
     // Both labs' trails.
     for lab in [&lab_a, &lab_b] {
         for action in [

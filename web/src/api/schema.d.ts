@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/api/admin/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * All labs at a glance (IT admins: every lab; others: their labs):
+         *     environments by state, running servers, drift status distribution,
+         *     snapshots and storage against the quotas, in one request.
+         */
+        get: operations["overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents/drift/chat": {
         parameters: {
             query?: never;
@@ -1509,6 +1530,37 @@ export interface components {
             /** @description Keep it for follow-up questions (generated when absent). */
             session_id?: string | null;
         };
+        /** @description Counts of one lab, for the IT-admin dashboard. */
+        LabOverview: {
+            /** Format: int64 */
+            critical_drift: number;
+            /** Format: int64 */
+            environments: number;
+            lab: components["schemas"]["LabResponse"];
+            /** Format: int64 */
+            minor_drift: number;
+            /** Format: int64 */
+            provisioning: number;
+            /** Format: int64 */
+            ready: number;
+            /**
+             * Format: int64
+             * @description Jupyter servers running (or starting).
+             */
+            running_servers: number;
+            /**
+             * Format: int64
+             * @description Complete snapshots.
+             */
+            snapshots: number;
+            /** Format: int64 */
+            stable: number;
+            /**
+             * Format: int64
+             * @description Bytes the lab's snapshots added to the vault (what the storage quota counts).
+             */
+            storage_bytes: number;
+        };
         /** @description A lab. */
         LabResponse: {
             /** Format: date-time */
@@ -1580,6 +1632,12 @@ export interface components {
             error?: string | null;
             imports: string[];
             path: string;
+        };
+        /** @description Every lab the caller can see at a glance. */
+        OverviewResponse: {
+            /** Format: date-time */
+            generated_at: string;
+            labs: components["schemas"]["LabOverview"][];
         };
         /** @description A requested package. */
         PackageBody: {
@@ -1948,6 +2006,33 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OverviewResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     chat: {
         parameters: {
             query?: never;

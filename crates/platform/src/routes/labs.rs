@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/labs", get(list_labs).post(create_lab))
         .route("/api/labs/{id}", get(get_lab).patch(update_lab))
         .route("/api/labs/{id}/users", get(list_users).post(create_user))
+        .route("/api/admin/overview", get(overview))
         .route(
             "/api/labs/{id}/members/{user}",
             axum::routing::put(put_member).delete(remove_member),
@@ -319,4 +320,113 @@ pub async fn remove_member(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Counts of one lab, for the IT-admin dashboard.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct LabOverview {
+    pub lab: LabResponse,
+    pub environments: u64,
+    pub ready: u64,
+    pub provisioning: u64,
+    /// Jupyter servers running (or starting).
+    pub running_servers: u64,
+    pub stable: u64,
+    pub minor_drift: u64,
+    pub critical_drift: u64,
+    /// Complete snapshots.
+    pub snapshots: u64,
+    /// Bytes the lab's snapshots added to the vault (what the storage quota counts).
+    pub storage_bytes: u64,
+}
+
+/// Every lab the caller can see at a glance.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct OverviewResponse {
+    pub generated_at: chrono::DateTime<chrono::Utc>,
+    pub labs: Vec<LabOverview>,
+}
+
+/// All labs at a glance (IT admins: every lab; others: their labs):
+/// environments by state, running servers, drift status distribution,
+/// snapshots and storage against the quotas, in one request.
+#[utoipa::path(get, path = "/api/admin/overview", tag = "labs",
+    responses((status = 200, body = OverviewResponse), (status = 403, body = crate::error::Problem)))]
+pub async fn overview(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> ApiResult<Json<OverviewResponse>> {
+    use westtek_domain::{
+        DriftStatus, EnvironmentFilter, EnvironmentStatus, JupyterStatus, SnapshotFilter,
+        SnapshotStatus,
+    };
+    let all = matches!(caller.read_scope(), Ok(ReadScope::All));
+    let mut labs = Vec::new();
+    for lab in state.store.list_labs().await? {
+        if !all && caller.principal.role_in(lab.id).is_none() {
+            continue;
+        }
+        let mut o = LabOverview {
+            lab: lab.clone().into(),
+            environments: 0,
+            ready: 0,
+            provisioning: 0,
+            running_servers: 0,
+            stable: 0,
+            minor_drift: 0,
+            critical_drift: 0,
+            snapshots: 0,
+            storage_bytes: state.store.lab_storage_bytes(lab.id).await?,
+        };
+        let mut offset = 0;
+        loop {
+            let page = state
+                .store
+                .list_environments(&EnvironmentFilter {
+                    lab_id: Some(lab.id),
+                    limit: 500,
+                    offset,
+                    ..Default::default()
+                })
+                .await?;
+            for e in &page.items {
+                o.environments += 1;
+                match e.status {
+                    EnvironmentStatus::Ready => o.ready += 1,
+                    EnvironmentStatus::Provisioning => o.provisioning += 1,
+                    _ => {}
+                }
+                if e.jupyter_status != JupyterStatus::Stopped {
+                    o.running_servers += 1;
+                }
+                match e.drift_status {
+                    DriftStatus::Stable => o.stable += 1,
+                    DriftStatus::MinorDrift => o.minor_drift += 1,
+                    DriftStatus::CriticalDrift => o.critical_drift += 1,
+                }
+            }
+            if page.items.len() < 500 {
+                break;
+            }
+            offset += 500;
+        }
+        o.snapshots = state
+            .store
+            .list_snapshots(&SnapshotFilter {
+                lab_id: Some(lab.id),
+                status: Some(SnapshotStatus::Complete),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?
+            .total;
+        labs.push(o);
+    }
+    if labs.is_empty() && !all {
+        return Err(ApiError::forbidden("the caller is in no lab"));
+    }
+    Ok(Json(OverviewResponse {
+        generated_at: state.clock.now(),
+        labs,
+    }))
 }
