@@ -249,3 +249,20 @@ pub async fn build_env(app: &TestApp, token: &str, name: &str, packages: Value) 
     assert_eq!(job["status"], "succeeded", "{job}");
     acc["environment_id"].as_str().unwrap().to_string()
 }
+
+/// `uv pip install SPEC…` into the venv of `venv_python` (never downloads an
+/// interpreter); panics with uv's stderr when it fails.
+pub fn uv_install(venv_python: &std::path::Path, spec: &[&str]) {
+    let out = std::process::Command::new("uv")
+        .args(["pip", "install", "--python"])
+        .arg(venv_python)
+        .args(spec)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .expect("uv runs");
+    assert!(
+        out.status.success(),
+        "uv pip install {spec:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

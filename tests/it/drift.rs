@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use westtek_tests::{build_env, restart_app, spawn_app_with, TestApp};
+use westtek_tests::{build_env, restart_app, spawn_app_with, uv_install, TestApp};
 
 /// Reads `GET /api/drift/stream` in the background; each `drift` event's
 /// JSON arrives on the channel.
@@ -52,21 +52,6 @@ async fn next_event(rx: &mut mpsc::UnboundedReceiver<Value>, what: &str) -> Valu
         .await
         .unwrap_or_else(|_| panic!("no drift event for {what} within 60 s"))
         .unwrap()
-}
-
-fn uv_install(venv_python: &Path, spec: &[&str]) {
-    let out = std::process::Command::new("uv")
-        .args(["pip", "install", "--python"])
-        .arg(venv_python)
-        .args(spec)
-        .env("UV_PYTHON_DOWNLOADS", "never")
-        .output()
-        .expect("uv runs");
-    assert!(
-        out.status.success(),
-        "uv pip install {spec:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn freeze(venv_python: &Path) -> String {

@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::io::Read;
 use std::time::Duration;
-use westtek_tests::{build_env, TestApp};
+use westtek_tests::{build_env, uv_install, TestApp};
 
 const EMAIL: &str = "maria.lopez@example.org";
 const AWS_KEY: &str = "AKIAZ7QX3MPLE4KEY9QA";
@@ -40,21 +40,6 @@ fn code(src: &str, output: Option<&str>) -> Value {
 
 fn markdown(src: &str) -> Value {
     json!({"cell_type": "markdown", "metadata": {}, "source": [src]})
-}
-
-fn uv_install(venv_python: &std::path::Path, spec: &[&str]) {
-    let out = std::process::Command::new("uv")
-        .args(["pip", "install", "--python"])
-        .arg(venv_python)
-        .args(spec)
-        .env("UV_PYTHON_DOWNLOADS", "never")
-        .output()
-        .expect("uv runs");
-    assert!(
-        out.status.success(),
-        "uv pip install {spec:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn snapshot(app: &TestApp, token: &str, env: &str, notes: &str) -> String {

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod streams;
 pub mod token_cache;
 
 pub use error::{ApiError, ApiResult, Problem};

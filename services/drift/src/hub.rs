@@ -277,30 +277,12 @@ impl DriftHub {
     /// (Redis restarted) is re-established with backoff; meanwhile the sweep
     /// keeps every environment checked.
     async fn consume_events(self: Arc<Self>) {
-        use futures::StreamExt;
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let mut stream = match self.state.bus.subscribe("drift").await {
-                Ok(s) => {
-                    backoff = Duration::from_secs(1);
-                    s
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "drift cannot subscribe to the event bus");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                    continue;
-                }
-            };
-            while let Some(d) = stream.next().await {
-                self.on_event(&d.event).await;
-                if let Err(e) = d.ack.ack().await {
-                    tracing::warn!(error = %e, "could not acknowledge an event");
-                }
-            }
-            tracing::warn!("the event bus subscription ended; subscribing again");
-            tokio::time::sleep(backoff).await;
-        }
+        let hub = Arc::clone(&self);
+        westtek_platform::streams::consume_bus(self.state.clone(), "drift", move |ev| {
+            let hub = Arc::clone(&hub);
+            async move { hub.on_event(&ev).await }
+        })
+        .await;
     }
 
     async fn on_event(self: &Arc<Self>, ev: &DomainEvent) {

@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
-use westtek_assist::{Agent, AgentChunk, AgentKind, AgentRequest, CallerRef, LocalDriftAnalyzer};
+use westtek_assist::{Agent, AgentKind, AgentRequest, CallerRef, LocalDriftAnalyzer};
 use westtek_domain::{
     DomainError, DriftEvent, DriftEventFilter, DriftSource, EnvironmentId, LabId, SnapshotId,
     SnapshotStatus, Webhook, WebhookFormat, WebhookId,
@@ -833,15 +833,5 @@ pub async fn chat(
         .invoke(request)
         .await
         .map_err(|e| ApiError::from(DomainError::invalid("message", e.to_string())))?;
-    let s: BoxStream<'static, Result<Event, Infallible>> = chunks
-        .map(|c: AgentChunk| {
-            let name = serde_json::to_value(&c)
-                .ok()
-                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
-                .unwrap_or_else(|| "chunk".into());
-            let data = serde_json::to_string(&c).unwrap_or_default();
-            Ok(Event::default().event(name).data(data))
-        })
-        .boxed();
-    Ok(Sse::new(s).keep_alive(KeepAlive::default()).into_response())
+    Ok(westtek_platform::streams::tagged_sse(chunks))
 }

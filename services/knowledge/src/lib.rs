@@ -16,7 +16,6 @@ pub mod transfer;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use utoipa::OpenApi;
 use westtek_assist::SessionStore;
 use westtek_domain::event::types;
@@ -86,30 +85,12 @@ impl KnowledgeService {
     }
 
     async fn consume(self: Arc<Self>) {
-        use futures::StreamExt;
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let mut stream = match self.state.bus.subscribe(SERVICE).await {
-                Ok(s) => {
-                    backoff = Duration::from_secs(1);
-                    s
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "knowledge cannot subscribe to the event bus");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                    continue;
-                }
-            };
-            while let Some(d) = stream.next().await {
-                self.on_event(&d.event).await;
-                if let Err(e) = d.ack.ack().await {
-                    tracing::warn!(error = %e, "could not acknowledge an event");
-                }
-            }
-            tracing::warn!("the event bus subscription ended; subscribing again");
-            tokio::time::sleep(backoff).await;
-        }
+        let svc = Arc::clone(&self);
+        westtek_platform::streams::consume_bus(self.state.clone(), SERVICE, move |ev| {
+            let svc = Arc::clone(&svc);
+            async move { svc.on_event(&ev).await }
+        })
+        .await;
     }
 
     /// Handles one event: a sync per new snapshot, at most once per event

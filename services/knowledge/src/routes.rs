@@ -8,18 +8,15 @@ use crate::transfer::{self, TransferData};
 use crate::KnowledgeService;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
-use futures::stream::{BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
-use westtek_assist::{Agent, AgentChunk, AgentKind, AgentRequest, CallerRef};
+use westtek_assist::{Agent, AgentKind, AgentRequest, CallerRef};
 use westtek_domain::ports::Write;
 use westtek_domain::{
     ChecklistItem, DomainError, Environment, EnvironmentId, Handover, HandoverFilter, HandoverId,
@@ -760,17 +757,7 @@ pub async fn chat(
         .invoke(request)
         .await
         .map_err(|e| ApiError::from(DomainError::invalid("message", e.to_string())))?;
-    let s: BoxStream<'static, Result<Event, Infallible>> = chunks
-        .map(|c: AgentChunk| {
-            let name = serde_json::to_value(&c)
-                .ok()
-                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
-                .unwrap_or_else(|| "chunk".into());
-            let data = serde_json::to_string(&c).unwrap_or_default();
-            Ok(Event::default().event(name).data(data))
-        })
-        .boxed();
-    Ok(Sse::new(s).keep_alive(KeepAlive::default()).into_response())
+    Ok(westtek_platform::streams::tagged_sse(chunks))
 }
 
 #[cfg(test)]
