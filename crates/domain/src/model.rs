@@ -132,7 +132,7 @@ pub enum Criticality {
 }
 
 /// Drift of an environment against its baseline snapshot.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DriftStatus {
     #[default]

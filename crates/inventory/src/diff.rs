@@ -41,17 +41,8 @@ pub enum Severity {
     Info,
 }
 
-/// An environment's overall state against its baseline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DriftStatus {
-    /// No finding above [`Severity::Info`].
-    Stable,
-    /// At least one [`Severity::Minor`] finding, no critical one.
-    MinorDrift,
-    /// At least one [`Severity::Critical`] finding.
-    CriticalDrift,
-}
+/// An environment's overall state against its baseline (the domain's).
+pub use westtek_domain::DriftStatus;
 
 /// What happened to an extension or config file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

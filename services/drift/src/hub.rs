@@ -127,13 +127,6 @@ fn severity_name(s: Severity) -> &'static str {
     }
 }
 
-fn to_domain_status(s: westtek_inventory::DriftStatus) -> westtek_domain::DriftStatus {
-    match s {
-        westtek_inventory::DriftStatus::Stable => westtek_domain::DriftStatus::Stable,
-        westtek_inventory::DriftStatus::MinorDrift => westtek_domain::DriftStatus::MinorDrift,
-        westtek_inventory::DriftStatus::CriticalDrift => westtek_domain::DriftStatus::CriticalDrift,
-    }
-}
 
 /// The typed findings of a stored event (empty when unreadable).
 pub(crate) fn findings_of(ev: &DriftEvent) -> Vec<Finding> {
@@ -558,7 +551,7 @@ impl DriftHub {
             }
         };
         let now = self.state.clock.now();
-        let status = to_domain_status(evaluation.status);
+        let status = evaluation.status;
         match &stored {
             Some(s) if s.fingerprint == evaluation.fingerprint => {
                 if s.baseline_snapshot_id != Some(baseline) {
@@ -726,15 +719,7 @@ impl DriftHub {
                     ev.detected_at,
                 );
                 // The environment's overall status, not that of the change alone.
-                alert.status = match ev.status {
-                    westtek_domain::DriftStatus::Stable => westtek_inventory::DriftStatus::Stable,
-                    westtek_domain::DriftStatus::MinorDrift => {
-                        westtek_inventory::DriftStatus::MinorDrift
-                    }
-                    westtek_domain::DriftStatus::CriticalDrift => {
-                        westtek_inventory::DriftStatus::CriticalDrift
-                    }
-                };
+                alert.status = ev.status;
                 alert = alert.with_link(format!(
                     "{}/environments/{}/drift",
                     self.state.config.public_url, env.id
