@@ -31,7 +31,7 @@ export default tseslint.config(
       ],
     },
   },
-  ...['auth', 'environments', 'snapshots', 'drift', 'agents', 'admin'].map((feature) => ({
+  ...['auth', 'environments', 'snapshots', 'drift', 'agents', 'admin', 'knowledge', 'collaboration'].map((feature) => ({
     files: [`src/features/${feature}/**`],
     rules: {
       'no-restricted-imports': [

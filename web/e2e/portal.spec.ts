@@ -5,7 +5,7 @@
  */
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectAccessible, screenshot, server } from './support';
 
@@ -364,4 +364,167 @@ test('an IT admin sees every lab, storage over time and the verified audit log',
   expect(download.suggestedFilename()).toBe('westtek-audit.csv');
   await expectAccessible(page, 'IT-admin dashboard');
   await screenshot(page, '21-admin-dashboard');
+});
+
+/** A `yyyy-mm-dd` date `days` from today, for date inputs. */
+function dateFromNow(days: number): string {
+  const d = new Date();
+  d.setDate(d.getDate() + days);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+test('the knowledge transfer page shows the summary and checklist, syncs, and downloads the package', async () => {
+  await page.goto(`${server.url}/environments/${environmentId}`);
+  await page.getByRole('link', { name: 'Knowledge transfer', exact: true }).click();
+  await expect(page).toHaveURL(`${server.url}/environments/${environmentId}/knowledge`);
+  await expect(page.getByRole('heading', { level: 1, name: `Knowledge transfer: ${ENV_NAME}` })).toBeVisible();
+  // The summary Markdown is rendered as headings and lists, not shown raw.
+  const summary = page.getByRole('region', { name: 'Generated summary' });
+  await expect(summary.getByRole('heading', { name: `Environment summary: ${ENV_NAME}` })).toBeVisible({ timeout: 60_000 });
+  await expect(summary.getByRole('heading', { name: 'Notebooks (run in this order)' })).toBeVisible();
+  await expect(summary).not.toContainText('## ');
+  await expect(page.getByRole('list', { name: 'Notebooks in run order' })).toContainText('drift-probe.ipynb');
+  const checklist = page.getByRole('list', { name: 'Checklist preview' });
+  await expect(checklist).toContainText(`Launch Jupyter for ${ENV_NAME}`);
+  await expect(page.getByText('Not handed over yet.')).toBeVisible();
+
+  await page.getByRole('button', { name: 'Sync now' }).click();
+  const synced = page.getByRole('status').filter({ hasText: 'Knowledge synced' });
+  await expect(synced).toBeVisible({ timeout: 60_000 });
+  await expect(synced).toContainText(/\d+ documents? written/);
+
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download package (.zip)' }).click(),
+  ]);
+  expect(download.suggestedFilename()).toBe(`transfer-${ENV_NAME}.zip`);
+  expect(readFileSync(await download.path()).subarray(0, 2).toString('latin1')).toBe('PK');
+
+  // A checklist step's source opens in the document drawer.
+  await checklist.getByRole('button', { name: /^Open source of .Launch Jupyter/ }).click();
+  const drawer = page.getByRole('dialog');
+  await expect(drawer.getByRole('region', { name: 'Document text' })).toContainText(`Environment summary: ${ENV_NAME}`);
+  await expectAccessible(page, 'a checklist source in the drawer');
+  await page.keyboard.press('Escape');
+  await expect(drawer).toBeHidden();
+  await expectAccessible(page, 'knowledge transfer page');
+  await dismissToasts();
+  await screenshot(page, '22-knowledge-transfer');
+});
+
+test('shares the environment with another lab, sees it in "Shares given", revokes it, and publishes a template', async () => {
+  await page.goto(`${server.url}/environments/${environmentId}`);
+  await page.getByRole('button', { name: /^Share…/ }).click();
+  const dialog = page.getByRole('dialog', { name: `Share “${ENV_NAME}”` });
+  await expect(dialog.getByLabel('Lab to share with')).toBeFocused();
+  // Mistakes are caught before anything is sent.
+  await dialog.getByRole('button', { name: 'Share', exact: true }).click();
+  await expect(dialog.getByText('Name the lab to share with')).toBeVisible();
+  await expect(dialog.getByLabel('Lab to share with')).toBeFocused();
+  await dialog.getByLabel('Lab to share with').fill('e2e-second');
+  await dialog.getByRole('radio', { name: /Read and clone/ }).check();
+  await dialog.getByLabel('Expires (optional)').fill(dateFromNow(7));
+  await expectAccessible(page, 'share dialog');
+  await screenshot(page, '23-share-dialog');
+  await dialog.getByRole('button', { name: 'Share', exact: true }).click();
+  await expect(dialog.getByRole('status')).toContainText(/Shared with .+: read and clone, until /);
+  await dialog.getByRole('button', { name: 'Done' }).click();
+  await expect(dialog).toBeHidden();
+
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Collaboration' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Collaboration' })).toBeVisible();
+  const given = page.getByRole('list', { name: 'Shares given' });
+  const share = given.getByRole('listitem').filter({ hasText: ENV_NAME });
+  await expect(share).toContainText('Read and clone');
+  await expect(share).toContainText(/Expires in [78] days/);
+  await expect(page.getByText('Nothing is shared with your lab.')).toBeVisible();
+  await expectAccessible(page, 'collaboration hub with a share');
+  await dismissToasts();
+  await screenshot(page, '24-collaboration-shares');
+
+  await share.getByRole('button', { name: /^Revoke/ }).click();
+  const confirm = page.getByRole('dialog', { name: 'Revoke this share?' });
+  await expect(confirm.getByRole('button', { name: 'Cancel' })).toBeFocused();
+  await confirm.getByRole('button', { name: 'Revoke', exact: true }).click();
+  await expect(confirm).toBeHidden();
+  await expect(share).toContainText('Revoked');
+  await expect(share.getByRole('button', { name: /^Revoke/ })).toHaveCount(0);
+
+  // Publish the baseline snapshot as a template from its details.
+  await page.goto(`${server.url}/environments/${environmentId}`);
+  const snapshots = page.getByRole('region', { name: 'Snapshots' });
+  const row = snapshots.getByRole('table', { name: 'Snapshots, newest first' }).getByRole('row').filter({ hasText: 'baseline from the e2e test' });
+  await row.getByRole('button', { name: /^Details/ }).click();
+  await snapshots.getByRole('button', { name: 'Publish as template…' }).click();
+  const publish = page.getByRole('dialog', { name: 'Publish as template' });
+  await publish.getByLabel('Template name').fill('e2e-template');
+  await publish.getByLabel('Description (optional)').fill('The e2e baseline, for new analyses.');
+  await publish.getByRole('button', { name: 'Publish', exact: true }).click();
+  await expect(publish.getByRole('status')).toContainText('Published “e2e-template”');
+  await publish.getByRole('link', { name: 'See your templates' }).click();
+  await expect(page).toHaveURL(`${server.url}/collaboration`);
+  const template = page.getByRole('list', { name: 'Templates' }).getByRole('listitem').filter({ hasText: 'e2e-template' });
+  await expect(template).toContainText('The e2e baseline, for new analyses.');
+  await expect(template).toContainText('Your lab’s');
+  await expect(template.getByRole('button', { name: /^Clone…/ })).toBeVisible();
+  await expectAccessible(page, 'collaboration hub with a template');
+  await dismissToasts();
+  await screenshot(page, '25-collaboration-templates');
+});
+
+test('hands the environment over to a new researcher, who ticks a step of their onboarding checklist', async ({ browser }) => {
+  const NEWCOMER = 'e2e-newcomer';
+  execFileSync(server.bin, ['admin', 'user', 'create', NEWCOMER, '--lab', 'my-lab', '--role', 'researcher', '--password-stdin'], {
+    env: { ...process.env, WESTTEK_DATA_DIR: server.dataDir },
+    input: 'e2e-newcomer-password-1234\n',
+  });
+  await page.goto(`${server.url}/environments/${environmentId}/knowledge`);
+  const form = page.getByRole('form', { name: 'Hand over' });
+  await form.getByRole('button', { name: 'Hand over…' }).click();
+  await expect(form.getByText('Pick the researcher who takes the environment over.')).toBeVisible();
+  await form.getByLabel('New researcher', { exact: true }).selectOption({ label: NEWCOMER });
+  await expect(form.getByLabel('Previous owner may read until')).toHaveValue(dateFromNow(30));
+  await form.getByLabel('Note for the new researcher (optional)').fill('Run the notebooks in order.');
+  await form.getByRole('button', { name: 'Hand over…' }).click();
+  const confirm = page.getByRole('dialog', { name: `Hand over “${ENV_NAME}”?` });
+  await expect(confirm).toContainText(new RegExp(`Ownership of ${ENV_NAME} moves from .*admin.* to .*${NEWCOMER}.* now\\.`));
+  await expect(confirm).toContainText('keeps read-only access until');
+  await expectAccessible(page, 'handover confirmation');
+  await screenshot(page, '26-handover-confirm');
+  await confirm.getByRole('button', { name: 'Hand over', exact: true }).click();
+  await expect(confirm).toBeHidden({ timeout: 60_000 });
+  const card = page.getByRole('article', { name: new RegExp(`^Handover from you to .*${NEWCOMER}`) });
+  await expect(card).toContainText('Run the notebooks in order.');
+  await expect(card.getByRole('progressbar')).toHaveAccessibleName(new RegExp(`Onboarding for ${NEWCOMER}: 0 of \\d+ done`));
+
+  // The new researcher signs in in a browser of their own and finds the checklist.
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  try {
+    await p.goto(server.signInLink(NEWCOMER));
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await expect(p.getByRole('heading', { level: 1, name: 'Environments' })).toBeVisible();
+    const open = p.getByRole('region', { name: /Onboarding: 1 environment handed over to you/ });
+    await expect(open).toContainText(ENV_NAME);
+    await open.getByRole('link', { name: 'Open your checklists' }).click();
+    await expect(p.getByRole('heading', { level: 1, name: 'Onboarding' })).toBeVisible();
+    const mine = p.getByRole('article', { name: /^Handover from .*admin.* to you$/ });
+    await expect(mine.getByRole('link', { name: ENV_NAME })).toBeVisible();
+    const step = mine.getByRole('checkbox', { name: new RegExp(`Launch Jupyter for ${ENV_NAME}`) });
+    await expect(step).toBeEnabled();
+    await step.check();
+    const bar = mine.getByRole('progressbar');
+    await expect(bar).toHaveAccessibleName(/: 1 of \d+ done/);
+    // Saved: still ticked after a reload.
+    await p.reload();
+    await expect(p.getByRole('article', { name: /^Handover from .*admin.* to you$/ }).getByRole('checkbox', { name: new RegExp(`Launch Jupyter for ${ENV_NAME}`) })).toBeChecked();
+    await expectAccessible(p, 'onboarding view of the new researcher');
+    await screenshot(p, '27-onboarding');
+  } finally {
+    await ctx.close();
+  }
+  // The previous owner's page shows the progress too.
+  await page.reload();
+  await expect(page.getByRole('article', { name: new RegExp(`^Handover from you to .*${NEWCOMER}`) }).getByRole('progressbar')).toHaveAccessibleName(/: 1 of \d+ done/);
 });

@@ -127,7 +127,6 @@ fn severity_name(s: Severity) -> &'static str {
     }
 }
 
-
 /// The typed findings of a stored event (empty when unreadable).
 pub(crate) fn findings_of(ev: &DriftEvent) -> Vec<Finding> {
     serde_json::from_value(ev.findings.clone()).unwrap_or_default()

@@ -3,7 +3,7 @@
 //!
 //! | document | from |
 //! |---|---|
-//! | `notebooks/{lab}/{researcher}/{environment}/{path}.md` | each notebook of the newest snapshot, converted to Markdown and redacted |
+//! | `notebooks/{lab}/{researcher}/{environment}/{path}.md` | each notebook of the snapshot the files last equalled (the restored one after a rollback, else the newest), converted to Markdown and redacted |
 //! | `package-manifests/{environment}/{snapshot}.txt` | each complete snapshot's inventory, `pip freeze` format |
 //! | `installation-history/{environment}/history.jsonl` | consecutive manifests diffed, with the drift event that saw each change and the snapshot's notes as the reason |
 //! | `experiment-logs/{lab}/{experiment}.json` | the lab's environments of the experiment and their snapshots |
@@ -258,8 +258,18 @@ impl KnowledgeService {
             .await?;
         to_index.push((history_path, jsonl));
 
-        // Notebooks of the newest snapshot.
-        let notebooks = match &newest_inventory {
+        // Notebooks of the snapshot the files last equalled: the one restored
+        // (after a rollback the newest snapshot is the state rolled away
+        // from), else the newest.
+        let current = env
+            .current_baseline_id
+            .and_then(|id| snapshots.iter().find(|s| s.id == id))
+            .filter(|s| snapshots.last().is_some_and(|n| n.id != s.id));
+        let notebook_inventory = match current {
+            Some(s) => Some(self.inventory_of(s).await?),
+            None => newest_inventory,
+        };
+        let notebooks = match &notebook_inventory {
             Some(inv) => {
                 self.sync_notebooks(&env, inv, &mut to_index, &mut redactions, &mut report)
                     .await?

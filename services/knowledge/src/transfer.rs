@@ -92,7 +92,13 @@ pub fn checklist(
         done_by: None,
     };
     let mut out = Vec::new();
-    if let Some(s) = snapshots.last() {
+    // The snapshot the files last equalled (not the automatic one taken
+    // before a rollback), else the newest.
+    let current = env
+        .current_baseline_id
+        .and_then(|id| snapshots.iter().find(|s| s.id == id))
+        .or(snapshots.last());
+    if let Some(s) = current {
         out.push(item(
             "restore".into(),
             format!(

@@ -24,6 +24,18 @@ export const router = createBrowserRouter([
         path: 'environments/:id',
         lazy: async () => ({ Component: (await import('./routes/environment')).EnvironmentRoute }),
       },
+      {
+        path: 'environments/:id/knowledge',
+        lazy: async () => ({ Component: (await import('./routes/knowledge')).KnowledgeRoute }),
+      },
+      {
+        path: 'onboarding',
+        lazy: async () => ({ Component: (await import('./routes/onboarding')).OnboardingRoute }),
+      },
+      {
+        path: 'collaboration',
+        lazy: async () => ({ Component: (await import('./routes/collaboration')).CollaborationRoute }),
+      },
       { path: '*', element: <NotFoundRoute /> },
     ],
   },

@@ -56,3 +56,18 @@ export function bytes(n: number | null | undefined): string {
  */
 export const shortId = (id: string | null | undefined) =>
   !id ? '—' : /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id.slice(-8) : id.slice(0, 8);
+
+/** A `<input type="date">` value `days` from today (local). */
+export function dateInputFromNow(days: number, now: Date = new Date()): string {
+  const d = new Date(now.getFullYear(), now.getMonth(), now.getDate() + days);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** The end of a local day given as `yyyy-mm-dd`, as an ISO time; null when not a date. */
+export function endOfDay(value: string): string | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+  if (!m) return null;
+  const d = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]), 23, 59, 59);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}

@@ -23,6 +23,18 @@ export const queryKeys = {
     events: (lab: Lab, environmentId: string | undefined) => ['drift', lab, 'events', environmentId ?? 'all'] as const,
     timeline: (lab: Lab, environmentId: string | undefined) => ['drift', lab, 'timeline', environmentId ?? 'all'] as const,
   },
+  knowledge: {
+    all: (lab: Lab) => ['knowledge', lab] as const,
+    transfer: (lab: Lab, environmentId: string) => ['knowledge', lab, 'transfer', environmentId] as const,
+    /** Handovers of an environment, or (null) the caller's own. */
+    handovers: (lab: Lab, environmentId: string | null) => ['knowledge', lab, 'handovers', environmentId ?? 'mine'] as const,
+    labUsers: (lab: Lab, labId: string) => ['knowledge', lab, 'lab-users', labId] as const,
+  },
+  collaboration: {
+    all: (lab: Lab) => ['collaboration', lab] as const,
+    shares: (lab: Lab, direction: 'given' | 'received') => ['collaboration', lab, 'shares', direction] as const,
+    templates: (lab: Lab) => ['collaboration', lab, 'templates'] as const,
+  },
   /** IT-admin views across labs: the lab of each request is in the key after the resource. */
   admin: {
     all: () => ['admin'] as const,

@@ -60,6 +60,12 @@ function Shell({ me }: { me: Me }) {
               <NavLink to="/" end className={navClass}>
                 Environments
               </NavLink>
+              <NavLink to="/onboarding" className={navClass}>
+                Onboarding
+              </NavLink>
+              <NavLink to="/collaboration" className={navClass}>
+                Collaboration
+              </NavLink>
               {me.it_admin && (
                 <NavLink to="/admin" className={navClass}>
                   IT admin

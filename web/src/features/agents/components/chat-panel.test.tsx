@@ -6,7 +6,7 @@ import { useUiStore } from '@/stores/ui';
 import { useChatStore } from '../store';
 import { segmentAnswer } from './answer';
 import { ChatPanel } from './chat-panel';
-import { splitSpan } from './document-drawer';
+import { splitSpan } from '@/components/document-drawer';
 
 type Call = { url: URL; method: string; body: unknown; headers: Headers };
 

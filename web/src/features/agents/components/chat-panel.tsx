@@ -1,4 +1,5 @@
 import { useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { DocumentDrawer } from '@/components/document-drawer';
 import { Button } from '@/components/ui/button';
 import { Spinner } from '@/components/ui/spinner';
 import { useUiStore } from '@/stores/ui';
@@ -7,7 +8,6 @@ import { recommendationWords, type SourceRef } from '../api/types';
 import { useChat } from '../api/use-chat';
 import { useChatStore, type Turn } from '../store';
 import { Answer } from './answer';
-import { DocumentDrawer } from './document-drawer';
 
 const SUGGESTIONS: Record<AgentId, string[]> = {
   drift: ['What changed since the baseline?', 'Which notebooks are affected?', 'What should I do about it?'],

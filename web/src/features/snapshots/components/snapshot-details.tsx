@@ -1,5 +1,5 @@
 import { useQueryClient } from '@tanstack/react-query';
-import { useState, type FormEvent } from 'react';
+import { useState, type FormEvent, type ReactNode } from 'react';
 import { Link } from 'react-router';
 import { Badge } from '@/components/ui/badge';
 import { Button } from '@/components/ui/button';
@@ -188,8 +188,8 @@ function Restore({ s }: { s: Snapshot }) {
   );
 }
 
-/** One snapshot: its metadata, its restore drill, and restoring it. */
-export function SnapshotDetails({ s, onClose }: { s: Snapshot; onClose: () => void }) {
+/** One snapshot: its metadata, its restore drill, restoring it, and any `actions` the page adds. */
+export function SnapshotDetails({ s, onClose, actions }: { s: Snapshot; onClose: () => void; actions?: ReactNode }) {
   const m = s.metadata;
   return (
     <section
@@ -257,6 +257,7 @@ export function SnapshotDetails({ s, onClose }: { s: Snapshot; onClose: () => vo
       <div className="grid gap-6 lg:grid-cols-2">
         <Drill s={s} />
         <Restore s={s} />
+        {actions}
       </div>
     </section>
   );

@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useState, type FormEvent, type ReactNode } from 'react';
 import { Badge } from '@/components/ui/badge';
 import { Button } from '@/components/ui/button';
 import { EmptyState } from '@/components/ui/empty-state';
@@ -16,6 +16,8 @@ type Props = {
   environmentId: string;
   /** Snapshots need a ready environment. */
   canSnapshot: boolean;
+  /** More actions in a snapshot's details, from other features (the app composes them). */
+  snapshotActions?: (s: Snapshot) => ReactNode;
 };
 
 function StatusBadge({ s }: { s: Snapshot }) {
@@ -39,7 +41,7 @@ function DrillResult({ s }: { s: Snapshot }) {
 }
 
 /** The environment's snapshots, and "take snapshot" with live progress. */
-export function SnapshotPanel({ environmentId, canSnapshot }: Props) {
+export function SnapshotPanel({ environmentId, canSnapshot, snapshotActions }: Props) {
   const list = useSnapshots(environmentId);
   const create = useCreateSnapshot();
   const finished = useSnapshotFinished();
@@ -160,7 +162,12 @@ export function SnapshotPanel({ environmentId, canSnapshot }: Props) {
       )}
       {selectedSnapshot && (
         <div id="snapshot-details">
-          <SnapshotDetails key={selectedSnapshot.id} s={selectedSnapshot} onClose={() => setSelected(null)} />
+          <SnapshotDetails
+            key={selectedSnapshot.id}
+            s={selectedSnapshot}
+            onClose={() => setSelected(null)}
+            actions={snapshotActions?.(selectedSnapshot)}
+          />
         </div>
       )}
       {list.data && list.data.items.length > 0 && <SnapshotCompare snapshots={list.data.items} />}

@@ -1,9 +1,11 @@
 import { useEffect, useRef } from 'react';
-import { Modal } from '@/components/ui/dialog';
-import { ErrorMessage } from '@/components/ui/error-message';
-import { Spinner } from '@/components/ui/spinner';
-import { useDocument } from '../api/get-document';
-import type { SourceRef } from '../api/types';
+import { useDocument } from '@/lib/documents';
+import { Modal } from './ui/dialog';
+import { ErrorMessage } from './ui/error-message';
+import { Spinner } from './ui/spinner';
+
+/** What to open: a document path, the byte range (UTF-8, end exclusive) to highlight, a title. */
+export type DocumentSource = { id: string; span: [number, number] | null; title: string };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -17,7 +19,7 @@ export function splitSpan(text: string, span: [number, number] | null): [string,
   return [decoder.decode(bytes.slice(0, start)), decoder.decode(bytes.slice(start, end)), decoder.decode(bytes.slice(end))];
 }
 
-function Body({ source }: { source: SourceRef }) {
+function Body({ source }: { source: DocumentSource }) {
   const doc = useDocument(source.id);
   const mark = useRef<HTMLElement>(null);
   useEffect(() => {
@@ -45,8 +47,8 @@ function Body({ source }: { source: SourceRef }) {
   );
 }
 
-/** A cited knowledge-base document in a side drawer, the cited span highlighted. */
-export function DocumentDrawer({ source, onClose }: { source: SourceRef; onClose: () => void }) {
+/** A knowledge-base document in a side drawer, the cited span (if any) highlighted. */
+export function DocumentDrawer({ source, onClose }: { source: DocumentSource; onClose: () => void }) {
   return (
     <Modal variant="drawer" title={source.title} onClose={onClose}>
       <Body source={source} />

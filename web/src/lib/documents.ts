@@ -1,16 +1,20 @@
 /**
  * `GET /api/knowledge/documents?path=` → `{path, content_type, text}`: a
- * knowledge-base document an agent cited (citation spans are UTF-8 byte
- * ranges of `text`). A platform without the endpoint (older than the
- * Knowledge Transfer agent) answers 404 `route_not_found`, explained in words.
+ * knowledge-base document (what an agent's citation or an onboarding step's
+ * source opens; citation spans are UTF-8 byte ranges of `text`). Shared by
+ * the agents and knowledge features, so it lives here with the drawer that
+ * shows it (`components/document-drawer.tsx`). A platform without the
+ * endpoint answers 404 `route_not_found`, explained in words.
  */
 import { queryOptions, useQuery } from '@tanstack/react-query';
 import type { components } from '@/api/schema';
-import { ApiError, apiFetch } from '@/lib/api-client';
 import { useLabId } from '@/stores/ui';
-import { isMissingEndpoint } from './chat';
+import { ApiError, apiFetch } from './api-client';
 
 export type KnowledgeDocument = components['schemas']['DocumentResponse'];
+
+const isMissingEndpoint = (e: unknown) =>
+  e instanceof ApiError && e.status === 404 && (e.code === 'route_not_found' || e.code === 'http_404');
 
 export async function getDocument(lab: string | null, path: string, signal?: AbortSignal): Promise<KnowledgeDocument> {
   let doc: KnowledgeDocument;
