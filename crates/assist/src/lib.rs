@@ -37,5 +37,7 @@ pub use drift_tools::{
     RecommendationKind, SnapshotSummary, ToolError, ToolScope,
 };
 pub use error::{AssistError, Result};
-pub use port::{Agent, AgentChunk, AgentKind, AgentRequest, CallerRef, SourceKind, SourceRef};
+pub use port::{
+    Agent, AgentChunk, AgentKind, AgentRequest, CallerRef, ChatRequest, SourceKind, SourceRef,
+};
 pub use session::{SessionKey, SessionState, SessionStore, Turn};

@@ -168,6 +168,41 @@ impl AgentChunk {
     }
 }
 
+/// A question to an agent as the chat endpoints take it.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    /// The environment the question is about.
+    pub environment_id: String,
+    /// The question.
+    pub message: String,
+    /// Keep it for follow-up questions (generated when absent).
+    pub session_id: Option<String>,
+}
+
+impl ChatRequest {
+    /// The agent request for `agent`, in `lab_id`, about `environment_id`
+    /// (already resolved and checked by the caller), asked by `caller`.
+    pub fn into_agent_request(
+        self,
+        agent: AgentKind,
+        lab_id: LabId,
+        environment_id: EnvironmentId,
+        caller: CallerRef,
+    ) -> AgentRequest {
+        AgentRequest {
+            agent,
+            session_id: self
+                .session_id
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            lab_id,
+            environment_id: Some(environment_id),
+            input_text: self.message,
+            caller,
+        }
+    }
+}
+
 /// Longest question accepted, in characters (InvokeAgent's `inputText` limit).
 pub const MAX_INPUT_CHARS: usize = 25_000;
 

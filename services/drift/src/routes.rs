@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
-use westtek_assist::{Agent, AgentKind, AgentRequest, CallerRef, LocalDriftAnalyzer};
+use westtek_assist::{Agent, AgentKind, CallerRef, ChatRequest, LocalDriftAnalyzer};
 use westtek_domain::{
     DomainError, DriftEvent, DriftEventFilter, DriftSource, EnvironmentId, LabId, SnapshotId,
     SnapshotStatus, Webhook, WebhookFormat, WebhookId,
@@ -784,20 +784,10 @@ pub async fn dead_letters(
     Ok(Json(serde_json::to_value(letters).unwrap_or_default()))
 }
 
-/// A question to the Drift Analyzer.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChatRequest {
-    pub environment_id: String,
-    pub message: String,
-    /// Keep it for follow-up questions (generated when absent).
-    pub session_id: Option<String>,
-}
-
 /// Asks the Drift Analyzer about an environment. Streams server-sent events,
 /// one per chunk: `text`, `citation`, `tool_call`, `tool_result`,
 /// `recommendation`, `done` (with the session id), or `error`.
-#[utoipa::path(post, path = "/api/agents/drift/chat", tag = "drift", request_body = ChatRequest,
+#[utoipa::path(post, path = "/api/agents/drift/chat", tag = "drift", request_body = westtek_assist::ChatRequest,
     responses((status = 200, description = "text/event-stream: one event per chunk, named by its `type`, data = the chunk as JSON", content_type = "text/event-stream", body = westtek_assist::AgentChunk),
               (status = 404, body = westtek_platform::Problem), (status = 422, body = westtek_platform::Problem)))]
 pub async fn chat(
@@ -815,20 +805,15 @@ pub async fn chat(
     let may_record = caller.write_scope_for(env.lab_id).is_ok();
     let tools = Arc::new(ServiceTools::new(Arc::clone(&hub), may_record));
     let analyzer = LocalDriftAnalyzer::new(tools, Arc::clone(&hub.sessions));
-    let session_id = req
-        .session_id
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let request = AgentRequest {
-        agent: AgentKind::DriftAnalyzer,
-        session_id,
-        lab_id: env.lab_id,
-        environment_id: Some(env.id),
-        input_text: req.message,
-        caller: CallerRef {
+    let request = req.into_agent_request(
+        AgentKind::DriftAnalyzer,
+        env.lab_id,
+        env.id,
+        CallerRef {
             user_id: caller.principal.user_id,
             display_name: caller.principal.username.clone(),
         },
-    };
+    );
     let chunks = analyzer
         .invoke(request)
         .await

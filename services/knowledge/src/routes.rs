@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
-use westtek_assist::{Agent, AgentKind, AgentRequest, CallerRef};
+use westtek_assist::{Agent, AgentKind, CallerRef, ChatRequest};
 use westtek_domain::ports::Write;
 use westtek_domain::{
     ChecklistItem, DomainError, Environment, EnvironmentId, Handover, HandoverFilter, HandoverId,
@@ -702,29 +702,19 @@ pub async fn set_checklist_item(
     Ok(Json((&h).into()))
 }
 
-/// A question to the Knowledge Transfer agent.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KnowledgeChatRequest {
-    pub environment_id: String,
-    pub message: String,
-    /// Keep it for follow-up questions (generated when absent).
-    pub session_id: Option<String>,
-}
-
 /// Asks the Knowledge Transfer agent about an environment. Streams
 /// server-sent events, one per chunk: `text`, `citation` (a document path
 /// and byte span, open it with `GET /api/knowledge/documents?path=`),
 /// `tool_call`, `tool_result`, `done` (with the session id), or `error`.
 /// Every claim carries a citation, or the agent says it does not know.
-#[utoipa::path(post, path = "/api/agents/knowledge/chat", tag = "knowledge", request_body = KnowledgeChatRequest,
+#[utoipa::path(post, path = "/api/agents/knowledge/chat", tag = "knowledge", request_body = westtek_assist::ChatRequest,
     responses((status = 200, description = "text/event-stream: one event per chunk, named by its `type`, data = the chunk as JSON", content_type = "text/event-stream", body = westtek_assist::AgentChunk),
               (status = 404, body = westtek_platform::Problem), (status = 422, body = westtek_platform::Problem)))]
 pub async fn chat(
     caller: Caller,
     State(state): State<AppState>,
     Extension(svc): Extension<Arc<KnowledgeService>>,
-    ApiJson(req): ApiJson<KnowledgeChatRequest>,
+    ApiJson(req): ApiJson<ChatRequest>,
 ) -> ApiResult<Response> {
     let env = visible(
         &state,
@@ -739,20 +729,15 @@ pub async fn chat(
         tracing::warn!(env = %env.id, "knowledge not synced; answering from what is stored");
     }
     let agent = LocalKnowledgeAgent::new(Arc::clone(&svc), env.clone(), whole_lab);
-    let session_id = req
-        .session_id
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let request = AgentRequest {
-        agent: AgentKind::KnowledgeTransfer,
-        session_id,
-        lab_id: env.lab_id,
-        environment_id: Some(env.id),
-        input_text: req.message,
-        caller: CallerRef {
+    let request = req.into_agent_request(
+        AgentKind::KnowledgeTransfer,
+        env.lab_id,
+        env.id,
+        CallerRef {
             user_id: caller.principal.user_id,
             display_name: caller.principal.username.clone(),
         },
-    };
+    );
     let chunks = agent
         .invoke(request)
         .await

@@ -1194,9 +1194,11 @@ export interface components {
             /** @description One sentence per problem, naming the entry. */
             problems: string[];
         };
-        /** @description A question to the Drift Analyzer. */
+        /** @description A question to an agent as the chat endpoints take it. */
         ChatRequest: {
+            /** @description The environment the question is about. */
             environment_id: string;
+            /** @description The question. */
             message: string;
             /** @description Keep it for follow-up questions (generated when absent). */
             session_id?: string | null;
@@ -1522,13 +1524,6 @@ export interface components {
             target_id: string;
             /** Format: date-time */
             updated_at: string;
-        };
-        /** @description A question to the Knowledge Transfer agent. */
-        KnowledgeChatRequest: {
-            environment_id: string;
-            message: string;
-            /** @description Keep it for follow-up questions (generated when absent). */
-            session_id?: string | null;
         };
         /** @description Counts of one lab, for the IT-admin dashboard. */
         LabOverview: {
@@ -2082,7 +2077,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["KnowledgeChatRequest"];
+                "application/json": components["schemas"]["ChatRequest"];
             };
         };
         responses: {

@@ -9,8 +9,8 @@ import { ApiError } from '@/lib/api-client';
 import { readEventStream } from '@/lib/sse';
 import { parseChunk, type AgentChunk } from './types';
 
-/** The two agents take the same request (`ChatRequest` and `KnowledgeChatRequest` in the API). */
-export type ChatRequest = components['schemas']['ChatRequest'] & components['schemas']['KnowledgeChatRequest'];
+/** Both agents take the same request (`ChatRequest` in the API). */
+export type ChatRequest = components['schemas']['ChatRequest'];
 
 export type AgentId = 'drift' | 'knowledge';
 
