@@ -8,10 +8,14 @@ import type { EnvironmentDrift } from './types';
 export const getEnvironmentDrift = (lab: string | null, id: string, signal?: AbortSignal) =>
   apiFetch<EnvironmentDrift>(`/api/environments/${encodeURIComponent(id)}/drift`, { lab, signal });
 
+/** Until the watcher has the environment (right after its first snapshot) the state is polled, so "Watched live." shows as soon as it is. */
+export const UNWATCHED_POLL_MS = 3000;
+
 export const environmentDriftQueryOptions = (lab: string | null, id: string) =>
   queryOptions({
     queryKey: queryKeys.drift.environment(lab, id),
     queryFn: ({ signal }) => getEnvironmentDrift(lab, id, signal),
+    refetchInterval: (q) => (q.state.data && !q.state.data.watched && q.state.data.baseline_snapshot_id ? UNWATCHED_POLL_MS : false),
   });
 
 export function useEnvironmentDrift(id: string) {
