@@ -18,15 +18,15 @@ use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use westtek_domain::ports::Write;
 use westtek_domain::{
-    DomainError, LabId, Share, ShareFilter, ShareId, SharePermission, ShareResource, Snapshot,
-    SnapshotFilter, SnapshotId, SnapshotStatus, Template, TemplateId,
+    DomainError, LabId, Share, ShareFilter, ShareId, SharePermission, ShareResource, SnapshotId,
+    SnapshotStatus, Template, TemplateId,
 };
 use westtek_env_manager::environments::operable;
 use westtek_platform::auth::{Caller, WriteScope};
 use westtek_platform::extract::{parse_id, ApiJson, ApiQuery, IdPath};
 use westtek_platform::grants::share_audit;
 use westtek_platform::{ApiError, ApiResult, AppState};
-use westtek_snapshots::routes::{readable, restore_as_new, source_environment};
+use westtek_snapshots::routes::{latest_complete, readable, restore_as_new, source_environment};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -398,25 +398,6 @@ pub struct CloneRequest {
     pub snapshot_id: Option<String>,
 }
 
-async fn newest_complete(
-    state: &AppState,
-    env: westtek_domain::EnvironmentId,
-) -> ApiResult<Snapshot> {
-    let page = state
-        .store
-        .list_snapshots(&SnapshotFilter {
-            environment_id: Some(env),
-            status: Some(SnapshotStatus::Complete),
-            limit: 1,
-            ..Default::default()
-        })
-        .await?;
-    page.items.into_iter().next().ok_or_else(|| {
-        DomainError::Conflict("the shared environment has no complete snapshot to clone".into())
-            .into()
-    })
-}
-
 /// Clones what a `clone` share gives into a new environment of the caller's
 /// lab (a restore of the snapshot). Audited on both trails. Answers like a
 /// restore: 202 with the job.
@@ -455,7 +436,11 @@ pub async fn clone_share(
                     }
                     s
                 }
-                None => newest_complete(&state, env).await?,
+                None => latest_complete(&state, env).await?.ok_or_else(|| {
+                    DomainError::Conflict(
+                        "the shared environment has no complete snapshot to clone".into(),
+                    )
+                })?,
             }
         }
         ShareResource::Snapshot => {

@@ -725,7 +725,7 @@ pub async fn chat(
     // A caller from another lab (share, handover) sees only this
     // environment's documents; a member sees the lab's.
     let whole_lab = caller.can_read(env.lab_id);
-    if transfer::load(&svc, &env, false).await.is_err() {
+    if transfer::ensure_synced(&svc, &env).await.is_err() {
         tracing::warn!(env = %env.id, "knowledge not synced; answering from what is stored");
     }
     let agent = LocalKnowledgeAgent::new(Arc::clone(&svc), env.clone(), whole_lab);

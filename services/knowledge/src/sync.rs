@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use westtek_domain::{
-    DomainError, DriftEventFilter, Environment, EnvironmentFilter, EnvironmentId, Result, Snapshot,
+    DomainError, DriftEvent, Environment, EnvironmentFilter, EnvironmentId, Result, Snapshot,
     SnapshotFilter, SnapshotStatus,
 };
 use westtek_inventory::Inventory;
@@ -244,10 +244,10 @@ impl KnowledgeService {
             to_index.push((path, text));
         }
 
-        // Installation history from consecutive manifests.
-        let history = self
-            .history(&env, &manifests, newest_inventory.as_ref())
-            .await?;
+        // Installation history from consecutive manifests; the drift events
+        // (oldest first) say when, and the summary lists them.
+        let events = crate::transfer::drift_events(self, &env).await?;
+        let history = install_history(&manifests, newest_inventory.as_ref(), &events);
         let history_path = DocPath::installation_history(env_id);
         let mut jsonl = String::new();
         for h in &history {
@@ -307,6 +307,7 @@ impl KnowledgeService {
             &env,
             &snapshots,
             &history,
+            &events,
             &notebooks,
             &redactions,
         )
@@ -361,93 +362,6 @@ impl KnowledgeService {
         .map_err(crate::knowledge_error)?;
         report.documents = to_index.into_iter().map(|(p, _)| p.to_string()).collect();
         Ok(report)
-    }
-
-    async fn history(
-        &self,
-        env: &Environment,
-        manifests: &[(Snapshot, BTreeMap<String, String>)],
-        newest: Option<&Inventory>,
-    ) -> Result<Vec<HistoryEntry>> {
-        // Drift events of the environment, oldest first, for "when".
-        let mut events = Vec::new();
-        let mut offset = 0;
-        loop {
-            let page = self
-                .drift
-                .list_drift_events(&DriftEventFilter {
-                    environment_id: Some(env.id),
-                    limit: 500,
-                    offset,
-                    ..Default::default()
-                })
-                .await?;
-            let n = page.items.len();
-            events.extend(page.items);
-            if n < 500 {
-                break;
-            }
-            offset += 500;
-        }
-        events.sort_by_key(|e| e.seq);
-        let dist = |name: &str| newest.and_then(|i| i.packages.iter().find(|p| p.name == name));
-        let mut out = Vec::new();
-        let empty = BTreeMap::new();
-        for (i, (s, now)) in manifests.iter().enumerate() {
-            let (before, prev_time) = match i.checked_sub(1).and_then(|j| manifests.get(j)) {
-                Some((p, m)) => (m, Some(p.timestamp)),
-                None => (&empty, None),
-            };
-            let names: BTreeSet<&String> = before.keys().chain(now.keys()).collect();
-            for name in names {
-                let (from, to) = (before.get(name), now.get(name));
-                let action = match (from, to) {
-                    (None, Some(_)) if i == 0 => "present",
-                    (None, Some(_)) => "installed",
-                    (Some(_), None) => "removed",
-                    (Some(a), Some(b)) if a != b => version_action(a, b),
-                    _ => continue,
-                };
-                // The first drift event after the previous snapshot that saw
-                // this package reach this state.
-                let seen = prev_time.and_then(|t0| {
-                    events.iter().find(|e| {
-                        e.detected_at >= t0
-                            && e.detected_at <= s.timestamp
-                            && e.findings.as_array().is_some_and(|fs| {
-                                fs.iter().any(|f| {
-                                    f.get("subject").and_then(|v| v.as_str()) == Some(name.as_str())
-                                        && f.get("after").and_then(|v| v.as_str())
-                                            == to.map(String::as_str)
-                                })
-                            })
-                    })
-                });
-                let d = if to.is_some() { dist(name) } else { None };
-                out.push(HistoryEntry {
-                    time: seen.map_or(s.timestamp, |e| e.detected_at),
-                    package: name.clone(),
-                    action: action.to_string(),
-                    from: from.cloned(),
-                    to: to.cloned(),
-                    snapshot_id: s.id.to_string(),
-                    snapshot_time: s.timestamp,
-                    reason: s.metadata.notes.clone().filter(|n| !n.trim().is_empty()),
-                    drift_event_id: seen.map(|e| e.id.to_string()),
-                    installer: d.and_then(|p| p.installer.clone()),
-                    requested: d.map(|p| p.requested),
-                });
-            }
-        }
-        // Redaction of notes happens on the whole file by the caller? No:
-        // notes are the researcher's words and may hold an address; redact
-        // each reason here so the JSON stays valid.
-        for h in &mut out {
-            if let Some(r) = &h.reason {
-                h.reason = Some(redact(r).0);
-            }
-        }
-        Ok(out)
     }
 
     async fn sync_notebooks(
@@ -623,6 +537,74 @@ impl KnowledgeService {
         }))
         .map_err(DomainError::internal)
     }
+}
+
+/// The installation history: consecutive manifests diffed; each change
+/// timed by the first drift event (of `events`, oldest first) that saw it,
+/// with the snapshot's notes (redacted) as the reason and dist-info from
+/// the newest inventory.
+fn install_history(
+    manifests: &[(Snapshot, BTreeMap<String, String>)],
+    newest: Option<&Inventory>,
+    events: &[DriftEvent],
+) -> Vec<HistoryEntry> {
+    let dist = |name: &str| newest.and_then(|i| i.packages.iter().find(|p| p.name == name));
+    let mut out = Vec::new();
+    let empty = BTreeMap::new();
+    for (i, (s, now)) in manifests.iter().enumerate() {
+        let (before, prev_time) = match i.checked_sub(1).and_then(|j| manifests.get(j)) {
+            Some((p, m)) => (m, Some(p.timestamp)),
+            None => (&empty, None),
+        };
+        let names: BTreeSet<&String> = before.keys().chain(now.keys()).collect();
+        for name in names {
+            let (from, to) = (before.get(name), now.get(name));
+            let action = match (from, to) {
+                (None, Some(_)) if i == 0 => "present",
+                (None, Some(_)) => "installed",
+                (Some(_), None) => "removed",
+                (Some(a), Some(b)) if a != b => version_action(a, b),
+                _ => continue,
+            };
+            // The first drift event after the previous snapshot that saw
+            // this package reach this state.
+            let seen = prev_time.and_then(|t0| {
+                events.iter().find(|e| {
+                    e.detected_at >= t0
+                        && e.detected_at <= s.timestamp
+                        && e.findings.as_array().is_some_and(|fs| {
+                            fs.iter().any(|f| {
+                                f.get("subject").and_then(|v| v.as_str()) == Some(name.as_str())
+                                    && f.get("after").and_then(|v| v.as_str())
+                                        == to.map(String::as_str)
+                            })
+                        })
+                })
+            });
+            let d = if to.is_some() { dist(name) } else { None };
+            out.push(HistoryEntry {
+                time: seen.map_or(s.timestamp, |e| e.detected_at),
+                package: name.clone(),
+                action: action.to_string(),
+                from: from.cloned(),
+                to: to.cloned(),
+                snapshot_id: s.id.to_string(),
+                snapshot_time: s.timestamp,
+                reason: s.metadata.notes.clone().filter(|n| !n.trim().is_empty()),
+                drift_event_id: seen.map(|e| e.id.to_string()),
+                installer: d.and_then(|p| p.installer.clone()),
+                requested: d.map(|p| p.requested),
+            });
+        }
+    }
+    // Notes are the researcher's words and may hold an address: each reason
+    // is redacted on its own, so the JSON lines stay valid.
+    for h in &mut out {
+        if let Some(r) = &h.reason {
+            h.reason = Some(redact(r).0);
+        }
+    }
+    out
 }
 
 /// Where the notebook list of an environment's newest snapshot is kept.

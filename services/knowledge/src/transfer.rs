@@ -154,6 +154,7 @@ pub async fn summary_markdown(
     env: &Environment,
     snapshots: &[Snapshot],
     history: &[HistoryEntry],
+    events: &[DriftEvent],
     notebooks: &[NotebookEntry],
     redactions: &[RedactionRecord],
 ) -> Result<String> {
@@ -283,11 +284,10 @@ pub async fn summary_markdown(
     }
 
     s.push_str("\n## Drift history\n\n");
-    let events = drift_events(svc, env).await?;
     if events.is_empty() {
         s.push_str("No drift recorded.\n");
     }
-    for e in &events {
+    for e in events {
         let status = serde_json::to_value(e.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -343,6 +343,21 @@ pub struct TransferData {
     pub checklist: Vec<ChecklistItem>,
 }
 
+/// Syncs the environment's knowledge when nothing is stored for it yet.
+///
+/// # Errors
+/// Store, vault or index failures.
+pub async fn ensure_synced(svc: &KnowledgeService, env: &Environment) -> Result<()> {
+    if svc
+        .get_text(&DocPath::environment_summary(env.id))
+        .await?
+        .is_none()
+    {
+        svc.sync_environment(env.id).await?;
+    }
+    Ok(())
+}
+
 /// The environment's stored knowledge, syncing first when nothing is stored
 /// yet (or `force`).
 ///
@@ -350,10 +365,13 @@ pub struct TransferData {
 /// Store, vault or index failures.
 pub async fn load(svc: &KnowledgeService, env: &Environment, force: bool) -> Result<TransferData> {
     let summary_path = DocPath::environment_summary(env.id);
-    if force || svc.get_text(&summary_path).await?.is_none() {
-        svc.sync_environment(env.id).await?;
-    }
-    let summary = svc.get_text(&summary_path).await?.unwrap_or_default();
+    let summary = match svc.get_text(&summary_path).await? {
+        Some(text) if !force => text,
+        _ => {
+            svc.sync_environment(env.id).await?;
+            svc.get_text(&summary_path).await?.unwrap_or_default()
+        }
+    };
     let notebooks: Vec<NotebookEntry> = match svc.get_text(&notebook_list_path(env.id)?).await? {
         Some(t) => serde_json::from_str(&t).map_err(DomainError::internal)?,
         None => Vec::new(),

@@ -260,7 +260,7 @@ fn audit_as(
 }
 
 /// The newest complete snapshot of an environment.
-async fn latest_complete(state: &AppState, env: EnvironmentId) -> Result<Option<Snapshot>> {
+pub async fn latest_complete(state: &AppState, env: EnvironmentId) -> Result<Option<Snapshot>> {
     let page = state
         .store
         .list_snapshots(&SnapshotFilter {
