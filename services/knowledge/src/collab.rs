@@ -22,7 +22,7 @@ use westtek_domain::{
     SnapshotStatus, Template, TemplateId,
 };
 use westtek_env_manager::environments::operable;
-use westtek_platform::auth::{Caller, WriteScope};
+use westtek_platform::auth::Caller;
 use westtek_platform::extract::{parse_id, ApiJson, ApiQuery, IdPath};
 use westtek_platform::grants::share_audit;
 use westtek_platform::{ApiError, ApiResult, AppState};
@@ -300,10 +300,6 @@ pub struct ShareListQuery {
     pub direction: Option<String>,
 }
 
-fn lab_of(caller: &Caller) -> ApiResult<WriteScope> {
-    caller.write_scope()
-}
-
 /// Shares the caller's lab gave and received.
 #[utoipa::path(get, path = "/api/collaboration/shares", tag = "collaboration", params(ShareListQuery),
     responses((status = 200, body = [ShareResponse]), (status = 422, body = westtek_platform::Problem)))]
@@ -312,7 +308,7 @@ pub async fn list_shares(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ShareListQuery>,
 ) -> ApiResult<Json<Vec<ShareResponse>>> {
-    let lab = lab_of(&caller)?.lab;
+    let lab = caller.write_scope()?.lab;
     let (given, received) = match q.direction.as_deref().unwrap_or("all") {
         "given" => (true, false),
         "received" => (false, true),
@@ -605,7 +601,7 @@ pub async fn list_templates(
     caller: Caller,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<TemplateResponse>>> {
-    let lab = lab_of(&caller)?.lab;
+    let lab = caller.write_scope()?.lab;
     let mut out: Vec<TemplateResponse> = state
         .store
         .list_templates(Some(lab), None, false)
