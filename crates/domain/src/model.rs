@@ -52,6 +52,27 @@ pub struct LabQuotas {
     /// Most bytes the lab's snapshots may add to the vault (`None`: no limit).
     #[serde(default)]
     pub max_storage_bytes: Option<u64>,
+    /// Address space of each process of a Jupyter server, kernel or
+    /// terminal, MiB: a runaway allocation fails there.
+    #[serde(default = "default_memory_mb")]
+    pub max_memory_mb: u32,
+    /// Processes and threads one environment may run at once (root hosts,
+    /// where each environment has its own uid).
+    #[serde(default = "default_processes")]
+    pub max_processes: u32,
+}
+
+/// Smallest and largest accepted `max_memory_mb`.
+pub const MEMORY_MB_RANGE: (u32, u32) = (256, 1_048_576);
+/// Smallest and largest accepted `max_processes`.
+pub const PROCESSES_RANGE: (u32, u32) = (32, 65_536);
+
+fn default_memory_mb() -> u32 {
+    8192
+}
+
+fn default_processes() -> u32 {
+    512
 }
 
 impl Default for LabQuotas {
@@ -60,6 +81,8 @@ impl Default for LabQuotas {
             max_environments: 50,
             max_running_servers: 10,
             max_storage_bytes: None,
+            max_memory_mb: default_memory_mb(),
+            max_processes: default_processes(),
         }
     }
 }

@@ -243,11 +243,20 @@ pub trait EnvironmentBuilder: Send + Sync {
     fn root(&self, env: EnvironmentId) -> PathBuf;
 }
 
+/// Where a Jupyter server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamAddr {
+    /// A Unix socket only the platform can open (local servers: no TCP
+    /// port another environment could reach).
+    Unix(PathBuf),
+    /// `http://HOST:PORT` (no trailing slash), for servers elsewhere.
+    Tcp(String),
+}
+
 /// A running Jupyter server as the gateway needs it.
 #[derive(Clone, Debug)]
 pub struct JupyterUpstream {
-    /// `http://127.0.0.1:PORT` (no trailing slash).
-    pub origin: String,
+    pub addr: UpstreamAddr,
     /// Jupyter's own token, injected by the gateway; never sent to browsers.
     pub token: String,
 }
@@ -262,6 +271,32 @@ pub struct ServerInfo {
     pub pid: Option<u32>,
 }
 
+/// Limits every process of one environment runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// Address space of each process, bytes.
+    pub memory_bytes: u64,
+    /// Processes (and threads) of the environment at once.
+    pub max_processes: u32,
+}
+
+impl Default for ResourceLimits {
+    fn default() -> Self {
+        let q = crate::LabQuotas::default();
+        Self::from_quotas(&q)
+    }
+}
+
+impl ResourceLimits {
+    /// The limits a lab's quotas set.
+    pub fn from_quotas(q: &crate::LabQuotas) -> Self {
+        Self {
+            memory_bytes: u64::from(q.max_memory_mb) * 1024 * 1024,
+            max_processes: q.max_processes,
+        }
+    }
+}
+
 /// What to launch.
 #[derive(Clone, Debug)]
 pub struct LaunchSpec {
@@ -269,6 +304,8 @@ pub struct LaunchSpec {
     pub lab_id: LabId,
     /// The URL prefix Jupyter serves under, e.g. `/jupyter/{id}/`.
     pub base_url: String,
+    /// Limits of the server and everything it starts.
+    pub limits: ResourceLimits,
 }
 
 /// Runs Jupyter servers (local processes, ECS tasks).

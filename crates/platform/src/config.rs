@@ -18,6 +18,20 @@ pub struct PlatformConfig {
     pub one_time_ttl: Duration,
     /// Largest accepted request body.
     pub body_limit: usize,
+    /// What the host's sandbox does (reported to IT admins).
+    pub sandbox: SandboxReport,
+}
+
+/// Whether researcher code is confined on this host.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SandboxReport {
+    /// `enforced`, `disabled` (`--insecure-no-sandbox`) or `unavailable`
+    /// (Jupyter launches are refused).
+    pub mode: String,
+    /// Each environment runs under its own unprivileged uid (root hosts).
+    pub per_environment_uid: bool,
+    /// Why the sandbox is disabled or unavailable.
+    pub detail: Option<String>,
 }
 
 impl PlatformConfig {
@@ -30,6 +44,11 @@ impl PlatformConfig {
             refresh_ttl: Duration::from_secs(14 * 24 * 3600),
             one_time_ttl: Duration::from_secs(24 * 3600),
             body_limit: 1024 * 1024,
+            sandbox: SandboxReport {
+                mode: "unavailable".into(),
+                per_environment_uid: false,
+                detail: Some("not reported by this process".into()),
+            },
         }
     }
 }

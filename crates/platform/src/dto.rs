@@ -83,6 +83,49 @@ pub struct QuotasBody {
     /// Most bytes the lab's snapshots may add to the vault; absent: no limit.
     #[serde(default)]
     pub max_storage_bytes: Option<u64>,
+    /// Address space of each Jupyter, kernel or terminal process, MiB
+    /// (256–1048576; absent: 8192). A runaway allocation fails there.
+    #[serde(default)]
+    #[schema(minimum = 256, maximum = 1048576)]
+    pub max_memory_mb: Option<u32>,
+    /// Processes and threads one environment may run at once (32–65536;
+    /// absent: 512). Enforced where each environment has its own uid (the
+    /// platform running as root).
+    #[serde(default)]
+    #[schema(minimum = 32, maximum = 65536)]
+    pub max_processes: Option<u32>,
+}
+
+impl QuotasBody {
+    /// The quotas, or which field is out of range.
+    ///
+    /// # Errors
+    /// `Validation` naming the field.
+    pub fn into_quotas(self) -> Result<LabQuotas, westtek_domain::DomainError> {
+        use westtek_domain::{DomainError, MEMORY_MB_RANGE, PROCESSES_RANGE};
+        let defaults = LabQuotas::default();
+        let mem = self.max_memory_mb.unwrap_or(defaults.max_memory_mb);
+        if !(MEMORY_MB_RANGE.0..=MEMORY_MB_RANGE.1).contains(&mem) {
+            return Err(DomainError::invalid(
+                "quotas.max_memory_mb",
+                "must be between 256 and 1048576 (MiB)",
+            ));
+        }
+        let procs = self.max_processes.unwrap_or(defaults.max_processes);
+        if !(PROCESSES_RANGE.0..=PROCESSES_RANGE.1).contains(&procs) {
+            return Err(DomainError::invalid(
+                "quotas.max_processes",
+                "must be between 32 and 65536",
+            ));
+        }
+        Ok(LabQuotas {
+            max_environments: self.max_environments,
+            max_running_servers: self.max_running_servers,
+            max_storage_bytes: self.max_storage_bytes,
+            max_memory_mb: mem,
+            max_processes: procs,
+        })
+    }
 }
 
 impl From<LabQuotas> for QuotasBody {
@@ -91,16 +134,8 @@ impl From<LabQuotas> for QuotasBody {
             max_environments: q.max_environments,
             max_running_servers: q.max_running_servers,
             max_storage_bytes: q.max_storage_bytes,
-        }
-    }
-}
-
-impl From<QuotasBody> for LabQuotas {
-    fn from(q: QuotasBody) -> Self {
-        LabQuotas {
-            max_environments: q.max_environments,
-            max_running_servers: q.max_running_servers,
-            max_storage_bytes: q.max_storage_bytes,
+            max_memory_mb: Some(q.max_memory_mb),
+            max_processes: Some(q.max_processes),
         }
     }
 }

@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(routes::labs::router())
         .merge(routes::audit::router())
         .merge(routes::health::router())
+        .merge(routes::system::router())
         .merge(jobs::router())
 }
 
@@ -49,6 +50,7 @@ pub fn router() -> Router<AppState> {
         routes::labs::list_users, routes::labs::create_user, routes::labs::put_member, routes::labs::remove_member, routes::labs::overview,
         routes::audit::list, routes::audit::export, routes::audit::verify,
         jobs::get_job, jobs::job_events,
+        routes::system::sandbox,
     ),
     components(schemas(Problem)),
     tags(

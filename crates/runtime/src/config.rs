@@ -3,6 +3,7 @@
 //! Policy: everything the adapters need is passed in here once; nothing below
 //! reads environment variables for its own configuration.
 
+use crate::sandbox::Sandbox;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,10 +25,13 @@ pub struct RuntimeConfig {
     /// Restarts of a crashed server allowed within ten minutes before the
     /// runtime gives up and reports it exited.
     pub max_restarts: u32,
+    /// Where researcher processes run (this host's sandbox by default).
+    pub sandbox: Sandbox,
 }
 
 impl RuntimeConfig {
-    /// Defaults: uv's own cache, 60 s to start, no idle culling, 3 restarts.
+    /// Defaults: uv's own cache, 60 s to start, no idle culling, 3 restarts,
+    /// this host's sandbox (probed once per process).
     pub fn new(envs_dir: PathBuf, logs_dir: PathBuf, uv: PathBuf) -> Self {
         Self {
             envs_dir,
@@ -37,6 +41,7 @@ impl RuntimeConfig {
             start_timeout: Duration::from_secs(60),
             idle_timeout: None,
             max_restarts: 3,
+            sandbox: Sandbox::host(),
         }
     }
 

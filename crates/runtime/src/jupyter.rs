@@ -1,8 +1,12 @@
-//! Runs one JupyterLab process per environment on a loopback port.
+//! Runs one JupyterLab process per environment, in the environment's
+//! sandbox (see `sandbox`), listening on a Unix socket.
 //!
 //! Policy:
-//! - Jupyter listens on `127.0.0.1` only, on a port picked free at start,
-//!   behind `base_url`, with a random 256-bit token the gateway injects. The
+//! - Jupyter listens on `jupyter/runtime/jupyter.sock` inside its
+//!   environment (no TCP port: another environment has nothing to connect
+//!   to, and the socket's folder exists only in this environment's
+//!   sandbox), behind `base_url`, with a random 256-bit token the gateway
+//!   injects. Kernels talk to it over IPC sockets in the same folder. The
 //!   token reaches Jupyter through a 0600 file named by `JUPYTER_TOKEN_FILE`
 //!   that is deleted once the server answers, so it is on no command line
 //!   (`ps`) and in no environment variable a notebook could print.
@@ -28,6 +32,7 @@ use crate::process::{
     cmdline, log_tail, process_alive, process_group_of, read_pid_file, remove_file_quietly,
     signal_group, signal_process, terminate_group, write_pid_file, PidRecord,
 };
+use crate::sandbox::{interpreter_prefixes, var, SandboxSpec};
 use crate::uv_output::scrub_paths;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,15 +43,21 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
-use westtek_domain::ports::{JupyterRuntime, JupyterUpstream, LaunchSpec, ServerInfo};
+use westtek_domain::ports::{
+    JupyterRuntime, JupyterUpstream, LaunchSpec, ResourceLimits, ServerInfo, UpstreamAddr,
+};
 use westtek_domain::{DomainError, EnvironmentId, LabId, Result};
 
+/// Jupyter's socket in the environment's runtime dir.
+const SOCKET_FILE: &str = "jupyter.sock";
+/// Where a sandboxed server sees its runtime dir.
+const SANDBOX_RUNTIME_DIR: &str = "/run/jupyter";
 /// Code of every start failure.
 const START_FAILED: &str = "jupyter_start_failed";
 /// How often readiness is probed while a server starts.
@@ -86,7 +97,6 @@ pub struct LocalJupyterRuntime {
 
 struct Inner {
     cfg: RuntimeConfig,
-    http: reqwest::Client,
     servers: Mutex<HashMap<EnvironmentId, Arc<Server>>>,
     exited: Mutex<Vec<EnvironmentId>>,
     culler_started: AtomicBool,
@@ -99,7 +109,17 @@ struct Server {
     lab_id: LabId,
     base_url: String,
     token: String,
-    port: AtomicU16,
+    /// The Unix socket Jupyter listens on, as the host sees it.
+    socket: PathBuf,
+    /// The environment's runtime dir, held open: the platform connects to
+    /// `/proc/self/fd/<it>/jupyter.sock`, a path short enough for a socket
+    /// however deep the data dir is.
+    _runtime_dir: std::fs::File,
+    /// That path.
+    connect_path: PathBuf,
+    /// HTTP over `socket`.
+    http: reqwest::Client,
+    limits: ResourceLimits,
     started_at: DateTime<Utc>,
     last_activity_ms: AtomicI64,
     /// The current process (and group) id; 0 while none runs.
@@ -113,8 +133,10 @@ struct Server {
 }
 
 impl Server {
-    fn origin(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port.load(Ordering::SeqCst))
+    /// The origin of URLs sent over the socket (Jupyter accepts `localhost`
+    /// as a local Host).
+    fn origin(&self) -> &'static str {
+        "http://localhost"
     }
 
     fn info(&self) -> ServerInfo {
@@ -163,15 +185,9 @@ enum Restart {
 impl LocalJupyterRuntime {
     /// A runtime with no servers.
     pub fn new(cfg: RuntimeConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(1))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         Self {
             inner: Arc::new(Inner {
                 cfg: cfg.absolutized(),
-                http,
                 servers: Mutex::new(HashMap::new()),
                 exited: Mutex::new(Vec::new()),
                 culler_started: AtomicBool::new(false),
@@ -252,17 +268,24 @@ fn scan_pid_files(envs_dir: &Path) -> Vec<(EnvironmentId, EnvLayout)> {
         .collect()
 }
 
-/// Files a killed Jupyter leaves in its runtime dir (they hold its token).
+/// Files a killed Jupyter leaves in its runtime dir: its socket, server
+/// info (holding its token; inside a sandbox it is named for the pid there,
+/// not `pid`), and its kernels' connection files and IPC sockets.
 fn remove_server_files(layout: &EnvLayout, pid: u32) {
     let dir = layout.jupyter_runtime();
+    remove_file_quietly(&dir.join(SOCKET_FILE));
     remove_file_quietly(&dir.join(format!("jpserver-{pid}.json")));
     remove_file_quietly(&dir.join(format!("jpserver-{pid}-open.html")));
     remove_file_quietly(&layout.token_file());
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(DomainError::internal)?;
-    Ok(listener.local_addr().map_err(DomainError::internal)?.port())
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("jpserver-") || name.starts_with("kernel-") {
+                remove_file_quietly(&e.path());
+            }
+        }
+    }
 }
 
 fn random_token() -> String {
@@ -306,7 +329,7 @@ impl Inner {
 
     /// Opens the log for appending, writes a header, returns the file and
     /// the offset this launch's lines start at.
-    fn open_log(&self, env: EnvironmentId, port: u16) -> std::io::Result<(std::fs::File, u64)> {
+    fn open_log(&self, env: EnvironmentId) -> std::io::Result<(std::fs::File, u64)> {
         std::fs::create_dir_all(&self.cfg.logs_dir)?;
         // Snapshots do not capture the runtime dir (sockets, pid files): an
         // environment restored from one starts without it.
@@ -319,58 +342,86 @@ impl Inner {
         let offset = file.metadata()?.len();
         writeln!(
             file,
-            "[westtek {}] starting jupyter lab on 127.0.0.1:{port}",
-            Utc::now().to_rfc3339()
+            "[westtek {}] starting jupyter lab ({})",
+            Utc::now().to_rfc3339(),
+            if self.cfg.sandbox.enforced() {
+                "sandboxed"
+            } else {
+                "NOT sandboxed: --insecure-no-sandbox"
+            }
         )?;
         Ok((file, offset))
     }
 
-    fn command(
-        &self,
-        server: &Server,
-        layout: &EnvLayout,
-        port: u16,
-        token_file: &Path,
-    ) -> Command {
+    fn command(&self, server: &Server, layout: &EnvLayout, token_file: &Path) -> Result<Command> {
         let venv_bin = layout.venv().join("bin");
         let mut path = std::ffi::OsString::from(&venv_bin);
-        if let Some(p) = std::env::var_os("PATH") {
-            path.push(":");
-            path.push(p);
+        path.push(":/usr/local/bin:/usr/bin:/bin");
+        let sandboxed = self.cfg.sandbox.enforced();
+        // Inside the sandbox the runtime dir is also at a short path, so
+        // the server's and the kernels' socket paths fit in 107 bytes.
+        let runtime_dir = if sandboxed {
+            PathBuf::from(SANDBOX_RUNTIME_DIR)
+        } else {
+            layout.jupyter_runtime()
+        };
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "lab".into(),
+            "--no-browser".into(),
+            format!(
+                "--ServerApp.sock={}",
+                runtime_dir.join(SOCKET_FILE).display()
+            )
+            .into(),
+            "--ServerApp.sock_mode=0600".into(),
+            format!("--ServerApp.base_url={}", server.base_url).into(),
+            format!("--ServerApp.root_dir={}", layout.home().display()).into(),
+            "--ServerApp.open_browser=False".into(),
+        ];
+        if sandboxed {
+            // Kernels listen on IPC sockets in the runtime dir, not on
+            // loopback ports another environment could reach.
+            args.push("--KernelManager.transport=ipc".into());
         }
-        let mut cmd = Command::new(venv_bin.join("jupyter"));
-        cmd.arg("lab")
-            .arg("--no-browser")
-            .arg("--ServerApp.ip=127.0.0.1")
-            .arg(format!("--ServerApp.port={port}"))
-            .arg("--ServerApp.port_retries=0")
-            .arg(format!("--ServerApp.base_url={}", server.base_url))
-            .arg(format!("--ServerApp.root_dir={}", layout.home().display()))
-            .arg("--ServerApp.open_browser=False");
-        if self.as_root {
-            cmd.arg("--allow-root");
+        if self.as_root && !self.cfg.sandbox.enforced() {
+            args.push("--allow-root".into());
         }
-        cmd.env_clear();
+        let mut env_vars = Vec::new();
         for (key, value) in std::env::vars_os() {
             let Some(k) = key.to_str() else { continue };
-            if PASS_ENV.contains(&k) || k.starts_with("LC_") {
-                cmd.env(&key, value);
+            if k != "PATH" && (PASS_ENV.contains(&k) || k.starts_with("LC_")) {
+                env_vars.push((key.clone(), value));
             }
         }
-        cmd.env("PATH", path)
-            .env("HOME", layout.home())
-            .env("VIRTUAL_ENV", layout.venv())
-            .env("JUPYTER_CONFIG_DIR", layout.jupyter_config())
-            .env("JUPYTER_DATA_DIR", layout.jupyter_data())
-            .env("JUPYTER_RUNTIME_DIR", layout.jupyter_runtime())
-            .env("IPYTHONDIR", layout.ipython())
-            .env("JUPYTER_TOKEN_FILE", token_file)
-            .env("PYTHONUNBUFFERED", "1")
-            .current_dir(layout.home())
-            .stdin(Stdio::null())
+        env_vars.extend([
+            var("PATH", &path),
+            var("HOME", layout.home()),
+            var("USER", "researcher"),
+            var("LOGNAME", "researcher"),
+            var("VIRTUAL_ENV", layout.venv()),
+            var("JUPYTER_CONFIG_DIR", layout.jupyter_config()),
+            var("JUPYTER_DATA_DIR", layout.jupyter_data()),
+            var("JUPYTER_RUNTIME_DIR", &runtime_dir),
+            var("IPYTHONDIR", layout.ipython()),
+            var("JUPYTER_TOKEN_FILE", token_file),
+            var("PYTHONUNBUFFERED", "1"),
+        ]);
+        let spec = SandboxSpec {
+            env: server.env_id,
+            env_root: layout.root().to_path_buf(),
+            read_only: interpreter_prefixes(&layout.venv()),
+            aliases: vec![(layout.jupyter_runtime(), PathBuf::from(SANDBOX_RUNTIME_DIR))],
+            program: venv_bin.join("jupyter"),
+            args,
+            env_vars,
+            cwd: layout.home(),
+            limits: server.limits,
+        };
+        let mut cmd = self.cfg.sandbox.command(&spec)?;
+        cmd.stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(false);
-        cmd
+        Ok(cmd)
     }
 
     /// Polls `api/status` with the token until it answers 200.
@@ -378,7 +429,7 @@ impl Inner {
         let url = format!("{}{}api/status", server.origin(), server.base_url);
         let auth = format!("token {}", server.token);
         loop {
-            let answered = self
+            let answered = server
                 .http
                 .get(&url)
                 .header(reqwest::header::AUTHORIZATION, &auth)
@@ -393,129 +444,134 @@ impl Inner {
         }
     }
 
-    /// Spawns Jupyter and waits until it answers. The first launch of a
-    /// server may move to another port when its port was taken meanwhile.
+    /// Gives the environment's files to its uid, writes the token file
+    /// (readable by that uid only) and clears a stale socket.
+    async fn prepare(&self, server: &Server, layout: &EnvLayout) -> Result<()> {
+        let sandbox = self.cfg.sandbox.clone();
+        let root = layout.root().to_path_buf();
+        let token_file = layout.token_file();
+        let socket = server.socket.clone();
+        let token = server.token.clone();
+        let env = server.env_id;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            remove_file_quietly(&socket);
+            sandbox.hand_over(&root, env)?;
+            write_token_file(&token_file, &token)?;
+            sandbox.hand_over(&token_file, env)
+        })
+        .await
+        .map_err(DomainError::internal)?
+        .map_err(DomainError::internal)
+    }
+
+    /// Spawns Jupyter and waits until it answers.
     async fn launch(
         &self,
         server: &Server,
         layout: &EnvLayout,
         stop: &mut watch::Receiver<bool>,
-        first: bool,
     ) -> std::result::Result<Child, LaunchError> {
-        let attempts = if first { 3 } else { 1 };
-        let mut last_error = None;
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                server
-                    .port
-                    .store(free_port().map_err(LaunchError::Failed)?, Ordering::SeqCst);
+        let token_file = layout.token_file();
+        let (log, offset) = self
+            .open_log(server.env_id)
+            .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
+        self.prepare(server, layout)
+            .await
+            .map_err(LaunchError::Failed)?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
+        let began = Instant::now();
+        let mut cmd = match self.command(server, layout, &token_file) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                remove_file_quietly(&token_file);
+                return Err(LaunchError::Failed(e));
             }
-            let port = server.port.load(Ordering::SeqCst);
-            let token_file = layout.token_file();
-            let (log, offset) = self
-                .open_log(server.env_id, port)
-                .and_then(|(log, offset)| {
-                    write_token_file(&token_file, &server.token)?;
-                    Ok((log, offset))
+        };
+        let mut child = cmd
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            .spawn()
+            .map_err(|e| {
+                remove_file_quietly(&token_file);
+                tracing::warn!(env = %server.env_id, error = %e, "cannot spawn jupyter");
+                LaunchError::Failed(DomainError::Upstream {
+                    code: START_FAILED,
+                    message: "the environment has no runnable Jupyter (venv/bin/jupyter)".into(),
                 })
-                .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
-            let log_err = log
-                .try_clone()
-                .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
-            let began = Instant::now();
-            let mut child = self
-                .command(server, layout, port, &token_file)
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(log_err))
-                .spawn()
-                .map_err(|e| {
-                    remove_file_quietly(&token_file);
-                    tracing::warn!(env = %server.env_id, error = %e, "cannot spawn jupyter");
-                    LaunchError::Failed(DomainError::Upstream {
-                        code: START_FAILED,
-                        message: "the environment has no runnable Jupyter (venv/bin/jupyter)"
-                            .into(),
-                    })
-                })?;
-            let pid = child.id().unwrap_or(0);
-            server.pid.store(pid, Ordering::SeqCst);
+            })?;
+        let pid = child.id().unwrap_or(0);
+        server.pid.store(pid, Ordering::SeqCst);
 
-            enum Outcome {
-                Ready,
-                Exited(std::io::Result<ExitStatus>),
-                Stopped,
-                TimedOut,
+        enum Outcome {
+            Ready,
+            Exited(std::io::Result<ExitStatus>),
+            Stopped,
+            TimedOut,
+        }
+        let outcome = tokio::select! {
+            () = self.wait_ready(server) => Outcome::Ready,
+            status = child.wait() => Outcome::Exited(status),
+            () = stop_requested(stop) => Outcome::Stopped,
+            () = tokio::time::sleep(self.cfg.start_timeout) => Outcome::TimedOut,
+        };
+        // Jupyter has read the token by the time it answers (or never will).
+        remove_file_quietly(&token_file);
+        let log_path = self.log_path(server.env_id);
+        match outcome {
+            Outcome::Ready => {
+                let record = PidRecord {
+                    pid,
+                    started_at: Utc::now(),
+                };
+                if let Err(e) = write_pid_file(&layout.pid_file(), &record) {
+                    tracing::warn!(env = %server.env_id, error = %e, "cannot write the pid file");
+                }
+                tracing::info!(env = %server.env_id, pid, ready_ms = began.elapsed().as_millis() as u64, "Jupyter is ready");
+                return Ok(child);
             }
-            let outcome = tokio::select! {
-                () = self.wait_ready(server) => Outcome::Ready,
-                status = child.wait() => Outcome::Exited(status),
-                () = stop_requested(stop) => Outcome::Stopped,
-                () = tokio::time::sleep(self.cfg.start_timeout) => Outcome::TimedOut,
-            };
-            // Jupyter has read the token by the time it answers (or never will).
-            remove_file_quietly(&token_file);
-            let log_path = self.log_path(server.env_id);
-            match outcome {
-                Outcome::Ready => {
-                    let record = PidRecord {
-                        pid,
-                        port,
-                        started_at: Utc::now(),
-                    };
-                    if let Err(e) = write_pid_file(&layout.pid_file(), &record) {
-                        tracing::warn!(env = %server.env_id, error = %e, "cannot write the pid file");
-                    }
-                    tracing::info!(env = %server.env_id, pid, port, ready_ms = began.elapsed().as_millis() as u64, "Jupyter is ready");
-                    return Ok(child);
-                }
-                Outcome::Exited(status) => {
-                    server.pid.store(0, Ordering::SeqCst);
-                    signal_group(pid, Signal::SIGKILL);
-                    remove_server_files(layout, pid);
-                    let tail = log_tail(&log_path, offset, FAILURE_LOG_LINES);
-                    let port_taken = tail.iter().any(|l| l.contains("already in use"));
-                    let what = match status {
-                        Ok(s) => format!("Jupyter exited ({s}) before it answered"),
-                        Err(_) => "Jupyter exited before it answered".to_string(),
-                    };
-                    tracing::warn!(env = %server.env_id, port, port_taken, "{what}");
-                    last_error = Some(start_failed(&what, &tail, layout, &server.token));
-                    if port_taken {
-                        continue;
-                    }
-                    break;
-                }
-                Outcome::Stopped => {
-                    kill_now(&mut child, pid).await;
-                    server.pid.store(0, Ordering::SeqCst);
-                    remove_server_files(layout, pid);
-                    return Err(LaunchError::Stopped);
-                }
-                Outcome::TimedOut => {
-                    kill_now(&mut child, pid).await;
-                    server.pid.store(0, Ordering::SeqCst);
-                    remove_server_files(layout, pid);
-                    let tail = log_tail(&log_path, offset, FAILURE_LOG_LINES);
-                    let what = format!(
-                        "Jupyter did not answer within {} s",
-                        self.cfg.start_timeout.as_secs_f32()
-                    );
-                    tracing::warn!(env = %server.env_id, port, "{what}");
-                    return Err(LaunchError::Failed(start_failed(
-                        &what,
-                        &tail,
-                        layout,
-                        &server.token,
-                    )));
-                }
+            Outcome::Exited(status) => {
+                server.pid.store(0, Ordering::SeqCst);
+                signal_group(pid, Signal::SIGKILL);
+                remove_server_files(layout, pid);
+                let tail = log_tail(&log_path, offset, FAILURE_LOG_LINES);
+                let what = match status {
+                    Ok(s) => format!("Jupyter exited ({s}) before it answered"),
+                    Err(_) => "Jupyter exited before it answered".to_string(),
+                };
+                tracing::warn!(env = %server.env_id, "{what}");
+                Err(LaunchError::Failed(start_failed(
+                    &what,
+                    &tail,
+                    layout,
+                    &server.token,
+                )))
+            }
+            Outcome::Stopped => {
+                kill_now(&mut child, pid).await;
+                server.pid.store(0, Ordering::SeqCst);
+                remove_server_files(layout, pid);
+                Err(LaunchError::Stopped)
+            }
+            Outcome::TimedOut => {
+                kill_now(&mut child, pid).await;
+                server.pid.store(0, Ordering::SeqCst);
+                remove_server_files(layout, pid);
+                let tail = log_tail(&log_path, offset, FAILURE_LOG_LINES);
+                let what = format!(
+                    "Jupyter did not answer within {} s",
+                    self.cfg.start_timeout.as_secs_f32()
+                );
+                tracing::warn!(env = %server.env_id, "{what}");
+                Err(LaunchError::Failed(start_failed(
+                    &what,
+                    &tail,
+                    layout,
+                    &server.token,
+                )))
             }
         }
-        Err(LaunchError::Failed(last_error.unwrap_or_else(|| {
-            DomainError::Upstream {
-                code: START_FAILED,
-                message: "Jupyter did not start".into(),
-            }
-        })))
     }
 
     /// After a crash: restarts with backoff until running, stopped, or the
@@ -547,7 +603,7 @@ impl Inner {
                 () = stop_requested(stop) => return Restart::Stopped,
             }
             tracing::info!(env = %server.env_id, attempt = restarts.len(), "restarting Jupyter");
-            match self.launch(server, layout, stop, false).await {
+            match self.launch(server, layout, stop).await {
                 Ok(child) => return Restart::Running(child),
                 Err(LaunchError::Stopped) => return Restart::Stopped,
                 Err(LaunchError::Failed(e)) => {
@@ -594,9 +650,29 @@ async fn kill_now(child: &mut Child, pgid: u32) {
     let _ = child.wait().await;
 }
 
-/// SIGTERM to the group, SIGKILL after the grace period, then whatever of
-/// the group outlived its leader.
-async fn terminate(child: &mut Child, pgid: u32) {
+/// Asks Jupyter to shut down (its kernels end cleanly), then SIGTERM to the
+/// group, SIGKILL after the grace period, then whatever of the group
+/// outlived its leader. A sandbox's processes all end with it.
+async fn terminate(server: &Server, child: &mut Child, pgid: u32) {
+    let asked = server
+        .http
+        .post(format!(
+            "{}{}api/shutdown",
+            server.origin(),
+            server.base_url
+        ))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("token {}", server.token),
+        )
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    if asked && tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+        signal_group(pgid, Signal::SIGKILL);
+        return;
+    }
     signal_group(pgid, Signal::SIGTERM);
     if tokio::time::timeout(STOP_GRACE, child.wait())
         .await
@@ -621,7 +697,7 @@ async fn supervise(
     ready: oneshot::Sender<Result<()>>,
 ) {
     let mut stop = server.stop.subscribe();
-    let mut child = match inner.launch(&server, &layout, &mut stop, true).await {
+    let mut child = match inner.launch(&server, &layout, &mut stop).await {
         Ok(child) => child,
         Err(e) => {
             inner.finish(&server, &layout, false);
@@ -645,7 +721,7 @@ async fn supervise(
         let status = tokio::select! {
             status = child.wait() => status,
             () = stop_requested(&mut stop) => {
-                terminate(&mut child, pid).await;
+                terminate(&server, &mut child, pid).await;
                 server.pid.store(0, Ordering::SeqCst);
                 remove_server_files(&layout, pid);
                 break false;
@@ -694,7 +770,7 @@ async fn cull_loop(inner: Weak<Inner>, idle: Duration) {
             .cloned()
             .collect();
         for server in candidates {
-            if busy_inside(&inner.http, &server, idle_ms).await {
+            if busy_inside(&server, idle_ms).await {
                 continue;
             }
             tracing::info!(env = %server.env_id, idle_s = idle.as_secs(), "stopping an idle Jupyter server");
@@ -711,7 +787,8 @@ async fn cull_loop(inner: Weak<Inner>, idle: Duration) {
 /// Whether Jupyter itself saw activity the gateway did not (a kernel
 /// computing, terminal output): its `last_activity` is recent or a kernel is
 /// busy. Moves the server's last activity forward when so.
-async fn busy_inside(http: &reqwest::Client, server: &Server, idle_ms: i64) -> bool {
+async fn busy_inside(server: &Server, idle_ms: i64) -> bool {
+    let http = &server.http;
     let base = format!("{}{}", server.origin(), server.base_url);
     let auth = format!("token {}", server.token);
     let get = |path: &str| {
@@ -781,12 +858,49 @@ impl JupyterRuntime for LocalJupyterRuntime {
         }
         self.ensure_culler();
         let now = Utc::now();
+        let socket = layout.jupyter_runtime().join(SOCKET_FILE);
+        let sandboxed = self.inner.cfg.sandbox.enforced();
+        // sun_path holds 108 bytes with its terminating NUL; a sandboxed
+        // Jupyter binds a short alias of its runtime dir.
+        if !sandboxed && socket.as_os_str().len() > 107 {
+            return Err(DomainError::Upstream {
+                code: START_FAILED,
+                message: "the data dir's path is too long for Jupyter's socket (keep it under 40 characters)".into(),
+            });
+        }
+        let runtime_dir = {
+            let dir = layout.jupyter_runtime();
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::File::open(&dir)
+            })
+            .await
+            .map_err(DomainError::internal)?
+            .map_err(DomainError::internal)?
+        };
+        let connect_path = {
+            use std::os::fd::AsRawFd;
+            PathBuf::from(format!(
+                "/proc/self/fd/{}/{SOCKET_FILE}",
+                runtime_dir.as_raw_fd()
+            ))
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .unix_socket(connect_path.clone())
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .map_err(DomainError::internal)?;
         let server = Arc::new(Server {
             env_id: spec.env_id,
             lab_id: spec.lab_id,
             base_url: spec.base_url.clone(),
             token: random_token(),
-            port: AtomicU16::new(free_port()?),
+            socket,
+            _runtime_dir: runtime_dir,
+            connect_path,
+            http,
+            limits: spec.limits,
             started_at: now,
             last_activity_ms: AtomicI64::new(now.timestamp_millis()),
             pid: AtomicU32::new(0),
@@ -846,7 +960,7 @@ impl JupyterRuntime for LocalJupyterRuntime {
             .get(&env)
             .filter(|s| s.ready.load(Ordering::SeqCst))?;
         Some(JupyterUpstream {
-            origin: server.origin(),
+            addr: UpstreamAddr::Unix(server.connect_path.clone()),
             token: server.token.clone(),
         })
     }
@@ -955,6 +1069,7 @@ mod tests {
             env_id: env,
             lab_id: LabId::new(),
             base_url: format!("/jupyter/{env}/"),
+            limits: Default::default(),
         };
         let err = rt.start(&spec).await.unwrap_err();
         assert!(

@@ -10,6 +10,7 @@ mod config;
 mod jupyter;
 mod layout;
 mod process;
+pub mod sandbox;
 mod uv_output;
 
 pub use builder::{configuration_hash, UvBuilder};
@@ -17,3 +18,4 @@ pub use config::{find_uv, RuntimeConfig};
 pub use jupyter::LocalJupyterRuntime;
 pub use layout::{EnvLayout, PID_FILE, TOKEN_FILE};
 pub use process::{group_alive, process_alive};
+pub use sandbox::{Sandbox, SandboxStatus};

@@ -145,7 +145,6 @@ pub(crate) async fn terminate_group(pgid: u32, grace: Duration) {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PidRecord {
     pub pid: u32,
-    pub port: u16,
     pub started_at: DateTime<Utc>,
 }
 
@@ -230,7 +229,6 @@ mod tests {
         let path = dir.path().join("westtek-server.json");
         let rec = PidRecord {
             pid: 42,
-            port: 8888,
             started_at: Utc::now(),
         };
         write_pid_file(&path, &rec).unwrap();

@@ -12,6 +12,8 @@
 //! - WebSocket upgrades must come from this site (`Origin` equals `Host`),
 //!   which stops cross-site pages from driving a kernel with the user's
 //!   cookie.
+//! - Local servers listen on a Unix socket inside their environment: the
+//!   gateway is the only way in (see `westtek_runtime::sandbox`).
 
 use crate::environments::operable;
 use axum::body::Body;
@@ -25,6 +27,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::OnceLock;
+use westtek_domain::ports::UpstreamAddr;
 use westtek_domain::EnvironmentId;
 use westtek_platform::auth::{
     proven_same_origin, same_origin, Caller, ACCESS_COOKIE, REFRESH_COOKIE,
@@ -43,13 +46,120 @@ pub fn router() -> Router<AppState> {
         .route("/jupyter/{env_id}/{*rest}", any(proxy))
 }
 
-fn client() -> &'static Client<HttpConnector, Body> {
-    static CLIENT: OnceLock<Client<HttpConnector, Body>> = OnceLock::new();
+fn client() -> &'static Client<UpstreamConnector, Body> {
+    static CLIENT: OnceLock<Client<UpstreamConnector, Body>> = OnceLock::new();
     CLIENT.get_or_init(|| {
         Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(32)
-            .build_http()
+            .build(UpstreamConnector {
+                tcp: HttpConnector::new(),
+            })
     })
+}
+
+/// Connects to TCP origins as usual, and to Unix sockets named by a host of
+/// the form `<hex of the socket path>.sock` (one pool per socket).
+#[derive(Clone)]
+struct UpstreamConnector {
+    tcp: HttpConnector,
+}
+
+/// The URI authority standing for a Unix socket.
+fn socket_authority(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    format!("{}.sock", hex::encode(path.as_os_str().as_bytes()))
+}
+
+fn socket_of(uri: &Uri) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let hex_path = uri.host()?.strip_suffix(".sock")?;
+    let bytes = hex::decode(hex_path).ok()?;
+    Some(std::ffi::OsString::from_vec(bytes).into())
+}
+
+/// Either kind of upstream stream.
+enum UpstreamIo {
+    Tcp(TokioIo<tokio::net::TcpStream>),
+    Unix(TokioIo<tokio::net::UnixStream>),
+}
+
+impl hyper_util::client::legacy::connect::Connection for UpstreamIo {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        match self {
+            UpstreamIo::Tcp(s) => hyper_util::client::legacy::connect::Connection::connected(s),
+            UpstreamIo::Unix(_) => hyper_util::client::legacy::connect::Connected::new(),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            UpstreamIo::Tcp($s) => $e,
+            UpstreamIo::Unix($s) => $e,
+        }
+    };
+}
+
+impl hyper::rt::Read for UpstreamIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => std::pin::Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl hyper::rt::Write for UpstreamIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        delegate!(self, s => std::pin::Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => std::pin::Pin::new(s).poll_flush(cx))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => std::pin::Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+impl tower::Service<Uri> for UpstreamConnector {
+    type Response = UpstreamIo;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<UpstreamIo, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        if let Some(path) = socket_of(&uri) {
+            return Box::pin(async move {
+                let s = tokio::net::UnixStream::connect(path).await?;
+                Ok(UpstreamIo::Unix(TokioIo::new(s)))
+            });
+        }
+        let connecting = self.tcp.call(uri);
+        Box::pin(async move {
+            let s = connecting.await?;
+            Ok(UpstreamIo::Tcp(s))
+        })
+    }
 }
 
 const HOP_BY_HOP: [&str; 8] = [
@@ -172,7 +282,11 @@ async fn proxy(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let Ok(target) = format!("{}{}", up.origin, path_q).parse::<Uri>() else {
+    let origin = match &up.addr {
+        UpstreamAddr::Tcp(origin) => origin.clone(),
+        UpstreamAddr::Unix(path) => format!("http://{}", socket_authority(path)),
+    };
+    let Ok(target) = format!("{origin}{path_q}").parse::<Uri>() else {
         return problem(
             StatusCode::BAD_REQUEST,
             "invalid_path",
@@ -201,6 +315,10 @@ async fn proxy(
     }
     if let Ok(v) = HeaderValue::from_str(&format!("token {}", up.token)) {
         headers.insert(header::AUTHORIZATION, v);
+    }
+    if matches!(up.addr, UpstreamAddr::Unix(_)) {
+        // Jupyter serves local Host names only.
+        headers.insert(header::HOST, HeaderValue::from_static("localhost"));
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -334,6 +452,17 @@ fn scrub_token(body: &[u8], token: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_path_round_trips_through_the_uri_authority() {
+        let path = std::path::Path::new("/srv/west tek/envs/é/jupyter/runtime/jupyter.sock");
+        let uri: Uri = format!("http://{}/jupyter/x/api", socket_authority(path))
+            .parse()
+            .unwrap();
+        assert_eq!(socket_of(&uri).unwrap(), path);
+        let tcp: Uri = "http://127.0.0.1:8888/x".parse().unwrap();
+        assert_eq!(socket_of(&tcp), None);
+    }
 
     #[test]
     fn the_token_is_scrubbed_from_a_page_config() {

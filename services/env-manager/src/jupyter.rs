@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use westtek_domain::event::types;
-use westtek_domain::ports::LaunchSpec;
+use westtek_domain::ports::{LaunchSpec, ResourceLimits};
 use westtek_domain::{
     AuditDraft, DomainError, EnvironmentFilter, EnvironmentId, EnvironmentStatus, JupyterStatus,
     Result,
@@ -60,7 +60,7 @@ pub async fn launch(
             jupyter_url: url,
         })
     };
-    {
+    let limits = {
         // The quota check and the reservation it allows happen under the
         // lab's gate; waiting for Jupyter happens outside it.
         let gate = lab_gate(env.lab_id);
@@ -105,7 +105,8 @@ pub async fn launch(
             Ok(())
         })
         .await?;
-    }
+        ResourceLimits::from_quotas(&lab.quotas)
+    };
     // Started in its own task so the record is settled even when the client
     // goes away while Jupyter starts.
     let audit_ok = caller.audit(
@@ -127,6 +128,7 @@ pub async fn launch(
         env.lab_id,
         id,
         url.clone(),
+        limits,
         audit_ok,
         audit_failed,
     ));
@@ -144,6 +146,7 @@ async fn start_and_record(
     lab_id: westtek_domain::LabId,
     id: EnvironmentId,
     url: String,
+    limits: ResourceLimits,
     audit_ok: AuditDraft,
     mut audit_failed: AuditDraft,
 ) -> Result<()> {
@@ -151,6 +154,7 @@ async fn start_and_record(
         env_id: id,
         lab_id,
         base_url: base_url(id),
+        limits,
     };
     match state.runtime.start(&spec).await {
         // Conflict: it is already running (a concurrent start won the race).

@@ -163,7 +163,7 @@ pub async fn run_admin(cmd: AdminCommand, data_dir: &Path) -> anyhow::Result<Exi
             let quotas = LabQuotas {
                 max_environments,
                 max_running_servers,
-                max_storage_bytes: None,
+                ..LabQuotas::default()
             };
             let lab = ops::create_lab(
                 &store,

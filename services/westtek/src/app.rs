@@ -67,6 +67,9 @@ pub struct UpConfig {
     pub access_ttl: Duration,
     /// Drift detection and alerting.
     pub drift: westtek_drift_service::DriftConfig,
+    /// Run researcher code unconfined, as the platform's own user
+    /// (`--insecure-no-sandbox`); IT admins see a red banner.
+    pub insecure_no_sandbox: bool,
 }
 
 impl UpConfig {
@@ -91,6 +94,7 @@ impl UpConfig {
             ],
             access_ttl: Duration::from_secs(15 * 60),
             drift: westtek_drift_service::DriftConfig::default(),
+            insecure_no_sandbox: false,
         }
     }
 }
@@ -453,6 +457,10 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     })?;
     let mut rcfg = RuntimeConfig::new(cfg.data_dir.join("envs"), cfg.data_dir.join("logs"), uv);
     rcfg.idle_timeout = cfg.idle_timeout;
+    if cfg.insecure_no_sandbox {
+        rcfg.sandbox = westtek_runtime::Sandbox::detect(true);
+    }
+    let sandbox_status = rcfg.sandbox.status();
     let runtime = LocalJupyterRuntime::new(rcfg.clone());
     let builder = UvBuilder::new(rcfg);
     let engine = westtek_snapshots::engine::LocalSnapshotEngine::open_or_init(
@@ -470,6 +478,11 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     let mut pcfg = PlatformConfig::local(url.clone());
     pcfg.access_ttl = cfg.access_ttl;
     pcfg.secure_cookies = url.starts_with("https://");
+    pcfg.sandbox = westtek_platform::config::SandboxReport {
+        mode: sandbox_status.mode.into(),
+        per_environment_uid: sandbox_status.per_environment_uid,
+        detail: sandbox_status.detail.clone(),
+    };
     let one_time_ttl = pcfg.one_time_ttl;
     let state = AppState {
         store: store_port.clone(),

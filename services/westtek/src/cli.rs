@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// Stop Jupyter servers idle this many seconds (0: never).
     #[arg(long, env = "WESTTEK_JUPYTER_IDLE_TIMEOUT", default_value_t = 3600)]
     pub jupyter_idle_timeout: u64,
+    /// Run notebooks, terminals and installs WITHOUT the sandbox, as the
+    /// platform's own user: they can read its keys and every lab's files.
+    /// Only for a single-user machine; IT admins see a red banner.
+    #[arg(long, env = "WESTTEK_INSECURE_NO_SANDBOX")]
+    pub insecure_no_sandbox: bool,
     /// Name of the lab created on first run.
     #[arg(long, env = "WESTTEK_FIRST_LAB", default_value = "my-lab")]
     pub first_lab: String,
@@ -185,6 +190,7 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig
     cfg.idle_timeout =
         (args.jupyter_idle_timeout > 0).then(|| Duration::from_secs(args.jupyter_idle_timeout));
     cfg.first_lab = args.first_lab;
+    cfg.insecure_no_sandbox = args.insecure_no_sandbox;
     cfg.services = services;
     cfg.cognito = args.cognito_issuer.map(|iss| {
         let mut c = westtek_auth::cognito::CognitoConfig::for_issuer(&iss, args.cognito_client_id);
@@ -199,6 +205,15 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig
 async fn serve(cfg: UpConfig) -> anyhow::Result<()> {
     let mut running = app::start(cfg).await?;
     println!("West Tek is up at {}", running.url);
+    let sandbox = &running.state.config.sandbox;
+    match sandbox.mode.as_str() {
+        "enforced" => {}
+        "disabled" => eprintln!("WARNING: --insecure-no-sandbox: notebooks run as this platform's own user and can read its keys and every lab's files."),
+        _ => eprintln!(
+            "WARNING: no sandbox on this host, so Jupyter will not be launched: {}",
+            sandbox.detail.as_deref().unwrap_or("unknown reason")
+        ),
+    }
     if let Some(f) = &running.first_login {
         if f.created_now {
             println!("First run: created lab and IT admin '{}'.", f.username);

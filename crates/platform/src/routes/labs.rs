@@ -72,7 +72,9 @@ pub async fn create_lab(
         &actor(&caller, false),
         &req.name,
         req.display_name.as_deref(),
-        req.quotas.map(Into::into),
+        req.quotas
+            .map(crate::dto::QuotasBody::into_quotas)
+            .transpose()?,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(lab.into())))
@@ -103,9 +105,14 @@ pub async fn update_lab(
 ) -> ApiResult<Json<LabResponse>> {
     caller.require_it_admin("manage labs")?;
     Ok(Json(
-        ops::set_lab_quotas(&*state.store, &actor(&caller, false), id, req.quotas.into())
-            .await?
-            .into(),
+        ops::set_lab_quotas(
+            &*state.store,
+            &actor(&caller, false),
+            id,
+            req.quotas.into_quotas()?,
+        )
+        .await?
+        .into(),
     ))
 }
 

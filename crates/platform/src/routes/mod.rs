@@ -4,3 +4,4 @@ pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod labs;
+pub mod system;

@@ -6,7 +6,9 @@ use crate::support::{eventually, jupyter_turn, shared, KillOnDrop, Shared};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
-use westtek_domain::ports::{JupyterRuntime, LaunchSpec, ServerInfo};
+use westtek_domain::ports::{
+    JupyterRuntime, JupyterUpstream, LaunchSpec, ServerInfo, UpstreamAddr,
+};
 use westtek_domain::DomainError;
 use westtek_runtime::{group_alive, EnvLayout, LocalJupyterRuntime, RuntimeConfig};
 
@@ -15,16 +17,22 @@ fn launch_spec(s: &Shared) -> LaunchSpec {
         env_id: s.env,
         lab_id: s.lab,
         base_url: format!("/jupyter/{}/", s.env),
+        limits: Default::default(),
     }
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-/// Status of `GET api/status` with the given token (none when `None`).
-async fn status(origin: &str, base_url: &str, token: Option<&str>) -> u16 {
-    let mut req = http().get(format!("{origin}{base_url}api/status"));
+/// Status of `GET api/status` over the server's socket with the given
+/// token (none when `None`).
+async fn status(up: &JupyterUpstream, base_url: &str, token: Option<&str>) -> u16 {
+    let UpstreamAddr::Unix(socket) = &up.addr else {
+        panic!("a local server listens on a Unix socket: {:?}", up.addr)
+    };
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .unix_socket(socket.clone())
+        .build()
+        .unwrap();
+    let mut req = http.get(format!("http://localhost{base_url}api/status"));
     if let Some(t) = token {
         req = req.header("Authorization", format!("token {t}"));
     }
@@ -53,26 +61,38 @@ async fn jupyter_answers_with_its_token_only_and_stops_cleanly() {
     let info = start_timed(&rt, &spec, "first start").await;
     let pid = info.pid.unwrap();
     let up = rt.upstream(s.env).await.unwrap();
-    assert!(up.origin.starts_with("http://127.0.0.1:"));
     assert_eq!(up.token.len(), 64);
-    assert_eq!(
-        status(&up.origin, &spec.base_url, Some(&up.token)).await,
-        200
-    );
-    assert_eq!(status(&up.origin, &spec.base_url, None).await, 403);
-    assert_eq!(status(&up.origin, &spec.base_url, Some("wrong")).await, 403);
+    assert_eq!(status(&up, &spec.base_url, Some(&up.token)).await, 200);
+    assert_eq!(status(&up, &spec.base_url, None).await, 403);
+    assert_eq!(status(&up, &spec.base_url, Some("wrong")).await, 403);
+    // No TCP port: the socket is its only door.
+    assert!(layout.jupyter_runtime().join("jupyter.sock").exists());
 
-    // The token is on no command line, in no environment, in no file of ours.
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(!String::from_utf8_lossy(&cmdline).contains(&up.token));
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    let environ = String::from_utf8_lossy(&environ);
-    assert!(!environ.contains(&up.token));
-    assert!(!environ.contains("PYTHONDONTWRITEBYTECODE"));
-    assert!(environ.contains(&format!(
-        "JUPYTER_RUNTIME_DIR={}",
-        layout.jupyter_runtime().display()
-    )));
+    // The token is on no command line, in no environment, in no file of
+    // ours: not the sandbox launcher's, not Jupyter's inside it.
+    let jupyter = descendants(pid)
+        .into_iter()
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("jupyter-lab"))
+        })
+        .expect("Jupyter runs below the launcher");
+    for p in [pid, jupyter] {
+        let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(&up.token));
+        let environ = std::fs::read(format!("/proc/{p}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(!environ.contains(&up.token));
+        assert!(!environ.contains("PYTHONDONTWRITEBYTECODE"));
+    }
+    let environ =
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{jupyter}/environ")).unwrap())
+            .into_owned();
+    assert!(
+        environ.contains("JUPYTER_RUNTIME_DIR=/run/jupyter"),
+        "{environ}"
+    );
+    assert!(environ.contains(&format!("HOME={}", layout.home().display())));
     assert!(!layout.token_file().exists());
     let log = std::fs::read_to_string(rt.log_path(s.env)).unwrap();
     assert!(!log.contains(&up.token));
@@ -80,7 +100,6 @@ async fn jupyter_answers_with_its_token_only_and_stops_cleanly() {
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.pid_file()).unwrap()).unwrap();
     assert_eq!(record["pid"], pid);
-    assert_eq!(format!("http://127.0.0.1:{}", record["port"]), up.origin);
 
     let running = rt.running().await;
     assert_eq!(running.len(), 1);
@@ -132,7 +151,7 @@ async fn a_killed_server_is_restarted_on_the_same_port_with_the_same_token() {
     while killed.elapsed() < Duration::from_secs(60) {
         let pid = rt.running().await.first().and_then(|i| i.pid);
         if pid.is_some_and(|p| p != first)
-            && status(&up.origin, &spec.base_url, Some(&up.token)).await == 200
+            && status(&up, &spec.base_url, Some(&up.token)).await == 200
         {
             restarted = true;
             break;
@@ -145,7 +164,7 @@ async fn a_killed_server_is_restarted_on_the_same_port_with_the_same_token() {
     );
     assert!(restarted, "the supervisor did not bring the server back");
     let again = rt.upstream(s.env).await.unwrap();
-    assert_eq!((again.origin, again.token), (up.origin, up.token));
+    assert_eq!((again.addr, again.token), (up.addr, up.token));
     assert!(
         rt.take_exited().await.is_empty(),
         "a restarted server has not exited"
@@ -207,15 +226,16 @@ async fn servers_that_end_on_their_own_are_reported_once() {
 }
 
 #[tokio::test]
-async fn reconcile_orphans_stops_a_server_left_by_a_dropped_runtime() {
+async fn a_server_dies_with_the_runtime_that_started_it_and_reconcile_clears_its_files() {
     let s = shared().await;
     let _turn = jupyter_turn().await;
     let layout = EnvLayout::new(&s.cfg.envs_dir, s.env);
     let _kill = KillOnDrop(layout.pid_file());
     let spec = launch_spec(s);
 
-    // A runtime on its own tokio runtime that dies without stopping anything,
-    // as when the platform crashes.
+    // A runtime on its own thread that dies without stopping anything, as
+    // when the platform crashes: the sandbox goes with it (bwrap's
+    // --die-with-parent), so no researcher process outlives the platform.
     let cfg = s.cfg.clone();
     let start_spec = spec.clone();
     let pid = std::thread::spawn(move || {
@@ -229,26 +249,55 @@ async fn reconcile_orphans_stops_a_server_left_by_a_dropped_runtime() {
     })
     .join()
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(group_alive(pid), "the orphan should still run");
-    assert!(layout.pid_file().exists());
-
-    let rt = LocalJupyterRuntime::new(s.cfg.clone());
-    let began = Instant::now();
-    assert_eq!(rt.reconcile_orphans().await, vec![s.env]);
-    eprintln!(
-        "[timing] reconcile_orphans stopping one server: {:?}",
-        began.elapsed()
+    let root = layout.root().display().to_string();
+    assert!(
+        eventually(Duration::from_secs(5), || processes_mentioning(&root)
+            .is_empty())
+        .await,
+        "a sandboxed server outlived the runtime that started it"
     );
     assert!(!group_alive(pid));
+    assert!(layout.pid_file().exists(), "the crash left its pid file");
+
+    let rt = LocalJupyterRuntime::new(s.cfg.clone());
+    assert_eq!(rt.reconcile_orphans().await, vec![s.env]);
     assert!(!layout.pid_file().exists());
-    assert!(eventually(Duration::from_secs(1), || !group_alive(pid)).await);
+    assert!(!layout.jupyter_runtime().join("jupyter.sock").exists());
     assert!(rt.reconcile_orphans().await.is_empty());
 
     // The environment starts normally afterwards.
     let info = rt.start(&spec).await.unwrap();
     rt.stop(s.env).await.unwrap();
     assert!(!group_alive(info.pid.unwrap()));
+}
+
+/// Every live process below `pid` (children, grandchildren, …).
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// Live processes whose command line mentions `needle`.
