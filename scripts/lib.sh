@@ -30,6 +30,12 @@ ensure_uv() {
   ln -sf "$WESTTEK_TOOLS_DIR/uv-venv/bin/uv" "$WESTTEK_TOOLS_DIR/bin/uv"
 }
 
+# ensure_sandbox : bubblewrap (bwrap), which confines every notebook, and
+# util-linux's prlimit/setpriv (present on every Debian).
+ensure_sandbox() {
+  command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
+}
+
 # ensure_python : a CPython 3 the environments can be built from.
 ensure_python() {
   if ! command -v python3 >/dev/null 2>&1; then

@@ -4,6 +4,7 @@
 
 mod api;
 mod drift;
+mod isolation;
 mod jupyter;
 mod knowledge;
 mod lifecycle;

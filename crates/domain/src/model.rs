@@ -63,7 +63,7 @@ pub struct LabQuotas {
 }
 
 /// Smallest and largest accepted `max_memory_mb`.
-pub const MEMORY_MB_RANGE: (u32, u32) = (256, 1_048_576);
+pub const MEMORY_MB_RANGE: (u32, u32) = (1024, 1_048_576);
 /// Smallest and largest accepted `max_processes`.
 pub const PROCESSES_RANGE: (u32, u32) = (32, 65_536);
 

@@ -84,9 +84,11 @@ pub struct QuotasBody {
     #[serde(default)]
     pub max_storage_bytes: Option<u64>,
     /// Address space of each Jupyter, kernel or terminal process, MiB
-    /// (256–1048576; absent: 8192). A runaway allocation fails there.
+    /// (1024–1048576; absent: 8192). A runaway allocation fails there
+    /// (with `MemoryError` in Python). Address space is not resident
+    /// memory: a kernel with numpy imported already reserves ~0.8 GiB.
     #[serde(default)]
-    #[schema(minimum = 256, maximum = 1048576)]
+    #[schema(minimum = 1024, maximum = 1048576)]
     pub max_memory_mb: Option<u32>,
     /// Processes and threads one environment may run at once (32–65536;
     /// absent: 512). Enforced where each environment has its own uid (the
@@ -108,7 +110,7 @@ impl QuotasBody {
         if !(MEMORY_MB_RANGE.0..=MEMORY_MB_RANGE.1).contains(&mem) {
             return Err(DomainError::invalid(
                 "quotas.max_memory_mb",
-                "must be between 256 and 1048576 (MiB)",
+                "must be between 1024 and 1048576 (MiB)",
             ));
         }
         let procs = self.max_processes.unwrap_or(defaults.max_processes);

@@ -58,6 +58,8 @@ use westtek_domain::{DomainError, EnvironmentId, LabId, Result};
 const SOCKET_FILE: &str = "jupyter.sock";
 /// Where a sandboxed server sees its runtime dir.
 const SANDBOX_RUNTIME_DIR: &str = "/run/jupyter";
+/// Where a sandboxed server finds the platform's tools (`uv`).
+const SANDBOX_TOOLS_DIR: &str = "/opt/westtek/bin";
 /// Code of every start failure.
 const START_FAILED: &str = "jupyter_start_failed";
 /// How often readiness is probed while a server starts.
@@ -355,9 +357,13 @@ impl Inner {
 
     fn command(&self, server: &Server, layout: &EnvLayout, token_file: &Path) -> Result<Command> {
         let venv_bin = layout.venv().join("bin");
-        let mut path = std::ffi::OsString::from(&venv_bin);
-        path.push(":/usr/local/bin:/usr/bin:/bin");
         let sandboxed = self.cfg.sandbox.enforced();
+        let mut path = std::ffi::OsString::from(&venv_bin);
+        if sandboxed {
+            path.push(":");
+            path.push(SANDBOX_TOOLS_DIR);
+        }
+        path.push(":/usr/local/bin:/usr/bin:/bin");
         // Inside the sandbox the runtime dir is also at a short path, so
         // the server's and the kernels' socket paths fit in 107 bytes.
         let runtime_dir = if sandboxed {
@@ -406,10 +412,22 @@ impl Inner {
             var("JUPYTER_TOKEN_FILE", token_file),
             var("PYTHONUNBUFFERED", "1"),
         ]);
+        if sandboxed {
+            // `uv pip install` from a notebook or terminal installs into this
+            // venv (VIRTUAL_ENV), caches in the private /tmp, never fetches
+            // an interpreter.
+            env_vars.extend([
+                var("UV_CACHE_DIR", "/tmp/uv-cache"),
+                var("UV_LINK_MODE", "copy"),
+                var("UV_PYTHON_DOWNLOADS", "never"),
+                var("PIP_CACHE_DIR", "/tmp/pip-cache"),
+            ]);
+        }
         let spec = SandboxSpec {
             env: server.env_id,
             env_root: layout.root().to_path_buf(),
             read_only: interpreter_prefixes(&layout.venv()),
+            files: vec![(self.cfg.uv.clone(), Path::new(SANDBOX_TOOLS_DIR).join("uv"))],
             aliases: vec![(layout.jupyter_runtime(), PathBuf::from(SANDBOX_RUNTIME_DIR))],
             program: venv_bin.join("jupyter"),
             args,
@@ -529,7 +547,7 @@ impl Inner {
                     tracing::warn!(env = %server.env_id, error = %e, "cannot write the pid file");
                 }
                 tracing::info!(env = %server.env_id, pid, ready_ms = began.elapsed().as_millis() as u64, "Jupyter is ready");
-                return Ok(child);
+                Ok(child)
             }
             Outcome::Exited(status) => {
                 server.pid.store(0, Ordering::SeqCst);

@@ -108,6 +108,9 @@ pub struct SandboxSpec {
     pub env_root: PathBuf,
     /// Further folders visible read-only (the base interpreter's prefix).
     pub read_only: Vec<PathBuf>,
+    /// Single files visible read-only at another path: `(host, inside)`
+    /// (the platform's `uv` at `/opt/westtek/bin/uv`).
+    pub files: Vec<(PathBuf, PathBuf)>,
     /// Folders of `env_root` also mounted (read-write) at a second, short
     /// path inside: `(host path, path inside)`. Unix socket paths are
     /// limited to 107 bytes.
@@ -334,7 +337,7 @@ fn bwrap_args(spec: &SandboxSpec, as_root: bool) -> Vec<OsString> {
     }
     a.add(["--proc", "/proc", "--dev", "/dev"]);
     for tmp in ["/tmp", "/dev/shm"] {
-        a.add(["--size"]);
+        a.add(["--perms", "01777", "--size"]);
         a.s(&TMPFS_BYTES.to_string());
         a.add(["--tmpfs", tmp]);
     }
@@ -343,6 +346,12 @@ fn bwrap_args(spec: &SandboxSpec, as_root: bool) -> Vec<OsString> {
             continue;
         }
         a.ro_bind_with_parents(ro);
+    }
+    for (host, inside) in &spec.files {
+        a.parents(inside);
+        a.add(["--ro-bind"]);
+        a.path(host);
+        a.path(inside);
     }
     a.parents(&spec.env_root);
     a.add(["--bind"]);
@@ -424,6 +433,7 @@ fn probe(as_root: bool) -> Result<Tools, String> {
         env: EnvironmentId::new(),
         env_root: root.clone(),
         read_only: Vec::new(),
+        files: Vec::new(),
         aliases: Vec::new(),
         program: PathBuf::from("/bin/true"),
         args: Vec::new(),
@@ -664,6 +674,7 @@ mod tests {
                 PathBuf::from("/root/.pyenv/versions/3.11.7"),
                 PathBuf::from("/usr"),
             ],
+            files: vec![],
             aliases: vec![(
                 PathBuf::from("/srv/westtek/envs/e1/jupyter/runtime"),
                 PathBuf::from("/run/jupyter"),
