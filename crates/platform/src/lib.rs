@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod grants;
 pub mod jobs;
+pub mod live;
 pub mod ops;
 pub mod routes;
 pub mod session;
