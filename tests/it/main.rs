@@ -4,6 +4,7 @@
 
 mod api;
 mod drift;
+mod isolation_auth;
 mod jupyter;
 mod knowledge;
 mod lifecycle;
