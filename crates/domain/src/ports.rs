@@ -109,6 +109,8 @@ impl Write {
     /// Whether the write changes who may do what: users and memberships.
     /// Stores bump their `access_generation` after committing one.
     pub fn changes_access(&self) -> bool {
+        // A new write that changes a user's rights (an IT admin flag, a
+        // disabled state, a deletion) belongs here too.
         matches!(
             self,
             Write::InsertUser { .. } | Write::PutMembership(_) | Write::DeleteMembership { .. }

@@ -19,7 +19,10 @@
 //!   users or memberships committed through this process applies at once,
 //!   and one made by another process (`westtek admin`, a second service)
 //!   within seconds. Adapters that cannot tell their generation get no
-//!   cache. The cache is bounded and emptied when full.
+//!   cache. The cache is bounded and emptied when full. Concurrent misses
+//!   for one user wait for one store read (striped locks), so an expiring
+//!   entry under load (hundreds of requests of one user in flight) costs
+//!   one read, not hundreds.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
@@ -30,6 +33,9 @@ use westtek_domain::{DomainError, LabRole, Principal, Result, UserId};
 /// Longest a cached answer is used, in seconds.
 pub const MAX_AGE_SECS: i64 = 5;
 const CAPACITY: usize = 10_000;
+/// Locks that serialise store reads per user (a user always maps to the
+/// same stripe).
+const STRIPES: usize = 64;
 
 /// What the store holds for a subject (`None`: no such user).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,9 +53,40 @@ struct Entry {
 }
 
 /// The live access of token subjects, briefly cached.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LiveAccess {
     inner: Arc<Mutex<HashMap<UserId, Entry>>>,
+    reading: Arc<[tokio::sync::Mutex<()>]>,
+}
+
+impl Default for LiveAccess {
+    fn default() -> Self {
+        LiveAccess {
+            inner: Arc::default(),
+            reading: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+}
+
+/// What the store holds for `user` now.
+async fn read(store: &dyn MetadataStore, user: UserId) -> Result<Option<Record>> {
+    match store.get_user(user).await {
+        Ok(u) => Ok(Some(Record {
+            username: u.username.to_string(),
+            it_admin: u.it_admin,
+            memberships: store
+                .memberships_of(user)
+                .await?
+                .into_iter()
+                .map(|m| LabRole {
+                    lab_id: m.lab_id,
+                    role: m.role,
+                })
+                .collect(),
+        })),
+        Err(DomainError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The refusal of a token whose subject is gone; says nothing more.
@@ -93,28 +130,23 @@ impl LiveAccess {
         // this request reads moves it, and the entry made here is stale at
         // once.
         let generation = store.access_generation();
-        if let Some(g) = generation {
-            if let Some(hit) = self.cached(user, g, now) {
-                return Ok(hit);
-            }
-        }
-        let record = match store.get_user(user).await {
-            Ok(u) => Some(Record {
-                username: u.username.to_string(),
-                it_admin: u.it_admin,
-                memberships: store
-                    .memberships_of(user)
-                    .await?
-                    .into_iter()
-                    .map(|m| LabRole {
-                        lab_id: m.lab_id,
-                        role: m.role,
-                    })
-                    .collect(),
-            }),
-            Err(DomainError::NotFound { .. }) => None,
-            Err(e) => return Err(e),
+        let Some(g) = generation else {
+            return read(store, user).await;
         };
+        if let Some(hit) = self.cached(user, g, now) {
+            return Ok(hit);
+        }
+        let stripe = (user.as_uuid().as_u128() % STRIPES as u128) as usize;
+        let _reading = match self.reading.get(stripe) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
+        // Someone else may have read it while this request waited.
+        let generation = store.access_generation();
+        if let Some(hit) = generation.and_then(|g| self.cached(user, g, now)) {
+            return Ok(hit);
+        }
+        let record = read(store, user).await?;
         if let Some(g) = generation {
             self.remember(user, g, now, record.clone());
         }
