@@ -5,6 +5,7 @@
 mod api;
 mod drift;
 mod isolation;
+mod isolation_auth;
 mod jupyter;
 mod knowledge;
 mod lifecycle;

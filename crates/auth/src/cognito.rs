@@ -14,7 +14,10 @@
 //! accepted uses, and when a client id is configured an ID token's `aud`,
 //! or an access token's `client_id`, must equal it. Groups in
 //! `cognito:groups` become roles: `it_admin`, and `<lab uuid>:researcher` /
-//! `<lab uuid>:lab_admin` memberships; other groups are ignored.
+//! `<lab uuid>:lab_admin` memberships; other groups are ignored. The
+//! platform then applies its live check (`westtek_platform::live`): when
+//! the subject also has a local user record, the store's rights replace
+//! the groups; without one the groups stand until the token expires.
 //!
 //! A JWKS endpoint that cannot be reached is `Upstream`, not
 //! `Unauthenticated`: the token may well be valid, and the client should

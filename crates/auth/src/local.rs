@@ -6,8 +6,11 @@
 //! the same directory, fsync, rename, fsync of the directory) so a crash
 //! never leaves a half-written key, and reused on every later start so
 //! tokens survive restarts. Access tokens are short-lived and carry the
-//! caller's memberships, so a verifier needs no database lookup; revocation
-//! is by expiry (refresh tokens, stored hashed, are the revocable part).
+//! caller's memberships as of signing; the platform honours only the
+//! subject and reads the user's current rights from the store on every
+//! request (`westtek_platform::live`), so a removed membership or a deleted
+//! user stops working at once. Refresh tokens, stored hashed, are the
+//! revocable part of a session.
 //!
 //! Verification checks the signature, `iss`, `exp` (with a few seconds of
 //! leeway, against the caller's clock so tests need not sleep) and

@@ -191,3 +191,6 @@ id_type!(
 id_type!(
     /// The handover of an environment from one researcher to another.
     HandoverId, "handover_id");
+id_type!(
+    /// An invitation of a user into a lab.
+    InvitationId, "invitation_id");

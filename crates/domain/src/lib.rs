@@ -10,6 +10,7 @@ pub mod drift;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod invitation;
 pub mod model;
 pub mod ports;
 
@@ -25,4 +26,5 @@ pub use drift::{
 pub use error::{DomainError, Result};
 pub use event::DomainEvent;
 pub use ids::*;
+pub use invitation::{Invitation, InvitationFilter, InvitationState};
 pub use model::*;

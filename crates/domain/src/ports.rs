@@ -4,10 +4,10 @@
 use crate::audit::AuditHead;
 use crate::{
     AuditDraft, AuditEntry, AuditFilter, DomainEvent, Environment, EnvironmentFilter,
-    EnvironmentId, Handover, HandoverFilter, HandoverId, Job, JobId, JobStatus, Lab, LabId,
-    Membership, PackageSpec, Page, Principal, Result, Share, ShareFilter, ShareId, Snapshot,
-    SnapshotFilter, SnapshotId, StoredToken, Template, TemplateId, TokenKind, User,
-    UserCredentials, UserId,
+    EnvironmentId, Handover, HandoverFilter, HandoverId, Invitation, InvitationFilter,
+    InvitationId, InvitationState, Job, JobId, JobStatus, Lab, LabId, Membership, PackageSpec,
+    Page, Principal, Result, Share, ShareFilter, ShareId, Snapshot, SnapshotFilter, SnapshotId,
+    StoredToken, Template, TemplateId, TokenKind, User, UserCredentials, UserId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -46,7 +46,9 @@ pub enum Write {
         user_id: UserId,
         password_hash: String,
     },
-    /// Adds or changes the user's role in the lab.
+    /// Adds the user to the lab with a role, or changes their role there.
+    /// A new membership goes last in the user's join order (see
+    /// `MetadataStore::memberships_of`); a role change keeps its place.
     PutMembership(Membership),
     /// Removes the user from the lab; fails with `NotFound` when they are
     /// not a member.
@@ -89,6 +91,31 @@ pub enum Write {
     PutTemplate(Template),
     /// Inserts or replaces a handover (checklist progress replaces it).
     PutHandover(Handover),
+    /// Inserts a new invitation; fails with `NotFound` when its lab or
+    /// user does not exist and with `Conflict` on a duplicate id.
+    InsertInvitation(Invitation),
+    /// Closes a pending invitation (accepted, declined, revoked). Fails
+    /// with `NotFound` when it does not exist and with `Conflict` when it
+    /// is no longer pending, so of two racing decisions only one commits.
+    CloseInvitation {
+        id: InvitationId,
+        state: InvitationState,
+        at: DateTime<Utc>,
+        by: UserId,
+    },
+}
+
+impl Write {
+    /// Whether the write changes who may do what: users and memberships.
+    /// Stores bump their `access_generation` after committing one.
+    pub fn changes_access(&self) -> bool {
+        // A new write that changes a user's rights (an IT admin flag, a
+        // disabled state, a deletion) belongs here too.
+        matches!(
+            self,
+            Write::InsertUser { .. } | Write::PutMembership(_) | Write::DeleteMembership { .. }
+        )
+    }
 }
 
 /// The audit trail.
@@ -119,6 +146,9 @@ pub trait MetadataStore: AuditLog {
     async fn find_user_by_username(&self, username: &str) -> Result<Option<UserCredentials>>;
     /// Users of a lab, or every user when `lab` is `None`.
     async fn list_users(&self, lab: Option<LabId>) -> Result<Vec<User>>;
+    /// The user's memberships in the order they joined, oldest first (a
+    /// role change keeps the place). The first is the user's default lab,
+    /// so joining another lab never changes it.
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>>;
     async fn count_users(&self) -> Result<u64>;
 
@@ -144,6 +174,15 @@ pub trait MetadataStore: AuditLog {
         None
     }
 
+    /// A number that changes after every commit made through this store
+    /// instance that changed users or memberships (`Write::changes_access`),
+    /// so a cache of who may do what can be dropped the moment access
+    /// changes; `None` when the adapter cannot tell (then callers must not
+    /// cache).
+    fn access_generation(&self) -> Option<u64> {
+        None
+    }
+
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<Job>>;
 
     async fn get_share(&self, id: ShareId) -> Result<Share>;
@@ -160,6 +199,11 @@ pub trait MetadataStore: AuditLog {
     async fn get_handover(&self, id: HandoverId) -> Result<Handover>;
     /// Newest first.
     async fn list_handovers(&self, filter: &HandoverFilter) -> Result<Vec<Handover>>;
+
+    /// One invitation; `NotFound` when there is none.
+    async fn get_invitation(&self, id: InvitationId) -> Result<Invitation>;
+    /// Newest first.
+    async fn list_invitations(&self, filter: &InvitationFilter) -> Result<Vec<Invitation>>;
 }
 
 /// Something delivered by the bus; `ack` after handling it (at-least-once).

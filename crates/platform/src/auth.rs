@@ -13,10 +13,14 @@
 //!   only when they say so with `X-Westtek-Acting-Lab`, and that is audited.
 //! - Another lab's resources are reported as not found, never as forbidden,
 //!   so ids of other labs cannot be probed.
+//! - A token proves who the caller is; what they may do (IT admin, labs and
+//!   roles) is read from the store on every request (`live`), so a removed
+//!   membership or a deleted user stops working on the next request.
 
 use crate::error::{ApiError, ApiResult};
 use crate::session;
 use crate::state::AppState;
+use crate::token_cache::{issuer_of, Verified};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -100,14 +104,37 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> O
 }
 
 /// Verifies a bearer token, remembering tokens that verified.
-async fn verify_cached(state: &AppState, token: &str) -> Result<Principal, DomainError> {
+async fn verify_cached(state: &AppState, token: &str) -> Result<Verified, DomainError> {
     let now = state.clock.now();
-    if let Some(p) = state.tokens.get(token, now) {
-        return Ok(p);
+    if let Some(v) = state.tokens.get(token, now) {
+        return Ok(v);
     }
-    let p = state.verifier.verify(token).await?;
-    state.tokens.put(token, &p, now);
-    Ok(p)
+    let principal = state.verifier.verify(token).await?;
+    let platform_issued = state
+        .issuer
+        .as_ref()
+        .is_some_and(|i| issuer_of(token).as_deref() == Some(i.issuer()));
+    let v = Verified {
+        principal,
+        platform_issued,
+    };
+    state.tokens.put(token, &v, now);
+    Ok(v)
+}
+
+/// The caller a token speaks for, as the store says now: the signature
+/// proves who the subject is, the store what they may do (see `live`).
+async fn principal_of(state: &AppState, token: &str) -> Result<Principal, DomainError> {
+    let v = verify_cached(state, token).await?;
+    state
+        .access
+        .resolve(
+            &*state.store,
+            state.clock.now(),
+            v.principal,
+            v.platform_issued,
+        )
+        .await
 }
 
 /// Middleware: verifies the caller's credential, if any, and records the
@@ -117,7 +144,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let headers = req.headers();
     let mut new_cookie = None;
     let outcome = if let Some(token) = bearer(headers) {
-        Some(match verify_cached(&state, token).await {
+        Some(match principal_of(&state, token).await {
             Ok(p) => AuthState::Authenticated(p),
             Err(e) => AuthState::Rejected(e),
         })
@@ -163,7 +190,23 @@ async fn cookie_session(
     let refresh = cookie(headers, REFRESH_COOKIE).map(str::to_string);
     let mut verified = None;
     if let Some(token) = &access {
-        verified = verify_cached(state, token).await.ok();
+        if let Ok(v) = verify_cached(state, token).await {
+            // The signature holds: the store decides (a subject that is
+            // gone is refused; its refresh cookie cannot help either).
+            let live = state
+                .access
+                .resolve(
+                    &*state.store,
+                    state.clock.now(),
+                    v.principal,
+                    v.platform_issued,
+                )
+                .await;
+            match live {
+                Ok(p) => verified = Some(p),
+                Err(e) => return Some(AuthState::Rejected(e)),
+            }
+        }
     }
     match (verified, refresh) {
         (Some(p), _) => Some(AuthState::Authenticated(p)),

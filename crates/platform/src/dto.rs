@@ -223,6 +223,47 @@ pub struct MemberRequest {
     pub role: String,
 }
 
+/// Invite a user into a lab.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    pub username: String,
+    /// `researcher` or `lab_admin`.
+    pub role: String,
+}
+
+/// The answer to an invitation: the same whether or not the username
+/// exists, so it reveals nothing about the platform's users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InvitationSentResponse {
+    pub lab_id: String,
+    /// As sent.
+    pub username: String,
+    pub role: String,
+    /// How long the invitee has to accept, in seconds.
+    pub expires_in: i64,
+    pub detail: String,
+}
+
+/// An invitation into a lab.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvitationResponse {
+    pub id: String,
+    pub lab_id: String,
+    pub lab_name: Option<String>,
+    pub user_id: String,
+    pub username: Option<String>,
+    /// `researcher` or `lab_admin`.
+    pub role: String,
+    /// Username of the lab admin who invited.
+    pub invited_by: Option<String>,
+    /// `pending`, `accepted`, `declined`, `revoked` or `expired`.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
 /// A created user and, without a password, how they sign in the first time.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedUserResponse {

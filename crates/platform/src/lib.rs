@@ -11,6 +11,8 @@ pub mod error;
 pub mod extract;
 pub mod grants;
 pub mod jobs;
+pub mod live;
+pub mod membership;
 pub mod ops;
 pub mod routes;
 pub mod session;
@@ -35,6 +37,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::labs::router())
+        .merge(routes::invitations::router())
         .merge(routes::audit::router())
         .merge(routes::health::router())
         .merge(routes::system::router())
@@ -48,6 +51,8 @@ pub fn router() -> Router<AppState> {
         routes::auth::token, routes::auth::login_link, routes::auth::login_submit, routes::auth::logout, routes::auth::me,
         routes::labs::list_labs, routes::labs::create_lab, routes::labs::get_lab, routes::labs::update_lab,
         routes::labs::list_users, routes::labs::create_user, routes::labs::put_member, routes::labs::remove_member, routes::labs::overview,
+        routes::invitations::invite, routes::invitations::list_lab_invitations, routes::invitations::revoke_invitation,
+        routes::invitations::my_invitations, routes::invitations::accept_invitation, routes::invitations::decline_invitation,
         routes::audit::list, routes::audit::export, routes::audit::verify,
         jobs::get_job, jobs::job_events,
         routes::system::sandbox,

@@ -30,6 +30,9 @@ pub struct AppState {
     pub responses: crate::cache::ResponseCache,
     /// Bearer tokens that verified, until they expire.
     pub tokens: crate::token_cache::TokenCache,
+    /// What token subjects may do now (the store's users and memberships,
+    /// briefly cached).
+    pub access: crate::live::LiveAccess,
     /// Failed password sign-ins per username.
     pub sign_in_failures: crate::session::SignInLimiter,
 }

@@ -1,5 +1,7 @@
 //! Verified bearer tokens remembered until they expire, so the hot path of
 //! an API under load does not repeat signature checks for the same token.
+//! What a token's subject may do is not decided here: `live` checks the
+//! store on every request (briefly cached there).
 //!
 //! Policy: only tokens that verified are cached, keyed by their full text;
 //! an entry lives until the token's own `exp` (read from its already
@@ -15,8 +17,16 @@ use westtek_domain::Principal;
 const CAPACITY: usize = 10_000;
 const MAX_AGE_SECS: i64 = 300;
 
-/// Token text → (principal, usable until).
-type Entries = HashMap<String, (Principal, DateTime<Utc>)>;
+/// A token that verified: the principal its claims name, and whether the
+/// platform signed it (rather than an external identity provider).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub principal: Principal,
+    pub platform_issued: bool,
+}
+
+/// Token text → (what verified, usable until).
+type Entries = HashMap<String, (Verified, DateTime<Utc>)>;
 
 /// Cache of verified tokens.
 #[derive(Clone, Default)]
@@ -24,20 +34,30 @@ pub struct TokenCache {
     inner: Arc<Mutex<Entries>>,
 }
 
-/// The `exp` claim of a JWT, without checking anything (the caller verified
-/// the token already).
-fn expiry(token: &str) -> Option<DateTime<Utc>> {
+/// The claims of a JWT, without checking anything (the caller verified the
+/// token already).
+fn claims(token: &str) -> Option<serde_json::Value> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    DateTime::from_timestamp(claims.get("exp")?.as_i64()?, 0)
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The `exp` claim of a verified JWT.
+fn expiry(token: &str) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(claims(token)?.get("exp")?.as_i64()?, 0)
+}
+
+/// The `iss` claim of a JWT that already verified (every verifier checks
+/// `iss` against the issuer it trusts, so it tells which one accepted it).
+pub fn issuer_of(token: &str) -> Option<String> {
+    claims(token)?.get("iss")?.as_str().map(str::to_string)
 }
 
 impl TokenCache {
-    /// The principal of a cached, unexpired token.
-    pub fn get(&self, token: &str, now: DateTime<Utc>) -> Option<Principal> {
+    /// What a cached, unexpired token verified as.
+    pub fn get(&self, token: &str, now: DateTime<Utc>) -> Option<Verified> {
         let map = self.inner.lock().ok()?;
         map.get(token)
             .filter(|(_, until)| *until > now)
@@ -45,7 +65,7 @@ impl TokenCache {
     }
 
     /// Remembers a token that just verified.
-    pub fn put(&self, token: &str, principal: &Principal, now: DateTime<Utc>) {
+    pub fn put(&self, token: &str, verified: &Verified, now: DateTime<Utc>) {
         let Some(exp) = expiry(token) else { return };
         let until = exp.min(now + chrono::Duration::seconds(MAX_AGE_SECS));
         if until <= now {
@@ -58,7 +78,7 @@ impl TokenCache {
                     map.clear();
                 }
             }
-            map.insert(token.to_string(), (principal.clone(), until));
+            map.insert(token.to_string(), (verified.clone(), until));
         }
     }
 }
@@ -77,13 +97,24 @@ mod tests {
         )
     }
 
-    fn principal() -> Principal {
-        Principal {
-            user_id: UserId::new(),
-            username: "u".into(),
-            it_admin: false,
-            memberships: vec![],
+    fn principal() -> Verified {
+        Verified {
+            principal: Principal {
+                user_id: UserId::new(),
+                username: "u".into(),
+                it_admin: false,
+                memberships: vec![],
+            },
+            platform_issued: true,
         }
+    }
+
+    #[test]
+    fn the_issuer_of_a_token_is_read_from_its_claims() {
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let t = format!("{}.{}.sig", e.encode(b"{}"), e.encode(br#"{"iss":"me"}"#));
+        assert_eq!(issuer_of(&t).as_deref(), Some("me"));
+        assert_eq!(issuer_of("garbage"), None);
     }
 
     #[test]

@@ -88,6 +88,13 @@ pub(crate) fn membership_doc(m: &Membership) -> Result<Document> {
     entity(membership_id(m.lab_id, m.user_id), m)
 }
 
+/// An invitation as stored, with its `created_key` for sorting.
+pub(crate) fn invitation_doc(i: &westtek_domain::Invitation) -> Result<Document> {
+    let mut d = entity(i.id.to_string(), i)?;
+    d.insert("created_key", format_time(i.created_at));
+    Ok(d)
+}
+
 pub(crate) fn token_doc(t: &StoredToken) -> Result<Document> {
     entity(t.hash.clone(), t)
 }

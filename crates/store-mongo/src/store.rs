@@ -22,10 +22,13 @@
 //!
 //! `drift` implements the `DriftStore` port on the same database, with the
 //! same transaction handling for `record_drift`; `collab` holds the shares,
-//! templates and handovers (their writes are `commit` writes).
+//! templates and handovers (their writes are `commit` writes);
+//! `invitations` the invitations into labs. A membership carries the
+//! user's join order (`joined_seq`), so the first lab joined stays first.
 
 mod collab;
 mod drift;
+mod invitations;
 
 use crate::codec::{self, found, HEAD_ID};
 use crate::error::{
@@ -44,9 +47,10 @@ use westtek_domain::audit::{AuditHead, GENESIS_HASH};
 use westtek_domain::ports::{AuditLog, Clock, MetadataStore, Write};
 use westtek_domain::{
     AuditDraft, AuditEntry, AuditFilter, DomainError, Environment, EnvironmentFilter,
-    EnvironmentId, Handover, HandoverFilter, HandoverId, Job, JobId, JobStatus, Lab, LabId,
-    Membership, Page, Result, Share, ShareFilter, ShareId, Snapshot, SnapshotFilter, SnapshotId,
-    StoredToken, Template, TemplateId, TokenKind, User, UserCredentials, UserId,
+    EnvironmentId, Handover, HandoverFilter, HandoverId, Invitation, InvitationFilter,
+    InvitationId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, Share, ShareFilter,
+    ShareId, Snapshot, SnapshotFilter, SnapshotId, StoredToken, Template, TemplateId, TokenKind,
+    User, UserCredentials, UserId,
 };
 
 const LABS: &str = "labs";
@@ -67,12 +71,13 @@ const RECOMMENDATIONS: &str = "recommendations";
 const SHARES: &str = "shares";
 const TEMPLATES: &str = "templates";
 const HANDOVERS: &str = "handovers";
+const INVITATIONS: &str = "invitations";
 /// Sequence counters (one document per sequence, `{ _id, seq }`).
 const COUNTERS: &str = "counters";
 
 /// Every collection the store uses; created up front because some servers
 /// cannot create a collection inside a transaction.
-const COLLECTIONS: [&str; 19] = [
+const COLLECTIONS: [&str; 20] = [
     LABS,
     USERS,
     MEMBERSHIPS,
@@ -91,6 +96,7 @@ const COLLECTIONS: [&str; 19] = [
     SHARES,
     TEMPLATES,
     HANDOVERS,
+    INVITATIONS,
     COUNTERS,
 ];
 
@@ -106,6 +112,9 @@ pub struct MongoStore {
     client: Client,
     db: Database,
     clock: Arc<dyn Clock>,
+    /// Bumped after every commit of this instance that changed users or
+    /// memberships (see `access_generation`).
+    access_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why one attempt of a unit of work failed.
@@ -185,7 +194,12 @@ impl MongoStore {
         }
         let client = Client::with_options(opts).map_err(internal)?;
         let db = client.database(database);
-        let store = MongoStore { client, db, clock };
+        let store = MongoStore {
+            client,
+            db,
+            clock,
+            access_generation: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        };
         store.ensure_indexes().await?;
         Ok(store)
     }
@@ -378,6 +392,22 @@ impl MongoStore {
                 index(doc! { "from_user": 1 }, "handovers_from", false),
             ),
             (
+                INVITATIONS,
+                index(
+                    doc! { "lab_id": 1, "created_key": -1 },
+                    "invitations_lab_created",
+                    false,
+                ),
+            ),
+            (
+                INVITATIONS,
+                index(
+                    doc! { "user_id": 1, "created_key": -1 },
+                    "invitations_user_created",
+                    false,
+                ),
+            ),
+            (
                 HANDOVERS,
                 index(doc! { "to_user": 1 }, "handovers_to", false),
             ),
@@ -465,14 +495,40 @@ impl MongoStore {
                     }
                     .into());
                 }
-                self.coll(MEMBERSHIPS)
-                    .replace_one(
-                        doc! { "_id": codec::membership_id(m.lab_id, m.user_id) },
-                        codec::membership_doc(m)?,
+                let id = codec::membership_id(m.lab_id, m.user_id);
+                let changed = self
+                    .coll(MEMBERSHIPS)
+                    .update_one(
+                        doc! { "_id": &id },
+                        doc! { "$set": { "role": codec::enum_name(&m.role)? } },
                     )
-                    .upsert(true)
                     .session(&mut *s)
                     .await?;
+                if changed.matched_count == 0 {
+                    // New: last in the user's join order (a role change
+                    // above keeps the place).
+                    let last = self
+                        .coll(MEMBERSHIPS)
+                        .find_one(doc! { "user_id": m.user_id.to_string() })
+                        .sort(doc! { "joined_seq": -1 })
+                        .session(&mut *s)
+                        .await?
+                        .and_then(|d| d.get_i64("joined_seq").ok())
+                        .unwrap_or(0);
+                    let mut d = codec::membership_doc(m)?;
+                    d.insert("joined_seq", last + 1);
+                    self.coll(MEMBERSHIPS)
+                        .insert_one(d)
+                        .session(&mut *s)
+                        .await
+                        .map_err(|e| {
+                            if crate::error::is_duplicate_key(&e) {
+                                TxError::Raced("membership")
+                            } else {
+                                TxError::Mongo(e)
+                            }
+                        })?;
+                }
             }
             Write::DeleteMembership { lab_id, user_id } => {
                 let r = self
@@ -648,6 +704,10 @@ impl MongoStore {
             Write::PutShare(share) => self.put_share(s, share).await?,
             Write::PutTemplate(t) => self.put_template(s, t).await?,
             Write::PutHandover(h) => self.put_handover(s, h).await?,
+            Write::InsertInvitation(i) => self.insert_invitation(s, i).await?,
+            Write::CloseInvitation { id, state, at, by } => {
+                self.close_invitation(s, *id, *state, *at, *by).await?
+            }
             Write::MarkEventHandled { consumer, event_id } => {
                 let handled = || format!("event {event_id} was already handled by {consumer}");
                 self.coll(HANDLED_EVENTS)
@@ -895,9 +955,16 @@ impl MetadataStore for MongoStore {
     async fn commit(&self, writes: Vec<Write>, audit: Vec<AuditDraft>) -> Result<Vec<AuditEntry>> {
         let mut session = self.client.start_session().await.map_err(internal)?;
         let mut attempt = 1;
+        let changes_access = writes.iter().any(Write::changes_access);
         loop {
             match self.attempt(&mut session, &writes, &audit).await {
-                Ok(entries) => return Ok(entries),
+                Ok(entries) => {
+                    if changes_access {
+                        self.access_generation
+                            .fetch_add(1, std::sync::atomic::Ordering::Release);
+                    }
+                    return Ok(entries);
+                }
                 Err(e) if e.retryable() && attempt < MAX_ATTEMPTS => {
                     let wait = backoff(attempt);
                     tracing::debug!(attempt, ?wait, "transaction conflicted; retrying");
@@ -990,7 +1057,9 @@ impl MetadataStore for MongoStore {
         self.find_all(
             MEMBERSHIPS,
             doc! { "user_id": user.to_string() },
-            doc! { "lab_id": 1 },
+            // Memberships from before `joined_seq` have none: they sort
+            // first, by lab id, as they always did.
+            doc! { "joined_seq": 1, "lab_id": 1 },
         )
         .await?
         .into_iter()
@@ -1143,6 +1212,23 @@ impl MetadataStore for MongoStore {
     #[instrument(level = "debug", skip_all)]
     async fn list_handovers(&self, filter: &HandoverFilter) -> Result<Vec<Handover>> {
         self.list_handovers_impl(filter).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn get_invitation(&self, id: InvitationId) -> Result<Invitation> {
+        self.get_invitation_impl(id).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn list_invitations(&self, filter: &InvitationFilter) -> Result<Vec<Invitation>> {
+        self.list_invitations_impl(filter).await
+    }
+
+    fn access_generation(&self) -> Option<u64> {
+        Some(
+            self.access_generation
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
     }
 }
 

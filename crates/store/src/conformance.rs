@@ -114,6 +114,8 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     events_are_handled_once(&*store).await;
     snapshots(&*store).await;
     collaboration(&*store).await;
+    memberships_keep_the_join_order(&*store).await;
+    invitations(&*store).await;
     audit_trail(&*store).await;
 }
 
@@ -1638,4 +1640,305 @@ async fn collaboration(store: &dyn MetadataStore) {
         store.get_handover(HandoverId::new()).await,
         Err(DomainError::NotFound { .. })
     ));
+}
+
+/// A user's memberships come in the order they joined (the first is their
+/// default lab), whatever the labs' ids; a role change keeps the place; and
+/// every change of users or memberships moves `access_generation`.
+async fn memberships_keep_the_join_order(store: &dyn MetadataStore) {
+    // `older` is created first, so its id sorts first: joining it later must
+    // still not put it first.
+    let older = lab("join-older");
+    let newer = lab("join-newer");
+    let u = user("joiner");
+    store
+        .commit(
+            vec![
+                Write::InsertLab(older.clone()),
+                Write::InsertLab(newer.clone()),
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let g0 = store.access_generation();
+    store
+        .commit(
+            vec![
+                Write::InsertUser {
+                    user: u.clone(),
+                    password_hash: None,
+                },
+                Write::PutMembership(Membership {
+                    lab_id: newer.id,
+                    user_id: u.id,
+                    role: Role::Researcher,
+                }),
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let g1 = store.access_generation();
+    if let (Some(a), Some(b)) = (g0, g1) {
+        assert_ne!(a, b, "adding a user moves the access generation");
+    }
+    store
+        .commit(
+            vec![Write::PutMembership(Membership {
+                lab_id: older.id,
+                user_id: u.id,
+                role: Role::LabAdmin,
+            })],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let order = |ms: Vec<Membership>| ms.iter().map(|m| m.lab_id).collect::<Vec<_>>();
+    assert_eq!(
+        order(store.memberships_of(u.id).await.unwrap()),
+        vec![newer.id, older.id],
+        "the lab joined first stays first"
+    );
+    // A role change keeps the place.
+    store
+        .commit(
+            vec![Write::PutMembership(Membership {
+                lab_id: newer.id,
+                user_id: u.id,
+                role: Role::LabAdmin,
+            })],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let ms = store.memberships_of(u.id).await.unwrap();
+    assert_eq!(order(ms.clone()), vec![newer.id, older.id]);
+    assert_eq!(ms[0].role, Role::LabAdmin);
+    // Leaving and joining again puts the lab last.
+    let g2 = store.access_generation();
+    store
+        .commit(
+            vec![Write::DeleteMembership {
+                lab_id: newer.id,
+                user_id: u.id,
+            }],
+            vec![],
+        )
+        .await
+        .unwrap();
+    if let (Some(a), Some(b)) = (g2, store.access_generation()) {
+        assert_ne!(a, b, "removing a membership moves the access generation");
+    }
+    store
+        .commit(
+            vec![Write::PutMembership(Membership {
+                lab_id: newer.id,
+                user_id: u.id,
+                role: Role::Researcher,
+            })],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        order(store.memberships_of(u.id).await.unwrap()),
+        vec![older.id, newer.id]
+    );
+    // Changes of other records leave it alone.
+    let g3 = store.access_generation();
+    store
+        .commit(vec![], vec![audit("noop", None, "x")])
+        .await
+        .unwrap();
+    assert_eq!(g3, store.access_generation());
+}
+
+async fn invitations(store: &dyn MetadataStore) {
+    let l = lab("inviting");
+    let other = lab("inviting-other");
+    let admin = user("inviter");
+    let invitee = user("invitee");
+    store
+        .commit(
+            vec![
+                Write::InsertLab(l.clone()),
+                Write::InsertLab(other.clone()),
+                Write::InsertUser {
+                    user: admin.clone(),
+                    password_hash: None,
+                },
+                Write::InsertUser {
+                    user: invitee.clone(),
+                    password_hash: None,
+                },
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let first = Invitation::new(l.id, invitee.id, Role::Researcher, admin.id, now).unwrap();
+    let mut second = Invitation::new(
+        other.id,
+        invitee.id,
+        Role::LabAdmin,
+        admin.id,
+        now + TimeDelta::seconds(1),
+    )
+    .unwrap();
+    second.expires_at = now + TimeDelta::hours(1);
+    let entries = store
+        .commit(
+            vec![
+                Write::InsertInvitation(first.clone()),
+                Write::InsertInvitation(second.clone()),
+            ],
+            vec![audit(
+                "lab.invitation_create",
+                Some(l.id),
+                &first.id.to_string(),
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(store.get_invitation(first.id).await.unwrap(), first);
+    assert!(matches!(
+        store.get_invitation(InvitationId::new()).await,
+        Err(DomainError::NotFound { .. })
+    ));
+    // Invitations name an existing lab and user, and ids are unique.
+    let stray = Invitation::new(LabId::new(), invitee.id, Role::Researcher, admin.id, now).unwrap();
+    let r = store
+        .commit(vec![Write::InsertInvitation(stray)], vec![])
+        .await;
+    assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
+    let ghost = Invitation::new(l.id, UserId::new(), Role::Researcher, admin.id, now).unwrap();
+    let r = store
+        .commit(vec![Write::InsertInvitation(ghost)], vec![])
+        .await;
+    assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
+    let r = store
+        .commit(vec![Write::InsertInvitation(first.clone())], vec![])
+        .await;
+    assert!(r.is_err(), "duplicate id accepted");
+
+    // Listing: newest first, by lab, by user, open at a time.
+    let mine = store
+        .list_invitations(&InvitationFilter {
+            user_id: Some(invitee.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine, vec![second.clone(), first.clone()]);
+    let of_lab = store
+        .list_invitations(&InvitationFilter {
+            lab_id: Some(l.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(of_lab, vec![first.clone()]);
+    let open_later = store
+        .list_invitations(&InvitationFilter {
+            user_id: Some(invitee.id),
+            open_at: Some(now + TimeDelta::hours(2)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open_later, vec![first.clone()], "the second has expired");
+
+    // Closing: once, atomically with the membership; a second decision
+    // conflicts and changes nothing.
+    let at = now + TimeDelta::minutes(5);
+    store
+        .commit(
+            vec![
+                Write::CloseInvitation {
+                    id: first.id,
+                    state: InvitationState::Accepted,
+                    at,
+                    by: invitee.id,
+                },
+                Write::PutMembership(Membership {
+                    lab_id: l.id,
+                    user_id: invitee.id,
+                    role: Role::Researcher,
+                }),
+            ],
+            vec![audit(
+                "lab.invitation_accept",
+                Some(l.id),
+                &first.id.to_string(),
+            )],
+        )
+        .await
+        .unwrap();
+    let closed = store.get_invitation(first.id).await.unwrap();
+    assert_eq!(closed.state, InvitationState::Accepted);
+    assert_eq!(closed.closed_at, Some(at));
+    assert_eq!(closed.closed_by, Some(invitee.id));
+    let r = store
+        .commit(
+            vec![
+                Write::DeleteMembership {
+                    lab_id: l.id,
+                    user_id: invitee.id,
+                },
+                Write::CloseInvitation {
+                    id: first.id,
+                    state: InvitationState::Revoked,
+                    at,
+                    by: admin.id,
+                },
+            ],
+            vec![],
+        )
+        .await;
+    assert!(matches!(r, Err(DomainError::Conflict(_))), "{r:?}");
+    assert_eq!(
+        store.memberships_of(invitee.id).await.unwrap().len(),
+        1,
+        "the failed commit removed nothing"
+    );
+    assert_eq!(
+        store.get_invitation(first.id).await.unwrap().state,
+        InvitationState::Accepted
+    );
+    let r = store
+        .commit(
+            vec![Write::CloseInvitation {
+                id: InvitationId::new(),
+                state: InvitationState::Declined,
+                at,
+                by: invitee.id,
+            }],
+            vec![],
+        )
+        .await;
+    assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
+    store
+        .commit(
+            vec![Write::CloseInvitation {
+                id: second.id,
+                state: InvitationState::Declined,
+                at,
+                by: invitee.id,
+            }],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let open_now = store
+        .list_invitations(&InvitationFilter {
+            user_id: Some(invitee.id),
+            open_at: Some(now),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(open_now.is_empty(), "{open_now:?}");
 }

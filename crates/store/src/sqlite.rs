@@ -19,13 +19,15 @@ use westtek_domain::audit::{format_time, AuditHead, GENESIS_HASH};
 use westtek_domain::ports::{AuditLog, Clock, MetadataStore, Write};
 use westtek_domain::{
     AuditDraft, AuditEntry, AuditFilter, AuditId, DomainError, Environment, EnvironmentFilter,
-    EnvironmentId, Handover, HandoverFilter, HandoverId, Job, JobId, JobStatus, Lab, LabId,
-    Membership, Page, Result, Role, Share, ShareFilter, ShareId, Snapshot, SnapshotFilter,
-    SnapshotId, StoredToken, Template, TemplateId, TokenKind, User, UserCredentials, UserId,
+    EnvironmentId, Handover, HandoverFilter, HandoverId, Invitation, InvitationFilter,
+    InvitationId, Job, JobId, JobStatus, Lab, LabId, Membership, Page, Result, Role, Share,
+    ShareFilter, ShareId, Snapshot, SnapshotFilter, SnapshotId, StoredToken, Template, TemplateId,
+    TokenKind, User, UserCredentials, UserId,
 };
 
 mod collab;
 mod drift;
+mod invitations;
 
 /// The embedded metadata store.
 #[derive(Clone)]
@@ -34,6 +36,9 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
     /// Bumped after every commit of this instance (see `generation`).
     generation: Arc<AtomicU64>,
+    /// Bumped after every commit of this instance that changed users or
+    /// memberships (see `access_generation`).
+    access_generation: Arc<AtomicU64>,
 }
 
 fn internal(e: impl std::fmt::Display) -> DomainError {
@@ -86,6 +91,7 @@ impl SqliteStore {
             pool,
             clock,
             generation: Arc::new(AtomicU64::new(1)),
+            access_generation: Arc::new(AtomicU64::new(1)),
         })
     }
 
@@ -166,13 +172,17 @@ impl SqliteStore {
                 Ok(())
             }
             Write::PutMembership(m) => {
+                // A new membership goes last in the user's join order; a
+                // role change keeps its place.
                 let r = sqlx::query(
-                    "INSERT INTO memberships (lab_id, user_id, role) VALUES (?, ?, ?)
+                    "INSERT INTO memberships (lab_id, user_id, role, joined_seq) VALUES (?, ?, ?,
+                         (SELECT COALESCE(MAX(joined_seq), 0) + 1 FROM memberships WHERE user_id = ?))
                      ON CONFLICT (lab_id, user_id) DO UPDATE SET role = excluded.role",
                 )
                 .bind(m.lab_id.to_string())
                 .bind(m.user_id.to_string())
                 .bind(m.role.as_str())
+                .bind(m.user_id.to_string())
                 .execute(&mut **tx)
                 .await;
                 match r {
@@ -388,6 +398,10 @@ impl SqliteStore {
             Write::PutShare(share) => Self::put_share(tx, &share).await,
             Write::PutTemplate(t) => Self::put_template(tx, &t).await,
             Write::PutHandover(h) => Self::put_handover(tx, &h).await,
+            Write::InsertInvitation(i) => Self::insert_invitation(tx, &i).await,
+            Write::CloseInvitation { id, state, at, by } => {
+                Self::close_invitation(tx, id, state, at, by).await
+            }
             Write::MarkEventHandled { consumer, event_id } => {
                 let r = sqlx::query(
                     "INSERT INTO handled_events (consumer, event_id, handled_at) VALUES (?, ?, ?)",
@@ -637,6 +651,7 @@ impl MetadataStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(internal)?;
+        let changes_access = writes.iter().any(Write::changes_access);
         for w in writes {
             self.apply(&mut tx, w).await?;
         }
@@ -645,6 +660,9 @@ impl MetadataStore for SqliteStore {
         // After the commit: a reader that saw the old number may have read
         // either state, and its cache entry is superseded by the new number.
         self.generation.fetch_add(1, Ordering::Release);
+        if changes_access {
+            self.access_generation.fetch_add(1, Ordering::Release);
+        }
         Ok(entries)
     }
 
@@ -722,7 +740,7 @@ impl MetadataStore for SqliteStore {
 
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT lab_id, role FROM memberships WHERE user_id = ? ORDER BY lab_id",
+            "SELECT lab_id, role FROM memberships WHERE user_id = ? ORDER BY joined_seq, lab_id",
         )
         .bind(user.to_string())
         .fetch_all(&self.pool)
@@ -825,6 +843,10 @@ impl MetadataStore for SqliteStore {
     /// users, which are not cached).
     fn generation(&self) -> Option<u64> {
         Some(self.generation.load(Ordering::Acquire))
+    }
+
+    fn access_generation(&self) -> Option<u64> {
+        Some(self.access_generation.load(Ordering::Acquire))
     }
 
     async fn get_job(&self, id: JobId) -> Result<Job> {
@@ -942,6 +964,14 @@ impl MetadataStore for SqliteStore {
 
     async fn list_handovers(&self, filter: &HandoverFilter) -> Result<Vec<Handover>> {
         self.list_handovers_impl(filter).await
+    }
+
+    async fn get_invitation(&self, id: InvitationId) -> Result<Invitation> {
+        self.get_invitation_impl(id).await
+    }
+
+    async fn list_invitations(&self, filter: &InvitationFilter) -> Result<Vec<Invitation>> {
+        self.list_invitations_impl(filter).await
     }
 }
 

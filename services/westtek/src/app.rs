@@ -497,6 +497,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         config: Arc::new(pcfg),
         responses: Default::default(),
         tokens: Default::default(),
+        access: Default::default(),
         sign_in_failures: Default::default(),
     };
 

@@ -1,21 +1,23 @@
 //! Labs and their users. IT admins create labs and set quotas; lab admins
-//! (or IT admins acting in the lab) add users.
+//! (or IT admins acting in the lab) create users and manage members (the
+//! use cases are in `membership`).
 
 use crate::auth::{Caller, ReadScope};
 use crate::dto::{
-    CreateLabRequest, CreateUserRequest, CreatedUserResponse, LabResponse, MemberRequest,
-    UpdateLabRequest, UserResponse,
+    CreateLabRequest, CreateUserRequest, CreatedUserResponse, InvitationSentResponse, LabResponse,
+    MemberRequest, UpdateLabRequest, UserResponse,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, IdPath};
+use crate::membership::{self, PutMemberOutcome};
 use crate::ops::{self, Actor, NewUser};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use westtek_domain::ports::Write;
-use westtek_domain::{DomainError, LabId, Membership, Role, UserId};
+use westtek_domain::{LabId, Role};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -185,147 +187,50 @@ pub async fn create_user(
     ))
 }
 
-/// An existing user, named by id or username in the path.
-async fn existing_user(state: &AppState, raw: &str) -> ApiResult<westtek_domain::User> {
-    let found = match UserId::parse(raw) {
-        Ok(id) => state.store.get_user(id).await.ok(),
-        Err(_) => state
-            .store
-            .find_user_by_username(raw)
-            .await?
-            .map(|c| c.user),
-    };
-    found.ok_or_else(|| ApiError::not_found("user"))
-}
-
-/// Puts an existing user into the lab with a role, or changes their role
-/// (lab admins; IT admins acting in the lab). Takes effect at the user's
-/// next sign-in or token refresh (access tokens carry memberships, ≤ 15 min).
+/// Puts a user into the lab or changes a member's role. IT admins (members
+/// of the lab, or acting in it with `X-Westtek-Acting-Lab`) add any user
+/// directly (`200`). A lab admin changes the role of a member (`200`);
+/// naming anyone else sends that user an invitation instead, answered
+/// exactly like `POST /api/labs/{id}/invitations` (`202`, whether or not the
+/// user exists). Takes effect on the user's next request.
 #[utoipa::path(put, path = "/api/labs/{id}/members/{user}", tag = "labs",
     params(("id" = String, Path), ("user" = String, Path, description = "user id or username")), request_body = MemberRequest,
-    responses((status = 200, body = UserResponse), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
-              (status = 409, body = crate::error::Problem)))]
+    responses((status = 200, description = "added (IT admins) or role changed", body = UserResponse),
+              (status = 202, description = "a lab admin named a non-member: handled as an invitation", body = InvitationSentResponse),
+              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+              (status = 404, description = "no such lab, or (IT admins) no such user", body = crate::error::Problem),
+              (status = 409, description = "the last lab admin cannot be demoted", body = crate::error::Problem),
+              (status = 422, description = "`validation_failed`: not a lab role", body = crate::error::Problem)))]
 pub async fn put_member(
     caller: Caller,
     State(state): State<AppState>,
     axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
     ApiJson(req): ApiJson<MemberRequest>,
-) -> ApiResult<Json<UserResponse>> {
+) -> ApiResult<Response> {
     let lab: LabId = crate::extract::parse_id("id", &id)?;
-    let scope = caller.write_scope_for(lab)?;
-    if !scope.is_lab_admin() {
-        return Err(ApiError::forbidden("only lab admins manage members"));
-    }
-    let role = Role::parse(&req.role)?;
-    let user = existing_user(&state, &user).await?;
-    let was = state
-        .store
-        .memberships_of(user.id)
-        .await?
-        .into_iter()
-        .find(|m| m.lab_id == lab)
-        .map(|m| m.role);
-    if was == Some(Role::LabAdmin) && role != Role::LabAdmin {
-        last_admin_guard(&state, lab, user.id).await?;
-    }
-    let audit = caller.audit(
-        Some(lab),
-        if was.is_some() {
-            "lab.member_role"
-        } else {
-            "lab.member_add"
+    Ok(
+        match membership::put_member(&state, &caller, lab, &user, &req.role).await? {
+            PutMemberOutcome::Member(u) => Json(UserResponse::from(u)).into_response(),
+            PutMemberOutcome::Invited(sent) => (StatusCode::ACCEPTED, Json(sent)).into_response(),
         },
-        "user",
-        user.id,
-        serde_json::json!({ "role": role.as_str(), "previous_role": was.map(|r| r.as_str()) }),
-    );
-    state
-        .store
-        .commit(
-            vec![Write::PutMembership(Membership {
-                lab_id: lab,
-                user_id: user.id,
-                role,
-            })],
-            vec![audit],
-        )
-        .await?;
-    Ok(Json(user.into()))
+    )
 }
 
-/// A lab keeps at least one lab admin.
-async fn last_admin_guard(state: &AppState, lab: LabId, leaving: UserId) -> ApiResult<()> {
-    let mut admins = 0;
-    for u in state.store.list_users(Some(lab)).await? {
-        if u.id == leaving {
-            continue;
-        }
-        let is_admin = state
-            .store
-            .memberships_of(u.id)
-            .await?
-            .iter()
-            .any(|m| m.lab_id == lab && m.role == Role::LabAdmin);
-        if is_admin {
-            admins += 1;
-        }
-    }
-    if admins == 0 {
-        return Err(DomainError::Conflict(
-            "the lab's last lab admin cannot leave or be demoted".into(),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// Removes a user from the lab (lab admins; IT admins acting in the lab).
-/// Their environments stay; hand them over first. Takes effect when their
-/// current access token expires (≤ 15 min); refreshing it no longer grants
-/// the lab.
+/// Removes a member from the lab (lab admins; IT admins acting in the lab).
+/// Their environments stay; hand them over first. Takes effect on their
+/// next request.
 #[utoipa::path(delete, path = "/api/labs/{id}/members/{user}", tag = "labs",
     params(("id" = String, Path), ("user" = String, Path, description = "user id or username")),
-    responses((status = 204, description = "removed"), (status = 403, body = crate::error::Problem),
-              (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+    responses((status = 204, description = "removed"), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+              (status = 404, description = "not a member (whether or not the user exists)", body = crate::error::Problem),
+              (status = 409, description = "the last lab admin stays", body = crate::error::Problem)))]
 pub async fn remove_member(
     caller: Caller,
     State(state): State<AppState>,
     axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let lab: LabId = crate::extract::parse_id("id", &id)?;
-    let scope = caller.write_scope_for(lab)?;
-    if !scope.is_lab_admin() {
-        return Err(ApiError::forbidden("only lab admins manage members"));
-    }
-    let user = existing_user(&state, &user).await?;
-    let role = state
-        .store
-        .memberships_of(user.id)
-        .await?
-        .into_iter()
-        .find(|m| m.lab_id == lab)
-        .map(|m| m.role)
-        .ok_or_else(|| ApiError::not_found("membership"))?;
-    if role == Role::LabAdmin {
-        last_admin_guard(&state, lab, user.id).await?;
-    }
-    let audit = caller.audit(
-        Some(lab),
-        "lab.member_remove",
-        "user",
-        user.id,
-        serde_json::json!({ "role": role.as_str() }),
-    );
-    state
-        .store
-        .commit(
-            vec![Write::DeleteMembership {
-                lab_id: lab,
-                user_id: user.id,
-            }],
-            vec![audit],
-        )
-        .await?;
+    membership::remove_member(&state, &caller, lab, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
