@@ -25,6 +25,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/sandbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How notebooks are confined on this host (IT admins): `enforced`,
+         *     `disabled` (started with `--insecure-no-sandbox`: the portal shows a red
+         *     banner) or `unavailable` (launches are refused; `detail` says what is
+         *     missing).
+         */
+        get: operations["sandbox"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents/drift/chat": {
         parameters: {
             query?: never;
@@ -1815,6 +1837,21 @@ export interface components {
         QuotasBody: {
             /** Format: int32 */
             max_environments: number;
+            /**
+             * Format: int32
+             * @description Address space of each Jupyter, kernel or terminal process, MiB
+             *     (1024–1048576; absent: 8192). A runaway allocation fails there
+             *     (with `MemoryError` in Python). Address space is not resident
+             *     memory: a kernel with numpy imported already reserves ~0.8 GiB.
+             */
+            max_memory_mb?: number | null;
+            /**
+             * Format: int32
+             * @description Processes and threads one environment may run at once (32–65536;
+             *     absent: 512). Enforced where each environment has its own uid (the
+             *     platform running as root).
+             */
+            max_processes?: number | null;
             /** Format: int32 */
             max_running_servers: number;
             /**
@@ -1892,6 +1929,18 @@ export interface components {
         /** @description Roll back to a snapshot (default: the baseline). */
         RollbackRequest: {
             snapshot_id?: string | null;
+        };
+        /** @description Whether researcher code is confined on this host. */
+        SandboxReport: {
+            /** @description Why the sandbox is disabled or unavailable. */
+            detail?: string | null;
+            /**
+             * @description `enforced`, `disabled` (`--insecure-no-sandbox`) or `unavailable`
+             *     (Jupyter launches are refused).
+             */
+            mode: string;
+            /** @description Each environment runs under its own unprivileged uid (root hosts). */
+            per_environment_uid: boolean;
         };
         /** @description One search hit. */
         SearchHitView: {
@@ -2155,6 +2204,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OverviewResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sandbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxReport"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
             403: {
