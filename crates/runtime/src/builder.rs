@@ -15,6 +15,7 @@
 use crate::config::RuntimeConfig;
 use crate::layout::EnvLayout;
 use crate::process::signal_group;
+use crate::sandbox::{interpreter_prefixes, var, SandboxSpec};
 use crate::uv_output::{classify, Failure, InstallProgress, Step};
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
@@ -27,7 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
-use westtek_domain::ports::{BuildOutcome, BuildSpec, EnvironmentBuilder, ProgressSink};
+use westtek_domain::ports::{
+    BuildOutcome, BuildSpec, EnvironmentBuilder, ProgressSink, ResourceLimits,
+};
 use westtek_domain::{validate_python_version, DomainError, EnvironmentId, PackageSpec, Result};
 
 /// Packages every environment gets.
@@ -96,7 +99,8 @@ impl UvBuilder {
             .collect();
         venv_args.extend(common_flags());
         venv_args.push(layout.venv().into_os_string());
-        let venv = self.uv(&venv_args, layout.root(), child, |_| {}).await?;
+        // Making the venv runs no package code: the platform does it.
+        let venv = self.uv(&venv_args, layout, None, child, |_| {}).await?;
         if !venv.success {
             let failure = classify(Step::Venv, &venv.stderr);
             let available = if failure == Failure::PythonUnavailable {
@@ -107,6 +111,15 @@ impl UvBuilder {
             return Err(failure.into_error(&spec.python_version, &available, &[]));
         }
         progress.update(0.05, "virtual environment created");
+        // From here on, package code runs (build scripts of source
+        // distributions): in the environment's sandbox, as its uid.
+        let sandbox = self.cfg.sandbox.clone();
+        let root = layout.root().to_path_buf();
+        let env_id = spec.env_id;
+        tokio::task::spawn_blocking(move || sandbox.hand_over(&root, env_id))
+            .await
+            .map_err(DomainError::internal)?
+            .map_err(DomainError::internal)?;
         let venv_done = started.elapsed();
 
         let mut install_args: Vec<OsString> =
@@ -118,7 +131,7 @@ impl UvBuilder {
         install_args.extend(requirements.iter().map(OsString::from));
         let mut parser = InstallProgress::default();
         let install = self
-            .uv(&install_args, layout.root(), child, |line| {
+            .uv(&install_args, layout, Some(spec.env_id), child, |line| {
                 if let Some((fraction, message)) = parser.line(line) {
                     progress.update(fraction, &message);
                 }
@@ -138,7 +151,10 @@ impl UvBuilder {
         let mut freeze_args: Vec<OsString> = vec!["pip".into(), "freeze".into(), "--python".into()];
         freeze_args.push(layout.python().into_os_string());
         freeze_args.extend(common_flags());
-        let freeze = self.uv(&freeze_args, layout.root(), child, |_| {}).await?;
+        let freeze = self
+            .uv(&freeze_args, layout, Some(spec.env_id), child, |_| {})
+            .await?;
+        remove_build_cache(layout).await;
         if !freeze.success {
             return Err(classify(Step::Record, &freeze.stderr).into_error(
                 &spec.python_version,
@@ -154,7 +170,7 @@ impl UvBuilder {
             .map(str::to_string)
             .collect();
         installed.sort_by_key(|l| l.to_ascii_lowercase());
-        let python_version = interpreter_version(&layout.python()).await?;
+        let python_version = interpreter_version(&layout.venv())?;
         let configuration_hash = configuration_hash(&python_version, &installed);
         tracing::info!(
             venv_ms = venv_done.as_millis() as u64,
@@ -178,14 +194,63 @@ impl UvBuilder {
         })
     }
 
-    /// Runs uv in its own process group, feeding stderr lines to `on_line`.
+    /// Runs uv in its own process group, feeding stderr lines to `on_line`;
+    /// in the sandbox of `sandboxed` when given (and the host sandboxes),
+    /// with a cache of its own inside the environment's root.
     async fn uv(
         &self,
         args: &[OsString],
-        cwd: &Path,
+        layout: &EnvLayout,
+        sandboxed: Option<EnvironmentId>,
         child_pgid: &AtomicU32,
         mut on_line: impl FnMut(&str),
     ) -> Result<UvOutput> {
+        let cwd = layout.root();
+        let mut cmd = match sandboxed.filter(|_| self.cfg.sandbox.enforced()) {
+            Some(env) => {
+                let mut env_vars = vec![
+                    var("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                    var("HOME", layout.home()),
+                    var("UV_CACHE_DIR", layout.root().join(BUILD_CACHE)),
+                    var("UV_PYTHON_DOWNLOADS", "never"),
+                    var("UV_NO_PROGRESS", "1"),
+                    var("NO_COLOR", "1"),
+                ];
+                for (key, value) in std::env::vars_os() {
+                    let Some(k) = key.to_str() else { continue };
+                    if crate::jupyter::PASS_ENV.contains(&k) && k != "PATH" || k.starts_with("LC_")
+                    {
+                        env_vars.push((key.clone(), value));
+                    }
+                }
+                let spec = SandboxSpec {
+                    env,
+                    env_root: layout.root().to_path_buf(),
+                    read_only: interpreter_prefixes(&layout.venv()),
+                    files: vec![(self.cfg.uv.clone(), PathBuf::from(SANDBOXED_UV))],
+                    aliases: Vec::new(),
+                    program: PathBuf::from(SANDBOXED_UV),
+                    args: args.to_vec(),
+                    env_vars,
+                    cwd: cwd.to_path_buf(),
+                    limits: ResourceLimits::default(),
+                };
+                let mut cmd = self.cfg.sandbox.command(&spec)?;
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .process_group(0)
+                    .kill_on_drop(true);
+                cmd
+            }
+            None => self.plain_uv(args, cwd),
+        };
+        self.run_uv(&mut cmd, child_pgid, &mut on_line).await
+    }
+
+    /// uv as the platform runs it itself (making the venv; everything when
+    /// the sandbox is disabled).
+    fn plain_uv(&self, args: &[OsString], cwd: &Path) -> Command {
         let mut cmd = Command::new(&self.cfg.uv);
         cmd.args(args)
             .current_dir(cwd)
@@ -203,6 +268,15 @@ impl UvBuilder {
         if let Some(cache) = &self.cfg.uv_cache_dir {
             cmd.env("UV_CACHE_DIR", cache);
         }
+        cmd
+    }
+
+    async fn run_uv(
+        &self,
+        cmd: &mut Command,
+        child_pgid: &AtomicU32,
+        on_line: &mut impl FnMut(&str),
+    ) -> Result<UvOutput> {
         let mut child = cmd.spawn().map_err(|e| {
             DomainError::internal(format!("cannot run uv at {}: {e}", self.cfg.uv.display()))
         })?;
@@ -292,27 +366,35 @@ struct UvOutput {
     stderr: Vec<String>,
 }
 
-/// `X.Y.Z` of the venv's interpreter.
-async fn interpreter_version(python: &Path) -> Result<String> {
-    let out = Command::new(python)
-        .args(["-c", "import platform;print(platform.python_version())"])
-        .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .map_err(|_| DomainError::internal("the venv's python did not answer within 30 s"))?
-        .map_err(DomainError::internal)?;
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || version.is_empty() {
-        return Err(DomainError::Upstream {
+/// `X.Y.Z` of the venv's interpreter, from `pyvenv.cfg` (written when the
+/// venv was made, before any package code ran; the platform never executes
+/// the venv's interpreter outside the sandbox).
+fn interpreter_version(venv: &Path) -> Result<String> {
+    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap_or_default();
+    cfg.lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| matches!(k.trim(), "version_info" | "version"))
+        .map(|(_, v)| v.trim().to_string())
+        .find(|v| {
+            v.split('.').count() >= 2
+                && v.split('.')
+                    .all(|p| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty())
+        })
+        .ok_or_else(|| DomainError::Upstream {
             code: "install_failed",
-            message: "the new environment's Python does not run".into(),
-        });
-    }
-    Ok(version)
+            message: "the new environment has no readable interpreter version (pyvenv.cfg)".into(),
+        })
+}
+
+/// The private uv cache a sandboxed build uses, inside the environment's root.
+const BUILD_CACHE: &str = ".build-cache";
+/// Where a sandboxed build finds uv.
+const SANDBOXED_UV: &str = "/opt/westtek/bin/uv";
+
+/// Removes a build's private cache (it is not part of the environment).
+async fn remove_build_cache(layout: &EnvLayout) {
+    let cache = layout.root().join(BUILD_CACHE);
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(cache)).await;
 }
 
 /// Removes a directory tree; a missing one is fine.

@@ -71,7 +71,7 @@ const RESTART_WINDOW: Duration = Duration::from_secs(600);
 /// Log lines quoted in a start failure.
 const FAILURE_LOG_LINES: usize = 12;
 /// Variables passed on from the platform's environment to Jupyter.
-const PASS_ENV: [&str; 17] = [
+pub(crate) const PASS_ENV: [&str; 17] = [
     "PATH",
     "LANG",
     "LANGUAGE",

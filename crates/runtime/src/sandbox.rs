@@ -223,6 +223,33 @@ impl Sandbox {
     /// # Errors
     /// `Upstream` with [`SANDBOX_UNAVAILABLE`] when the host cannot sandbox.
     pub fn command(&self, spec: &SandboxSpec) -> Result<Command, DomainError> {
+        let plan = self.plan(spec)?;
+        let mut cmd = Command::new(&plan.program);
+        cmd.args(&plan.args).env_clear().current_dir(&plan.cwd);
+        cmd.envs(plan.env.iter().map(|(k, v)| (k, v)));
+        use command_fds::CommandFdExt as _;
+        cmd.fd_mappings(plan.fds)
+            .map_err(|e| DomainError::internal(e.to_string()))?;
+        Ok(cmd)
+    }
+
+    /// [`Sandbox::command`] for blocking code.
+    ///
+    /// # Errors
+    /// As [`Sandbox::command`].
+    pub fn std_command(&self, spec: &SandboxSpec) -> Result<std::process::Command, DomainError> {
+        let plan = self.plan(spec)?;
+        let mut cmd = std::process::Command::new(&plan.program);
+        cmd.args(&plan.args).env_clear().current_dir(&plan.cwd);
+        cmd.envs(plan.env.iter().map(|(k, v)| (k, v)));
+        use command_fds::CommandFdExt as _;
+        cmd.fd_mappings(plan.fds)
+            .map_err(|e| DomainError::internal(e.to_string()))?;
+        Ok(cmd)
+    }
+
+    /// What to execute for `spec`.
+    fn plan(&self, spec: &SandboxSpec) -> Result<Plan, DomainError> {
         let tools = match &*self.mode {
             Mode::Enforced(tools) => tools,
             Mode::Unavailable(reason) => {
@@ -234,53 +261,73 @@ impl Sandbox {
                 })
             }
             Mode::Disabled => {
-                let mut cmd = Command::new(&spec.program);
-                cmd.args(&spec.args)
-                    .env_clear()
-                    .envs(spec.env_vars.iter().map(|(k, v)| (k, v)))
-                    .current_dir(&spec.cwd);
-                return Ok(cmd);
+                return Ok(Plan {
+                    program: spec.program.clone(),
+                    args: spec.args.clone(),
+                    env: spec.env_vars.clone(),
+                    cwd: spec.cwd.clone(),
+                    fds: Vec::new(),
+                })
             }
         };
         let uid = self.uid_of(spec.env);
-        let mut cmd = Command::new(&tools.prlimit);
-        cmd.env_clear();
-        cmd.arg(format!("--as={}", spec.limits.memory_bytes))
-            .arg("--core=0");
+        let mut args: Vec<OsString> = vec![
+            format!("--as={}", spec.limits.memory_bytes).into(),
+            "--core=0".into(),
+        ];
         if uid.is_some() {
-            cmd.arg(format!("--nproc={}", spec.limits.max_processes));
+            args.push(format!("--nproc={}", spec.limits.max_processes).into());
         }
-        cmd.arg("--").arg(&tools.bwrap);
-        cmd.args(bwrap_args(spec, self.as_root));
-        let mut mappings = Vec::new();
+        args.push("--".into());
+        args.push(tools.bwrap.clone().into());
+        args.extend(bwrap_args(spec, self.as_root));
+        let mut fds = Vec::new();
         for (i, filter) in self.filters.iter().enumerate() {
             let child_fd = 3 + i32::try_from(i).unwrap_or(0);
             let fd = filter_fd(filter).map_err(DomainError::internal)?;
-            cmd.arg("--add-seccomp-fd").arg(child_fd.to_string());
-            mappings.push(command_fds::FdMapping {
+            args.push("--add-seccomp-fd".into());
+            args.push(child_fd.to_string().into());
+            fds.push(command_fds::FdMapping {
                 parent_fd: fd,
                 child_fd,
             });
         }
-        {
-            use command_fds::CommandFdExt as _;
-            cmd.fd_mappings(mappings)
-                .map_err(|e| DomainError::internal(e.to_string()))?;
-        }
-        cmd.arg("--");
+        args.push("--".into());
         if let Some(uid) = uid {
-            cmd.arg(&tools.setpriv)
-                .arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={uid}"))
-                .arg("--clear-groups")
-                .arg("--inh-caps=-all")
-                .arg("--bounding-set=-all")
-                .arg("--no-new-privs")
-                .arg("--");
+            args.push(tools.setpriv.clone().into());
+            for a in [
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--clear-groups".into(),
+                "--inh-caps=-all".into(),
+                "--bounding-set=-all".into(),
+                "--no-new-privs".into(),
+                "--".into(),
+            ] {
+                args.push(a.into());
+            }
         }
-        cmd.arg(&spec.program).args(&spec.args);
-        Ok(cmd)
+        args.push(spec.program.clone().into());
+        args.extend(spec.args.iter().cloned());
+        Ok(Plan {
+            program: tools.prlimit.clone(),
+            args,
+            env: Vec::new(),
+            // bwrap changes into spec.cwd inside; the launcher starts in /.
+            cwd: PathBuf::from("/"),
+            fds,
+        })
     }
+}
+
+/// A process to start: the program, its arguments, environment, working
+/// directory and the fds it inherits.
+struct Plan {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    cwd: PathBuf,
+    fds: Vec<command_fds::FdMapping>,
 }
 
 /// The uid of an environment on root hosts: stable, from its id, in a range

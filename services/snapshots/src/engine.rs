@@ -19,6 +19,7 @@ use westtek_domain::ports::{
 };
 use westtek_domain::{DomainError, DrillResult, EnvironmentId, Result, SnapshotMetadata};
 use westtek_inventory::Inventory;
+use westtek_runtime::sandbox::var;
 use westtek_runtime::EnvLayout;
 use westtek_vault::{
     KeySource, LayerSource, RestoreRequest, SnapshotId, SnapshotRequest, Vault, VaultError,
@@ -33,6 +34,8 @@ pub struct LocalSnapshotEngine {
     vault: Arc<Vault>,
     envs_dir: PathBuf,
     scratch_dir: PathBuf,
+    /// Where restored code runs (drills import the restored packages).
+    sandbox: westtek_runtime::Sandbox,
 }
 
 fn vault_error(e: VaultError) -> DomainError {
@@ -146,7 +149,15 @@ impl LocalSnapshotEngine {
             vault: Arc::new(vault),
             envs_dir,
             scratch_dir,
+            sandbox: westtek_runtime::Sandbox::host(),
         })
+    }
+
+    /// The same engine running drills in `sandbox` (e.g. the disabled one
+    /// of `--insecure-no-sandbox`).
+    pub fn with_sandbox(mut self, sandbox: westtek_runtime::Sandbox) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// The vault (for gc and verify).
@@ -530,23 +541,50 @@ fn drill(
     );
     let python = layout.venv().join("bin").join("python");
     let home = layout.home();
-    let out = std::process::Command::new(&python)
-        .arg("-c")
-        .arg(DRILL_SCRIPT)
-        .arg(serde_json::to_string(&modules).map_err(DomainError::internal)?)
-        .arg(layout.root().to_string_lossy().to_string())
-        .env_clear()
-        .env(
-            "PATH",
-            format!("{}:/usr/bin:/bin", layout.venv().join("bin").display()),
-        )
-        .env("HOME", &home)
-        .env("JUPYTER_CONFIG_DIR", layout.root().join("jupyter/config"))
-        .env("JUPYTER_DATA_DIR", layout.root().join("jupyter/data"))
-        .env("JUPYTER_RUNTIME_DIR", scratch.path().join("runtime"))
-        .env("IPYTHONDIR", layout.root().join("ipython"))
-        .current_dir(&home)
-        .output();
+    let root = layout.root();
+    let runtime = scratch.path().join("runtime");
+    let out = (|| -> Result<std::process::Output> {
+        // The drill runs the restored packages' code: in a sandbox that
+        // sees only the drill's scratch folder, as its own uid.
+        std::fs::create_dir_all(&runtime).map_err(DomainError::internal)?;
+        me.sandbox
+            .hand_over(scratch.path(), env)
+            .map_err(DomainError::internal)?;
+        let spec = westtek_runtime::sandbox::SandboxSpec {
+            env,
+            env_root: scratch.path().to_path_buf(),
+            read_only: westtek_runtime::sandbox::interpreter_prefixes(&layout.venv()),
+            files: Vec::new(),
+            aliases: Vec::new(),
+            program: python.clone(),
+            args: vec![
+                "-c".into(),
+                DRILL_SCRIPT.into(),
+                serde_json::to_string(&modules)
+                    .map_err(DomainError::internal)?
+                    .into(),
+                root.as_os_str().to_owned(),
+            ],
+            env_vars: vec![
+                var(
+                    "PATH",
+                    format!("{}:/usr/bin:/bin", layout.venv().join("bin").display()),
+                ),
+                var("HOME", &home),
+                var("JUPYTER_CONFIG_DIR", root.join("jupyter/config")),
+                var("JUPYTER_DATA_DIR", root.join("jupyter/data")),
+                var("JUPYTER_RUNTIME_DIR", &runtime),
+                var("IPYTHONDIR", root.join("ipython")),
+            ],
+            cwd: home.clone(),
+            limits: westtek_domain::ports::ResourceLimits::default(),
+        };
+        me.sandbox
+            .std_command(&spec)?
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(DomainError::internal)
+    })();
     let mut failures = Vec::new();
     match out {
         Err(e) => failures.push(format!("the restored interpreter did not start: {e}")),

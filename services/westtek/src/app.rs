@@ -462,6 +462,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     }
     let sandbox_status = rcfg.sandbox.status();
     let runtime = LocalJupyterRuntime::new(rcfg.clone());
+    let drill_sandbox = rcfg.sandbox.clone();
     let builder = UvBuilder::new(rcfg);
     let engine = westtek_snapshots::engine::LocalSnapshotEngine::open_or_init(
         &cfg.data_dir.join("vault"),
@@ -474,7 +475,8 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
             "cannot open the snapshot vault in {}: {e}",
             cfg.data_dir.display()
         )
-    })?;
+    })?
+    .with_sandbox(drill_sandbox);
     let mut pcfg = PlatformConfig::local(url.clone());
     pcfg.access_ttl = cfg.access_ttl;
     pcfg.secure_cookies = url.starts_with("https://");

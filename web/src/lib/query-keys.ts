@@ -44,5 +44,6 @@ export const queryKeys = {
     labSnapshots: (lab: string) => ['admin', 'lab', lab, 'snapshots'] as const,
     audit: (filters: Record<string, string | number | undefined>) => ['admin', 'audit', 'list', filters] as const,
     auditVerify: () => ['admin', 'audit', 'verify'] as const,
+    sandbox: () => ['admin', 'sandbox'] as const,
   },
 };

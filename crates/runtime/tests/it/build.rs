@@ -48,6 +48,19 @@ async fn a_built_environment_lists_numpy_and_jupyterlab_and_imports_numpy() {
     for dir in layout.skeleton() {
         assert!(dir.is_dir(), "{} missing", dir.display());
     }
+    // The install ran in the environment's sandbox: on a root host what it
+    // wrote belongs to the environment's own uid, and its private cache is
+    // gone.
+    if let Some(uid) = s.cfg.sandbox.uid_of(s.env) {
+        use std::os::unix::fs::MetadataExt;
+        let numpy = walkdir::WalkDir::new(layout.venv())
+            .into_iter()
+            .flatten()
+            .find(|e| e.file_name() == "numpy" && e.file_type().is_dir())
+            .expect("numpy is installed");
+        assert_eq!(numpy.metadata().unwrap().uid(), uid);
+    }
+    assert!(!layout.root().join(".build-cache").exists());
     let out = std::process::Command::new(layout.python())
         .args(["-c", "import numpy; print(numpy.__version__)"])
         .output()

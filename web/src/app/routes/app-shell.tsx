@@ -6,6 +6,7 @@ import { Spinner } from '@/components/ui/spinner';
 import { Toaster } from '@/components/ui/toaster';
 import { useMe, type Me } from '@/features/auth/api/get-me';
 import { useSignOut } from '@/features/auth/api/sign-out';
+import { SandboxBanner } from '@/features/admin/components/sandbox-banner';
 import { LabSwitcher } from '@/features/auth/components/lab-switcher';
 import { useDriftStream, type StreamState } from '@/features/drift/api/use-drift-stream';
 import { driftAlert, type DriftEvent } from '@/features/drift/api/types';
@@ -90,6 +91,7 @@ function Shell({ me }: { me: Me }) {
           </div>
         </div>
       </header>
+      <SandboxBanner itAdmin={me.it_admin} />
       <main id="main" tabIndex={-1} className="mx-auto max-w-7xl px-4 py-6 focus:outline-none">
         <Outlet />
       </main>
