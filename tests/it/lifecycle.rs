@@ -259,7 +259,7 @@ async fn after_a_crash_the_platform_reconciles_servers_and_interrupted_builds() 
         .await;
     assert_eq!(a["items"][0]["action"], "environment.jupyter_reconciled");
     // And the survivor launches again.
-    let (s, _) = app
+    let (s, b) = app
         .call(
             Method::POST,
             "/api/environments/jupyter",
@@ -267,7 +267,13 @@ async fn after_a_crash_the_platform_reconciles_servers_and_interrupted_builds() 
             Some(json!({"environment_id": env})),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    let log = std::fs::read_to_string(
+        app.data_dir
+            .path()
+            .join(format!("data/logs/jupyter-{env}.log")),
+    )
+    .unwrap_or_default();
+    assert_eq!(s, StatusCode::OK, "{b}\n{log}");
     app.stop().await;
 }
 

@@ -184,6 +184,21 @@ pub struct ContainerInfo {
     pub jupyter_url: Option<String>,
     pub efs_access_point: Option<String>,
     pub ebs_volume_id: Option<String>,
+    /// How the last Jupyter server ended when nobody asked it to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<JupyterExit>,
+}
+
+/// A Jupyter server that ended on its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JupyterExit {
+    pub at: DateTime<Utc>,
+    /// `idle` (culled), `shut_down` (from inside JupyterLab), `crashed`
+    /// (kept exiting), `memory_limit` or `process_limit` (it hit the lab's
+    /// limit).
+    pub reason: String,
+    /// What to tell the researcher.
+    pub message: String,
 }
 
 /// Descriptive metadata of an environment (seed: `metadata`).

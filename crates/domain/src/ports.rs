@@ -368,8 +368,8 @@ pub trait JupyterRuntime: Send + Sync {
     fn touch(&self, env: EnvironmentId);
     /// Every server this runtime runs.
     async fn running(&self) -> Vec<ServerInfo>;
-    /// Servers that exited on their own since the last call (crashes).
-    async fn take_exited(&self) -> Vec<EnvironmentId>;
+    /// Servers that ended on their own since the last call, and how.
+    async fn take_exited(&self) -> Vec<(EnvironmentId, crate::JupyterExit)>;
     /// Stops everything (shutdown).
     async fn stop_all(&self);
 }

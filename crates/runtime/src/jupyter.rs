@@ -52,7 +52,7 @@ use tokio::task::JoinSet;
 use westtek_domain::ports::{
     JupyterRuntime, JupyterUpstream, LaunchSpec, ResourceLimits, ServerInfo, UpstreamAddr,
 };
-use westtek_domain::{DomainError, EnvironmentId, LabId, Result};
+use westtek_domain::{DomainError, EnvironmentId, JupyterExit, LabId, Result};
 
 /// Jupyter's socket in the environment's runtime dir.
 const SOCKET_FILE: &str = "jupyter.sock";
@@ -100,9 +100,11 @@ pub struct LocalJupyterRuntime {
 struct Inner {
     cfg: RuntimeConfig,
     servers: Mutex<HashMap<EnvironmentId, Arc<Server>>>,
-    exited: Mutex<Vec<EnvironmentId>>,
+    exited: Mutex<Vec<(EnvironmentId, JupyterExit)>>,
     culler_started: AtomicBool,
     as_root: bool,
+    /// Set by `abandon`: supervisors stop without touching anything.
+    abandoned: AtomicBool,
 }
 
 /// One server, shared by the runtime's map and its supervisor task.
@@ -132,6 +134,8 @@ struct Server {
     stop: watch::Sender<bool>,
     /// Set by the supervisor when the server is gone and forgotten.
     done: watch::Sender<bool>,
+    /// Where the current launch's lines start in the log.
+    log_offset: std::sync::atomic::AtomicU64,
 }
 
 impl Server {
@@ -193,6 +197,7 @@ impl LocalJupyterRuntime {
                 servers: Mutex::new(HashMap::new()),
                 exited: Mutex::new(Vec::new()),
                 culler_started: AtomicBool::new(false),
+                abandoned: AtomicBool::new(false),
                 as_root: nix::unistd::geteuid().is_root(),
             }),
         }
@@ -242,6 +247,14 @@ impl LocalJupyterRuntime {
         let mut envs: Vec<EnvironmentId> = tasks.join_all().await;
         envs.sort();
         envs
+    }
+
+    /// Stops supervising, the way a crash of the platform would: servers are
+    /// neither stopped nor restarted, files are left as they are. For tests
+    /// of the start-up reconcile, which run a second platform in the same
+    /// process.
+    pub fn abandon(&self) {
+        self.inner.abandoned.store(true, Ordering::SeqCst);
     }
 
     fn ensure_culler(&self) {
@@ -493,6 +506,7 @@ impl Inner {
         let (log, offset) = self
             .open_log(server.env_id)
             .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
+        server.log_offset.store(offset, Ordering::SeqCst);
         self.prepare(server, layout)
             .await
             .map_err(LaunchError::Failed)?;
@@ -559,6 +573,13 @@ impl Inner {
                     Err(_) => "Jupyter exited before it answered".to_string(),
                 };
                 tracing::warn!(env = %server.env_id, "{what}");
+                // The limit's own error may sit deep in a chained traceback.
+                if let Some(hit) = limit_hit(&log_tail(&log_path, offset, 400)) {
+                    return Err(LaunchError::Failed(DomainError::Upstream {
+                        code: hit.code(),
+                        message: hit.message(&server.limits, "could not start"),
+                    }));
+                }
                 Err(LaunchError::Failed(start_failed(
                     &what,
                     &tail,
@@ -631,8 +652,9 @@ impl Inner {
         }
     }
 
-    /// Forgets a server whose process is gone; reports it when `report`.
-    fn finish(&self, server: &Arc<Server>, layout: &EnvLayout, report: bool) {
+    /// Forgets a server whose process is gone; reports how it ended when
+    /// `report` holds one.
+    fn finish(&self, server: &Arc<Server>, layout: &EnvLayout, report: Option<JupyterExit>) {
         remove_file_quietly(&layout.pid_file());
         remove_file_quietly(&layout.token_file());
         {
@@ -644,8 +666,8 @@ impl Inner {
                 servers.remove(&server.env_id);
             }
         }
-        if report {
-            lock(&self.exited).push(server.env_id);
+        if let Some(exit) = report {
+            lock(&self.exited).push((server.env_id, exit));
         }
         server.done.send_replace(true);
     }
@@ -718,7 +740,7 @@ async fn supervise(
     let mut child = match inner.launch(&server, &layout, &mut stop).await {
         Ok(child) => child,
         Err(e) => {
-            inner.finish(&server, &layout, false);
+            inner.finish(&server, &layout, None);
             let e = match e {
                 LaunchError::Stopped => {
                     DomainError::Conflict("the server was stopped while starting".into())
@@ -742,9 +764,12 @@ async fn supervise(
                 terminate(&server, &mut child, pid).await;
                 server.pid.store(0, Ordering::SeqCst);
                 remove_server_files(&layout, pid);
-                break false;
+                break None;
             }
         };
+        if inner.abandoned.load(Ordering::SeqCst) {
+            return;
+        }
         server.pid.store(0, Ordering::SeqCst);
         // Whatever it spawned in its group goes with it.
         signal_group(pid, Signal::SIGKILL);
@@ -752,17 +777,35 @@ async fn supervise(
         if let Ok(s) = &status {
             if s.success() {
                 tracing::info!(env = %server.env_id, "Jupyter shut down from inside");
-                break true;
+                break Some(exit_now(
+                    "shut_down",
+                    "Jupyter was shut down from inside JupyterLab.",
+                ));
             }
         }
-        tracing::warn!(env = %server.env_id, ?status, "Jupyter exited unexpectedly");
+        // Read before a restart appends to the log.
+        let tail = log_tail(
+            &inner.log_path(server.env_id),
+            server.log_offset.load(Ordering::SeqCst),
+            400,
+        );
+        let hit = limit_hit(&tail);
+        tracing::warn!(env = %server.env_id, ?status, limit = hit.map(LimitHit::code), "Jupyter exited unexpectedly");
         match inner
             .restart(&server, &layout, &mut stop, &mut restarts)
             .await
         {
             Restart::Running(c) => child = c,
-            Restart::Stopped => break false,
-            Restart::GaveUp => break true,
+            Restart::Stopped => break None,
+            Restart::GaveUp => {
+                break Some(match hit {
+                    Some(hit) => exit_now(hit.code(), &hit.message(&server.limits, "was stopped")),
+                    None => exit_now(
+                        "crashed",
+                        "Jupyter kept exiting and was not restarted again; its log is in the platform's logs folder.",
+                    ),
+                })
+            }
         }
     };
     inner.finish(&server, &layout, report);
@@ -796,7 +839,14 @@ async fn cull_loop(inner: Weak<Inner>, idle: Duration) {
                 inner: inner.clone(),
             };
             if runtime.stop(server.env_id).await.is_ok() {
-                lock(&inner.exited).push(server.env_id);
+                let idle_min = idle.as_secs() / 60;
+                lock(&inner.exited).push((
+                    server.env_id,
+                    exit_now(
+                        "idle",
+                        &format!("Jupyter was stopped after {idle_min} minutes without activity."),
+                    ),
+                ));
             }
         }
     }
@@ -844,6 +894,65 @@ async fn busy_inside(server: &Server, idle_ms: i64) -> bool {
         }
     }
     false
+}
+
+/// A limit of the sandbox a server ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LimitHit {
+    Memory,
+    Processes,
+}
+
+impl LimitHit {
+    fn code(self) -> &'static str {
+        match self {
+            LimitHit::Memory => "memory_limit",
+            LimitHit::Processes => "process_limit",
+        }
+    }
+
+    fn message(self, limits: &ResourceLimits, what: &str) -> String {
+        match self {
+            LimitHit::Memory => format!(
+                "Jupyter {what}: it ran out of memory at the lab's limit of {} MiB per process. Free memory in your notebooks, or ask a lab admin to raise the limit.",
+                limits.memory_bytes / (1024 * 1024)
+            ),
+            LimitHit::Processes => format!(
+                "Jupyter {what}: the environment reached the lab's limit of {} processes and threads. Stop runaway processes, or ask a lab admin to raise the limit.",
+                limits.max_processes
+            ),
+        }
+    }
+}
+
+/// Which limit, if any, the log of a server that ended shows it hit.
+fn limit_hit(log: &[String]) -> Option<LimitHit> {
+    let any = |needles: &[&str]| log.iter().any(|l| needles.iter().any(|n| l.contains(n)));
+    if any(&[
+        "MemoryError",
+        "Cannot allocate memory",
+        "std::bad_alloc",
+        "out of memory",
+    ]) {
+        Some(LimitHit::Memory)
+    } else if any(&[
+        "can't start new thread",
+        "Resource temporarily unavailable",
+        "fork: retry",
+        "BlockingIOError",
+    ]) {
+        Some(LimitHit::Processes)
+    } else {
+        None
+    }
+}
+
+fn exit_now(reason: &str, message: &str) -> JupyterExit {
+    JupyterExit {
+        at: Utc::now(),
+        reason: reason.into(),
+        message: message.into(),
+    }
 }
 
 /// Clears the start-up reservation when `start`'s future is dropped.
@@ -925,6 +1034,7 @@ impl JupyterRuntime for LocalJupyterRuntime {
             ready: AtomicBool::new(false),
             stop: watch::channel(false).0,
             done: watch::channel(false).0,
+            log_offset: std::sync::atomic::AtomicU64::new(0),
         });
         {
             let mut servers = lock(&self.inner.servers);
@@ -967,7 +1077,7 @@ impl JupyterRuntime for LocalJupyterRuntime {
             tracing::error!(%env, "the Jupyter supervisor did not stop the server; killing it");
             let pid = server.pid.swap(0, Ordering::SeqCst);
             signal_group(pid, Signal::SIGKILL);
-            self.inner.finish(&server, &self.layout(env), false);
+            self.inner.finish(&server, &self.layout(env), None);
         }
         Ok(())
     }
@@ -998,10 +1108,10 @@ impl JupyterRuntime for LocalJupyterRuntime {
         infos
     }
 
-    async fn take_exited(&self) -> Vec<EnvironmentId> {
+    async fn take_exited(&self) -> Vec<(EnvironmentId, JupyterExit)> {
         let mut exited = std::mem::take(&mut *lock(&self.inner.exited));
-        exited.sort();
-        exited.dedup();
+        exited.sort_by_key(|(env, _)| *env);
+        exited.dedup_by_key(|(env, _)| *env);
         exited
     }
 

@@ -110,6 +110,20 @@ pub struct ContainerInfoBody {
     pub jupyter_url: Option<String>,
     pub efs_access_point: Option<String>,
     pub ebs_volume_id: Option<String>,
+    /// How the last Jupyter server ended when nobody asked it to (absent:
+    /// it never did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<JupyterExitBody>,
+}
+
+/// A Jupyter server that ended on its own.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JupyterExitBody {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `idle`, `shut_down`, `crashed`, `memory_limit` or `process_limit`.
+    pub reason: String,
+    /// What to tell the researcher.
+    pub message: String,
 }
 
 /// Descriptive metadata (seed: `metadata`).
@@ -185,6 +199,11 @@ impl From<Environment> for EnvironmentResponse {
                 jupyter_url: e.container_info.jupyter_url,
                 efs_access_point: e.container_info.efs_access_point,
                 ebs_volume_id: e.container_info.ebs_volume_id,
+                last_exit: e.container_info.last_exit.map(|x| JupyterExitBody {
+                    at: x.at,
+                    reason: x.reason,
+                    message: x.message,
+                }),
             },
             retention: RetentionBody {
                 keep_last: e.retention.keep_last,

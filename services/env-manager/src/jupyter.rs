@@ -302,7 +302,7 @@ pub fn spawn_monitor(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            for id in state.runtime.take_exited().await {
+            for (id, exit) in state.runtime.take_exited().await {
                 let Ok(env) = state.store.get_environment(id).await else {
                     continue;
                 };
@@ -311,15 +311,23 @@ pub fn spawn_monitor(state: AppState) -> tokio::task::JoinHandle<()> {
                     "environment.jupyter_exited",
                     "environment",
                     id.to_string(),
-                    serde_json::json!({ "reason": "exited, idle-culled or gave up restarting" }),
+                    serde_json::json!({ "reason": exit.reason, "message": exit.message }),
                 );
-                match mark_stopped(&state, id, Some(audit)).await {
+                let reason = exit.reason.clone();
+                let stopped = modify(&state, id, Some(audit), move |e| {
+                    e.jupyter_status = JupyterStatus::Stopped;
+                    e.container_info.jupyter_url = None;
+                    e.container_info.last_exit = Some(exit.clone());
+                    Ok(())
+                })
+                .await;
+                match stopped {
                     Ok(e) => {
                         publish(
                             &state,
                             types::ENVIRONMENT_STOPPED,
                             &e,
-                            serde_json::json!({ "reason": "exited" }),
+                            serde_json::json!({ "reason": reason }),
                         )
                         .await
                     }

@@ -164,6 +164,8 @@ impl RunningApp {
     /// Stops serving abruptly, the way a crash would: Jupyter servers keep
     /// running and nothing is cleaned up. For tests of start-up reconcile.
     pub async fn abort(self) {
+        // A crashed process supervises nothing any more.
+        self.runtime.abandon();
         self.server.abort();
         for b in &self.background {
             b.abort();

@@ -1353,6 +1353,7 @@ export interface components {
             efs_access_point?: string | null;
             /** @description JupyterLab through the platform's gateway, while running. */
             jupyter_url?: string | null;
+            last_exit?: null | components["schemas"]["JupyterExitBody"];
             task_arn?: string | null;
         };
         /** @description Create an environment: a venv with JupyterLab, ipykernel and `packages`. */
@@ -1685,6 +1686,15 @@ export interface components {
             target_id: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description A Jupyter server that ended on its own. */
+        JupyterExitBody: {
+            /** Format: date-time */
+            at: string;
+            /** @description What to tell the researcher. */
+            message: string;
+            /** @description `idle`, `shut_down`, `crashed`, `memory_limit` or `process_limit`. */
+            reason: string;
         };
         /** @description Counts of one lab, for the IT-admin dashboard. */
         LabOverview: {

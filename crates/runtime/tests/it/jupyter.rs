@@ -199,7 +199,9 @@ async fn servers_that_end_on_their_own_are_reported_once() {
         reported = rt.take_exited().await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(reported, vec![s.env]);
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].0, s.env);
+    assert_eq!(reported[0].1.reason, "crashed", "{:?}", reported[0].1);
     assert!(rt.upstream(s.env).await.is_none());
     assert!(!layout.pid_file().exists());
 
@@ -219,7 +221,9 @@ async fn servers_that_end_on_their_own_are_reported_once() {
         "[timing] idle timeout 1 s: culled after {:?}",
         culled.elapsed()
     );
-    assert_eq!(reported, vec![s.env]);
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].0, s.env);
+    assert_eq!(reported[0].1.reason, "idle", "{:?}", reported[0].1);
     assert!(!group_alive(pid));
     assert!(rt.running().await.is_empty());
     assert!(rt.take_exited().await.is_empty(), "reported twice");
@@ -269,6 +273,25 @@ async fn a_server_dies_with_the_runtime_that_started_it_and_reconcile_clears_its
     let info = rt.start(&spec).await.unwrap();
     rt.stop(s.env).await.unwrap();
     assert!(!group_alive(info.pid.unwrap()));
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_start_within_its_limits_says_which_limit() {
+    let s = shared().await;
+    let _turn = jupyter_turn().await;
+    let layout = EnvLayout::new(&s.cfg.envs_dir, s.env);
+    let _kill = KillOnDrop(layout.pid_file());
+    let rt = LocalJupyterRuntime::new(s.cfg.clone());
+    let mut spec = launch_spec(s);
+    // 64 MiB of address space: the interpreter cannot even load.
+    spec.limits.memory_bytes = 64 << 20;
+    let err = rt.start(&spec).await.unwrap_err();
+    let DomainError::Upstream { code, message } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(code, "memory_limit", "{message}");
+    assert!(message.contains("64 MiB per process"), "{message}");
+    assert!(rt.running().await.is_empty());
 }
 
 /// Every live process below `pid` (children, grandchildren, …).

@@ -5,6 +5,21 @@ import type { Environment } from '../api/get-environment';
 import { useLaunchJupyter } from '../api/launch-jupyter';
 import { useStopJupyter } from '../api/stop-jupyter';
 
+type Exit = NonNullable<Environment['container_info']['last_exit']>;
+
+/** How the last server ended on its own; a limit it hit is a warning. */
+function LastExit({ exit }: { exit: Exit }) {
+  const limit = exit.reason === 'memory_limit' || exit.reason === 'process_limit';
+  return (
+    <p
+      role={limit ? 'alert' : undefined}
+      className={`rounded-md p-2 text-sm ${limit ? 'bg-red-50 text-red-800' : 'bg-slate-50 text-slate-700'}`}
+    >
+      {exit.message} <span className="text-slate-600">({new Date(exit.at).toLocaleString()})</span>
+    </p>
+  );
+}
+
 /**
  * Launch / stop JupyterLab and open it through the platform's gateway in a
  * new tab (the session cookie signs the user in there). The link is a real
@@ -26,6 +41,7 @@ export function JupyterControls({ env }: { env: Environment }) {
         <JupyterStatusBadge status={env.jupyter_status} />
       </div>
       {!ready && <p className="text-sm text-slate-700">JupyterLab can start once the environment is ready.</p>}
+      {!running && env.container_info.last_exit && <LastExit exit={env.container_info.last_exit} />}
       <div className="flex flex-wrap gap-2">
         {running && url ? (
           <>

@@ -1,0 +1,35 @@
+import { screen } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { renderWithProviders } from '@/testing/render';
+import type { Environment } from '../api/get-environment';
+import { JupyterControls } from './jupyter-controls';
+
+const env = (last_exit?: Environment['container_info']['last_exit'], jupyter_status = 'stopped') =>
+  ({
+    id: 'e1',
+    status: 'ready',
+    jupyter_status,
+    container_info: { task_arn: null, cluster_name: null, jupyter_url: null, efs_access_point: null, ebs_volume_id: null, last_exit },
+  }) as unknown as Environment;
+
+describe('JupyterControls', () => {
+  it('says in red when the last server hit a limit', () => {
+    renderWithProviders(
+      <JupyterControls
+        env={env({ at: '2026-12-07T10:00:00Z', reason: 'memory_limit', message: 'Jupyter was stopped: it ran out of memory at the lab\u2019s limit of 1024 MiB per process.' })}
+      />,
+    );
+    expect(screen.getByRole('alert')).toHaveTextContent('limit of 1024 MiB per process');
+  });
+
+  it('mentions an idle stop without alarm, and nothing while running', () => {
+    const { unmount } = renderWithProviders(
+      <JupyterControls env={env({ at: '2026-12-07T10:00:00Z', reason: 'idle', message: 'Jupyter was stopped after 60 minutes without activity.' })} />,
+    );
+    expect(screen.getByText(/without activity/)).toBeInTheDocument();
+    expect(screen.queryByRole('alert')).toBeNull();
+    unmount();
+    renderWithProviders(<JupyterControls env={env({ at: '2026-12-07T10:00:00Z', reason: 'idle', message: 'stopped idle' }, 'running')} />);
+    expect(screen.queryByText('stopped idle')).toBeNull();
+  });
+});
