@@ -260,6 +260,59 @@ async fn a_notebook_reaches_nothing_beyond_its_environment_and_its_limits_hold()
         }
     }
 
+    // Planting a symlink where the platform mounts or writes (the runtime
+    // dir, aliased into the next sandbox) gets nothing: the next launch
+    // replaces it with a real folder, and nothing of the data dir appears.
+    let keys = data.join("keys");
+    let planted = execute(
+        &ws_a,
+        &alice,
+        &format!(
+            "import os\nrt = os.path.join({root:?}, 'jupyter', 'runtime')\nos.rename(rt, rt + '.moved')\nos.symlink({keys:?}, rt)\nos.path.islink(rt)",
+            root = data.join("envs").join(&env_a).display().to_string(),
+            keys = keys.display().to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(planted, "True");
+    let keys_before: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/environments/{env_a}/jupyter"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let ws_a = kernel(&app, &alice, &env_a).await;
+    let seen = execute(
+        &ws_a,
+        &alice,
+        "import os; sorted(n for n in os.listdir('/run/jupyter') if not n.startswith(('kernel-', 'jpserver-', 'jupyter', 'westtek-')))",
+    )
+    .await;
+    assert_eq!(seen, "[]", "the runtime dir holds nothing of the data dir");
+    let keys_after: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        keys_before, keys_after,
+        "the platform wrote or removed nothing in the planted target"
+    );
+    assert!(
+        !std::fs::symlink_metadata(data.join("envs").join(&env_a).join("jupyter/runtime"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
     // The same from a JupyterLab terminal.
     let out = terminal(
         &app,

@@ -15,7 +15,7 @@
 use crate::config::RuntimeConfig;
 use crate::layout::EnvLayout;
 use crate::process::signal_group;
-use crate::sandbox::{interpreter_prefixes, var, SandboxSpec};
+use crate::sandbox::{trusted_prefixes, var, SandboxSpec};
 use crate::uv_output::{classify, Failure, InstallProgress, Step};
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
@@ -226,7 +226,7 @@ impl UvBuilder {
                 let spec = SandboxSpec {
                     env,
                     env_root: layout.root().to_path_buf(),
-                    read_only: interpreter_prefixes(&layout.venv()),
+                    read_only: trusted_prefixes(&layout.venv(), &self.cfg.data_dir()),
                     files: vec![(self.cfg.uv.clone(), PathBuf::from(SANDBOXED_UV))],
                     aliases: Vec::new(),
                     program: PathBuf::from(SANDBOXED_UV),

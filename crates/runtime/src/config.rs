@@ -45,6 +45,14 @@ impl RuntimeConfig {
         }
     }
 
+    /// The platform's data dir (the parent of `envs_dir`): nothing in it is
+    /// ever mounted into a sandbox but the environment's own root.
+    pub fn data_dir(&self) -> PathBuf {
+        self.envs_dir
+            .parent()
+            .map_or_else(|| self.envs_dir.clone(), Path::to_path_buf)
+    }
+
     /// The same settings with `envs_dir` and `logs_dir` made absolute, so
     /// that child processes running elsewhere see the same folders.
     pub(crate) fn absolutized(mut self) -> Self {

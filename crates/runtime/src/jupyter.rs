@@ -32,7 +32,7 @@ use crate::process::{
     cmdline, log_tail, process_alive, process_group_of, read_pid_file, remove_file_quietly,
     signal_group, signal_process, terminate_group, write_pid_file, PidRecord,
 };
-use crate::sandbox::{interpreter_prefixes, var, SandboxSpec};
+use crate::sandbox::{trusted_prefixes, var, SandboxSpec};
 use crate::uv_output::scrub_paths;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -107,22 +107,64 @@ struct Inner {
     abandoned: AtomicBool,
 }
 
+/// A running server's socket held open (`O_PATH`, no symlink followed, checked
+/// to be a socket): the platform connects to `/proc/self/fd/<it>`, so code in
+/// the sandbox cannot swap `jupyter.sock` for a symlink to another socket of
+/// the host and have the platform (root) talk to that.
+struct Pinned {
+    _fd: std::fs::File,
+    path: PathBuf,
+    http: reqwest::Client,
+}
+
+/// Opens the socket a server just answered on, without following symlinks.
+fn pin_socket(rt: &Path, uid: Option<u32>) -> std::io::Result<Pinned> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+    let fd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(rt.join(SOCKET_FILE))?;
+    let meta = fd.metadata()?;
+    if !meta.file_type().is_socket() || uid.is_some_and(|u| meta.uid() != u) {
+        return Err(std::io::Error::other(
+            "jupyter.sock is not the server's own socket",
+        ));
+    }
+    let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .unix_socket(path.clone())
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .map_err(std::io::Error::other)?;
+    Ok(Pinned {
+        _fd: fd,
+        path,
+        http,
+    })
+}
+
 /// One server, shared by the runtime's map and its supervisor task.
 struct Server {
     env_id: EnvironmentId,
     lab_id: LabId,
     base_url: String,
     token: String,
-    /// The Unix socket Jupyter listens on, as the host sees it.
-    socket: PathBuf,
     /// The environment's runtime dir, held open: the platform connects to
     /// `/proc/self/fd/<it>/jupyter.sock`, a path short enough for a socket
     /// however deep the data dir is.
-    _runtime_dir: std::fs::File,
-    /// That path.
-    connect_path: PathBuf,
-    /// HTTP over `socket`.
+    runtime_dir: Arc<std::fs::File>,
+    /// `/proc/self/fd/<runtime dir>`: the platform's own file operations in
+    /// the runtime dir go through the held fd, never through the
+    /// environment's path, which code in the sandbox can turn into a
+    /// symlink while the server runs.
+    rt: PathBuf,
+    /// HTTP over the runtime dir's `jupyter.sock`, for the readiness probe.
     http: reqwest::Client,
+    /// The socket of the running launch, pinned once it answered (see
+    /// [`Pinned`]).
+    pinned: Mutex<Option<Arc<Pinned>>>,
     limits: ResourceLimits,
     started_at: DateTime<Utc>,
     last_activity_ms: AtomicI64,
@@ -157,6 +199,13 @@ impl Server {
             .unwrap_or(self.started_at),
             pid: (pid != 0).then_some(pid),
         }
+    }
+
+    /// The client of the pinned socket (the probe's before it is pinned).
+    fn client(&self) -> reqwest::Client {
+        lock(&self.pinned)
+            .as_ref()
+            .map_or_else(|| self.http.clone(), |p| p.http.clone())
     }
 
     fn touch(&self) {
@@ -238,9 +287,13 @@ impl LocalJupyterRuntime {
                             signal_process(record.pid, Signal::SIGKILL);
                         }
                     }
-                    remove_server_files(&layout, record.pid);
+                    if runtime_dir_is_real(&layout) {
+                        remove_server_files(&layout.jupyter_runtime(), record.pid);
+                    }
                 }
-                remove_file_quietly(&layout.pid_file());
+                if runtime_dir_is_real(&layout) {
+                    remove_file_quietly(&layout.pid_file());
+                }
                 env
             });
         }
@@ -286,21 +339,53 @@ fn scan_pid_files(envs_dir: &Path) -> Vec<(EnvironmentId, EnvLayout)> {
 /// Files a killed Jupyter leaves in its runtime dir: its socket, server
 /// info (holding its token; inside a sandbox it is named for the pid there,
 /// not `pid`), and its kernels' connection files and IPC sockets.
-fn remove_server_files(layout: &EnvLayout, pid: u32) {
-    let dir = layout.jupyter_runtime();
+fn remove_server_files(dir: &Path, pid: u32) {
     remove_file_quietly(&dir.join(SOCKET_FILE));
     remove_file_quietly(&dir.join(format!("jpserver-{pid}.json")));
     remove_file_quietly(&dir.join(format!("jpserver-{pid}-open.html")));
-    remove_file_quietly(&layout.token_file());
-    if let Ok(entries) = std::fs::read_dir(&dir) {
+    remove_file_quietly(&dir.join(crate::layout::TOKEN_FILE));
+    if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
             if name.starts_with("jpserver-") || name.starts_with("kernel-") {
-                remove_file_quietly(&e.path());
+                remove_file_quietly(&dir.join(e.file_name()));
             }
         }
     }
+}
+
+/// Whether the environment's `jupyter/` and `jupyter/runtime/` are real
+/// folders, not symlinks code in the sandbox planted.
+fn runtime_dir_is_real(layout: &EnvLayout) -> bool {
+    let real = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    let jupyter = layout.root().join("jupyter");
+    real(&jupyter) && real(&layout.jupyter_runtime())
+}
+
+/// Opens the environment's runtime dir for the platform, after making sure
+/// `jupyter/` and `jupyter/runtime/` are real folders (a symlink there,
+/// planted by code in the sandbox, is removed: bwrap would otherwise mount
+/// whatever it points at into the next sandbox). Nothing of the
+/// environment runs while this happens.
+fn open_runtime_dir(layout: &EnvLayout) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for dir in [layout.root().join("jupyter"), layout.jupyter_runtime()] {
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                tracing::warn!(path = %dir.display(), "replacing a non-folder planted in an environment's Jupyter dirs");
+                std::fs::remove_file(&dir)?;
+                std::fs::create_dir(&dir)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(layout.jupyter_runtime())
 }
 
 fn random_token() -> String {
@@ -439,9 +524,12 @@ impl Inner {
         let spec = SandboxSpec {
             env: server.env_id,
             env_root: layout.root().to_path_buf(),
-            read_only: interpreter_prefixes(&layout.venv()),
+            read_only: trusted_prefixes(&layout.venv(), &self.cfg.data_dir()),
             files: vec![(self.cfg.uv.clone(), Path::new(SANDBOX_TOOLS_DIR).join("uv"))],
-            aliases: vec![(layout.jupyter_runtime(), PathBuf::from(SANDBOX_RUNTIME_DIR))],
+            aliases: vec![(
+                server.runtime_dir.clone(),
+                PathBuf::from(SANDBOX_RUNTIME_DIR),
+            )],
             program: venv_bin.join("jupyter"),
             args,
             env_vars,
@@ -480,8 +568,8 @@ impl Inner {
     async fn prepare(&self, server: &Server, layout: &EnvLayout) -> Result<()> {
         let sandbox = self.cfg.sandbox.clone();
         let root = layout.root().to_path_buf();
-        let token_file = layout.token_file();
-        let socket = server.socket.clone();
+        let token_file = server.rt.join(crate::layout::TOKEN_FILE);
+        let socket = server.rt.join(SOCKET_FILE);
         let token = server.token.clone();
         let env = server.env_id;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -502,7 +590,8 @@ impl Inner {
         layout: &EnvLayout,
         stop: &mut watch::Receiver<bool>,
     ) -> std::result::Result<Child, LaunchError> {
-        let token_file = layout.token_file();
+        *lock(&server.pinned) = None;
+        let token_file = server.rt.join(crate::layout::TOKEN_FILE);
         let (log, offset) = self
             .open_log(server.env_id)
             .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
@@ -514,7 +603,7 @@ impl Inner {
             .try_clone()
             .map_err(|e| LaunchError::Failed(DomainError::internal(e)))?;
         let began = Instant::now();
-        let mut cmd = match self.command(server, layout, &token_file) {
+        let mut cmd = match self.command(server, layout, &layout.token_file()) {
             Ok(cmd) => cmd,
             Err(e) => {
                 remove_file_quietly(&token_file);
@@ -553,11 +642,27 @@ impl Inner {
         let log_path = self.log_path(server.env_id);
         match outcome {
             Outcome::Ready => {
+                let uid = self.cfg.sandbox.uid_of(server.env_id);
+                match pin_socket(&server.rt, uid) {
+                    Ok(p) => *lock(&server.pinned) = Some(Arc::new(p)),
+                    Err(e) => {
+                        tracing::warn!(env = %server.env_id, error = %e, "refusing a server whose socket is not its own");
+                        kill_now(&mut child, pid).await;
+                        server.pid.store(0, Ordering::SeqCst);
+                        remove_server_files(&server.rt, pid);
+                        return Err(LaunchError::Failed(DomainError::Upstream {
+                            code: START_FAILED,
+                            message:
+                                "Jupyter's socket was replaced by something else; it was stopped"
+                                    .into(),
+                        }));
+                    }
+                }
                 let record = PidRecord {
                     pid,
                     started_at: Utc::now(),
                 };
-                if let Err(e) = write_pid_file(&layout.pid_file(), &record) {
+                if let Err(e) = write_pid_file(&server.rt.join(crate::layout::PID_FILE), &record) {
                     tracing::warn!(env = %server.env_id, error = %e, "cannot write the pid file");
                 }
                 tracing::info!(env = %server.env_id, pid, ready_ms = began.elapsed().as_millis() as u64, "Jupyter is ready");
@@ -566,7 +671,7 @@ impl Inner {
             Outcome::Exited(status) => {
                 server.pid.store(0, Ordering::SeqCst);
                 signal_group(pid, Signal::SIGKILL);
-                remove_server_files(layout, pid);
+                remove_server_files(&server.rt, pid);
                 let tail = log_tail(&log_path, offset, FAILURE_LOG_LINES);
                 let what = match status {
                     Ok(s) => format!("Jupyter exited ({s}) before it answered"),
@@ -590,13 +695,13 @@ impl Inner {
             Outcome::Stopped => {
                 kill_now(&mut child, pid).await;
                 server.pid.store(0, Ordering::SeqCst);
-                remove_server_files(layout, pid);
+                remove_server_files(&server.rt, pid);
                 Err(LaunchError::Stopped)
             }
             Outcome::TimedOut => {
                 kill_now(&mut child, pid).await;
                 server.pid.store(0, Ordering::SeqCst);
-                remove_server_files(layout, pid);
+                remove_server_files(&server.rt, pid);
                 let tail = log_tail(&log_path, offset, FAILURE_LOG_LINES);
                 let what = format!(
                     "Jupyter did not answer within {} s",
@@ -655,8 +760,9 @@ impl Inner {
     /// Forgets a server whose process is gone; reports how it ended when
     /// `report` holds one.
     fn finish(&self, server: &Arc<Server>, layout: &EnvLayout, report: Option<JupyterExit>) {
-        remove_file_quietly(&layout.pid_file());
-        remove_file_quietly(&layout.token_file());
+        let _ = layout;
+        remove_file_quietly(&server.rt.join(crate::layout::PID_FILE));
+        remove_file_quietly(&server.rt.join(crate::layout::TOKEN_FILE));
         {
             let mut servers = lock(&self.servers);
             if servers
@@ -695,7 +801,7 @@ async fn kill_now(child: &mut Child, pgid: u32) {
 /// outlived its leader. A sandbox's processes all end with it.
 async fn terminate(server: &Server, child: &mut Child, pgid: u32) {
     let asked = server
-        .http
+        .client()
         .post(format!(
             "{}{}api/shutdown",
             server.origin(),
@@ -763,7 +869,7 @@ async fn supervise(
             () = stop_requested(&mut stop) => {
                 terminate(&server, &mut child, pid).await;
                 server.pid.store(0, Ordering::SeqCst);
-                remove_server_files(&layout, pid);
+                remove_server_files(&server.rt, pid);
                 break None;
             }
         };
@@ -773,7 +879,7 @@ async fn supervise(
         server.pid.store(0, Ordering::SeqCst);
         // Whatever it spawned in its group goes with it.
         signal_group(pid, Signal::SIGKILL);
-        remove_server_files(&layout, pid);
+        remove_server_files(&server.rt, pid);
         if let Ok(s) = &status {
             if s.success() {
                 tracing::info!(env = %server.env_id, "Jupyter shut down from inside");
@@ -856,7 +962,7 @@ async fn cull_loop(inner: Weak<Inner>, idle: Duration) {
 /// computing, terminal output): its `last_activity` is recent or a kernel is
 /// busy. Moves the server's last activity forward when so.
 async fn busy_inside(server: &Server, idle_ms: i64) -> bool {
-    let http = &server.http;
+    let http = &server.client();
     let base = format!("{}{}", server.origin(), server.base_url);
     let auth = format!("token {}", server.token);
     let get = |path: &str| {
@@ -996,22 +1102,17 @@ impl JupyterRuntime for LocalJupyterRuntime {
             });
         }
         let runtime_dir = {
-            let dir = layout.jupyter_runtime();
-            tokio::task::spawn_blocking(move || {
-                std::fs::create_dir_all(&dir)?;
-                std::fs::File::open(&dir)
-            })
-            .await
-            .map_err(DomainError::internal)?
-            .map_err(DomainError::internal)?
+            let layout = layout.clone();
+            tokio::task::spawn_blocking(move || open_runtime_dir(&layout))
+                .await
+                .map_err(DomainError::internal)?
+                .map_err(DomainError::internal)?
         };
-        let connect_path = {
+        let rt = {
             use std::os::fd::AsRawFd;
-            PathBuf::from(format!(
-                "/proc/self/fd/{}/{SOCKET_FILE}",
-                runtime_dir.as_raw_fd()
-            ))
+            PathBuf::from(format!("/proc/self/fd/{}", runtime_dir.as_raw_fd()))
         };
+        let connect_path = rt.join(SOCKET_FILE);
         let http = reqwest::Client::builder()
             .no_proxy()
             .unix_socket(connect_path.clone())
@@ -1023,10 +1124,10 @@ impl JupyterRuntime for LocalJupyterRuntime {
             lab_id: spec.lab_id,
             base_url: spec.base_url.clone(),
             token: random_token(),
-            socket,
-            _runtime_dir: runtime_dir,
-            connect_path,
+            runtime_dir: Arc::new(runtime_dir),
+            rt,
             http,
+            pinned: Mutex::new(None),
             limits: spec.limits,
             started_at: now,
             last_activity_ms: AtomicI64::new(now.timestamp_millis()),
@@ -1087,8 +1188,9 @@ impl JupyterRuntime for LocalJupyterRuntime {
         let server = servers
             .get(&env)
             .filter(|s| s.ready.load(Ordering::SeqCst))?;
+        let pinned = lock(&server.pinned).clone()?;
         Some(JupyterUpstream {
-            addr: UpstreamAddr::Unix(server.connect_path.clone()),
+            addr: UpstreamAddr::Unix(pinned.path.clone()),
             token: server.token.clone(),
         })
     }

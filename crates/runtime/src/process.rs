@@ -150,15 +150,33 @@ pub(crate) struct PidRecord {
 
 /// Writes `record` to `path` atomically (temporary file, then rename).
 pub(crate) fn write_pid_file(path: &Path, record: &PidRecord) -> std::io::Result<()> {
+    use std::io::Write as _;
     let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json)?;
+    // The folder is writable by the environment's code: never write
+    // through a name it may have planted (a symlink to a file of the host).
+    remove_file_quietly(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    f.write_all(&json)?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }
 
-/// Reads a pid file; `None` when absent or unreadable.
+/// Reads a pid file (never through a symlink); `None` when absent or
+/// unreadable.
 pub(crate) fn read_pid_file(path: &Path) -> Option<PidRecord> {
-    let bytes = std::fs::read(path).ok()?;
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let mut bytes = Vec::new();
+    f.take(64 * 1024).read_to_end(&mut bytes).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 

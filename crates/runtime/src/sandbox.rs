@@ -52,6 +52,10 @@ use westtek_domain::{DomainError, EnvironmentId};
 /// Code of a launch refused because the host cannot sandbox.
 pub const SANDBOX_UNAVAILABLE: &str = "sandbox_unavailable";
 
+/// The first fd an alias folder is handed to bwrap on (the seccomp programs
+/// take 3 and 4).
+const ALIAS_FD_BASE: i32 = 10;
+
 /// Size of the private `/tmp` and `/dev/shm` (memory-backed).
 const TMPFS_BYTES: u64 = 1 << 30;
 
@@ -112,9 +116,11 @@ pub struct SandboxSpec {
     /// (the platform's `uv` at `/opt/westtek/bin/uv`).
     pub files: Vec<(PathBuf, PathBuf)>,
     /// Folders of `env_root` also mounted (read-write) at a second, short
-    /// path inside: `(host path, path inside)`. Unix socket paths are
-    /// limited to 107 bytes.
-    pub aliases: Vec<(PathBuf, PathBuf)>,
+    /// path inside, given as open folders (the platform opened them without
+    /// following symlinks; bwrap mounts the fd, not a path the sandbox
+    /// could have turned into a symlink): `(folder, path inside)`. Unix
+    /// socket paths are limited to 107 bytes.
+    pub aliases: Vec<(Arc<std::fs::File>, PathBuf)>,
     /// The program (an absolute path inside the sandbox) and its arguments.
     pub program: PathBuf,
     pub args: Vec<OsString>,
@@ -282,6 +288,13 @@ impl Sandbox {
         args.push(tools.bwrap.clone().into());
         args.extend(bwrap_args(spec, self.as_root));
         let mut fds = Vec::new();
+        for (i, (dir, _)) in spec.aliases.iter().enumerate() {
+            let fd = dir.try_clone().map_err(DomainError::internal)?;
+            fds.push(command_fds::FdMapping {
+                parent_fd: fd.into(),
+                child_fd: ALIAS_FD_BASE + i32::try_from(i).unwrap_or(0),
+            });
+        }
         for (i, filter) in self.filters.iter().enumerate() {
             let child_fd = 3 + i32::try_from(i).unwrap_or(0);
             let fd = filter_fd(filter).map_err(DomainError::internal)?;
@@ -404,13 +417,11 @@ fn bwrap_args(spec: &SandboxSpec, as_root: bool) -> Vec<OsString> {
     a.add(["--bind"]);
     a.path(&spec.env_root);
     a.path(&spec.env_root);
-    for (host, inside) in &spec.aliases {
-        if host.starts_with(&spec.env_root) {
-            a.parents(inside);
-            a.add(["--bind"]);
-            a.path(host);
-            a.path(inside);
-        }
+    for (i, (_, inside)) in spec.aliases.iter().enumerate() {
+        a.parents(inside);
+        a.add(["--bind-fd"]);
+        a.s(&(ALIAS_FD_BASE + i32::try_from(i).unwrap_or(0)).to_string());
+        a.path(inside);
     }
     a.add(["--clearenv"]);
     for (k, v) in &spec.env_vars {
@@ -512,7 +523,10 @@ fn probe(as_root: bool) -> Result<Tools, String> {
 
 /// A pipe's read end holding `bytes` (bwrap reads a seccomp program from it).
 fn filter_fd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
-    let (read, write) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+    // Close-on-exec: only the sandbox it is mapped into (by dup2) gets it,
+    // not whatever else the platform spawns meanwhile.
+    let (read, write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     let mut w = std::fs::File::from(write);
     w.write_all(bytes)?;
     drop(w);
@@ -685,6 +699,65 @@ pub fn interpreter_prefixes(venv: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The read-only folders a venv needs, restricted to real interpreter
+/// installations outside the data dir: `pyvenv.cfg` lives in the venv,
+/// which code in the sandbox writes, so what it names is mounted only when
+/// [`is_interpreter_prefix`] holds (never, say, the data dir or `/root`).
+pub fn trusted_prefixes(venv: &Path, data_dir: &Path) -> Vec<PathBuf> {
+    let (kept, refused): (Vec<PathBuf>, Vec<PathBuf>) = interpreter_prefixes(venv)
+        .into_iter()
+        .partition(|p| is_interpreter_prefix(p, data_dir));
+    if !refused.is_empty() {
+        tracing::warn!(venv = %venv.display(), refused = ?refused, "a venv names a folder that is not an interpreter installation; not mounted");
+    }
+    kept
+}
+
+/// Whether `prefix` is a Python installation the platform may expose (mount
+/// read-only into a sandbox, capture as a snapshot's base layer): an
+/// absolute path without symlinks, not `/`, neither inside nor above the
+/// data dir, owned by root or the platform's own user (so no sandbox made
+/// it), holding `bin/python3*` and `lib/python3.*/os.py`. A venv's
+/// `pyvenv.cfg` can only point at such a folder that already exists: the
+/// host's own interpreters.
+pub fn is_interpreter_prefix(prefix: &Path, data_dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !prefix.is_absolute() || prefix == Path::new("/") {
+        return false;
+    }
+    if std::fs::canonicalize(prefix).ok().as_deref() != Some(prefix) {
+        return false;
+    }
+    let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    if prefix.starts_with(&data) || data.starts_with(prefix) {
+        return false;
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    let owned =
+        |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.uid() == 0 || m.uid() == me);
+    if !owned(prefix) {
+        return false;
+    }
+    let has = |dir: &Path, pred: &dyn Fn(&str) -> bool| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_str().is_some_and(pred))
+        })
+    };
+    let bin = prefix.join("bin");
+    let lib = prefix.join("lib");
+    has(&bin, &|n| n.starts_with("python3"))
+        && std::fs::read_dir(&lib).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with("python3."))
+                    && e.path().join("os.py").is_file()
+            })
+        })
+}
+
 /// An environment variable pair.
 pub fn var(k: &str, v: impl AsRef<OsStr>) -> (OsString, OsString) {
     (k.into(), v.as_ref().to_owned())
@@ -714,6 +787,7 @@ mod tests {
     #[test]
     fn only_the_environment_root_is_bound_writable() {
         let env = EnvironmentId::new();
+        let rt = tempfile::tempdir().unwrap();
         let spec = SandboxSpec {
             env,
             env_root: PathBuf::from("/srv/westtek/envs/e1"),
@@ -723,7 +797,7 @@ mod tests {
             ],
             files: vec![],
             aliases: vec![(
-                PathBuf::from("/srv/westtek/envs/e1/jupyter/runtime"),
+                Arc::new(std::fs::File::open(rt.path()).unwrap()),
                 PathBuf::from("/run/jupyter"),
             )],
             program: PathBuf::from("/srv/westtek/envs/e1/venv/bin/jupyter"),
@@ -737,10 +811,13 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let binds: Vec<&[String]> = args.windows(3).filter(|w| w[0] == "--bind").collect();
-        assert_eq!(binds.len(), 2, "{args:?}");
+        assert_eq!(binds.len(), 1, "{args:?}");
         assert_eq!(binds[0][1], "/srv/westtek/envs/e1");
-        assert_eq!(binds[1][1], "/srv/westtek/envs/e1/jupyter/runtime");
-        assert_eq!(binds[1][2], "/run/jupyter");
+        // The alias is mounted from the open folder, never by path.
+        let by_fd: Vec<&[String]> = args.windows(3).filter(|w| w[0] == "--bind-fd").collect();
+        assert_eq!(by_fd.len(), 1, "{args:?}");
+        assert_eq!(by_fd[0][1], ALIAS_FD_BASE.to_string());
+        assert_eq!(by_fd[0][2], "/run/jupyter");
         let joined = args.join(" ");
         assert!(
             joined.contains("--ro-bind /root/.pyenv/versions/3.11.7 /root/.pyenv/versions/3.11.7")

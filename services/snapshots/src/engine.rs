@@ -196,7 +196,12 @@ fn write_key_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// Layers of an environment root.
-fn layers(layout: &EnvLayout, base_prefix: Option<&str>) -> Vec<LayerSource> {
+///
+/// The base layer is captured only when the venv's base prefix is a real
+/// interpreter installation outside the data dir: the prefix comes from the
+/// venv's `pyvenv.cfg`, which code in the environment can rewrite to name
+/// any folder the platform (root) can read.
+fn layers(layout: &EnvLayout, base_prefix: Option<&str>, data_dir: &Path) -> Vec<LayerSource> {
     let mut l = vec![
         LayerSource {
             name: "env".into(),
@@ -211,7 +216,13 @@ fn layers(layout: &EnvLayout, base_prefix: Option<&str>) -> Vec<LayerSource> {
             exclude: vec![],
         },
     ];
-    if let Some(b) = base_prefix.filter(|b| Path::new(b).is_dir()) {
+    if let Some(b) = base_prefix.filter(|b| {
+        let ok = westtek_runtime::sandbox::is_interpreter_prefix(Path::new(b), data_dir);
+        if !ok {
+            tracing::warn!(base_prefix = %b, "the venv names a base prefix that is not an interpreter installation; no base layer captured");
+        }
+        ok
+    }) {
         l.insert(
             0,
             LayerSource {
@@ -302,7 +313,11 @@ impl SnapshotEngine for LocalSnapshotEngine {
                 .as_deref()
                 .and_then(|p| SnapshotId::parse(p).ok());
             let sreq = SnapshotRequest {
-                layers: layers(&layout, base_prefix.as_deref()),
+                layers: layers(
+                    &layout,
+                    base_prefix.as_deref(),
+                    me.envs_dir.parent().unwrap_or(&me.envs_dir),
+                ),
                 parent,
                 metadata,
                 changed_hint: None,
@@ -553,7 +568,9 @@ fn drill(
         let spec = westtek_runtime::sandbox::SandboxSpec {
             env,
             env_root: scratch.path().to_path_buf(),
-            read_only: westtek_runtime::sandbox::interpreter_prefixes(&layout.venv()),
+            // The drill restored the interpreter into its own folder; the
+            // snapshot's pyvenv.cfg names nothing else to mount.
+            read_only: Vec::new(),
             files: Vec::new(),
             aliases: Vec::new(),
             program: python.clone(),

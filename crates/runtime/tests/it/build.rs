@@ -224,3 +224,32 @@ async fn a_build_dropped_midway_kills_uv_and_leaves_nothing() {
         "a uv process is still running for the dropped build"
     );
 }
+
+#[tokio::test]
+async fn a_venv_naming_a_foreign_prefix_gets_only_real_interpreters_mounted() {
+    use westtek_runtime::sandbox::{is_interpreter_prefix, trusted_prefixes};
+    let s = shared().await;
+    let layout = EnvLayout::new(&s.cfg.envs_dir, s.env);
+    let data = s.cfg.data_dir();
+    // The shared environment's own interpreter is a real installation.
+    let own = trusted_prefixes(&layout.venv(), &data);
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert!(own[0].join("bin").is_dir());
+    // A pyvenv.cfg rewritten by code in the sandbox to name the data dir,
+    // another environment, /root or / is not believed.
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("venv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    for home in [
+        "/root/bin".to_string(),
+        "/bin".to_string(),
+        format!("{}/bin", data.display()),
+        format!("{}/bin", layout.root().display()),
+        format!("{}/venv/bin", layout.root().display()),
+    ] {
+        std::fs::write(venv.join("pyvenv.cfg"), format!("home = {home}\n")).unwrap();
+        assert!(trusted_prefixes(&venv, &data).is_empty(), "{home}");
+    }
+    assert!(is_interpreter_prefix(&own[0], &data));
+    assert!(!is_interpreter_prefix(&data, &data));
+}
