@@ -544,3 +544,86 @@ async fn a_lab_admin_invites_and_only_the_invitees_acceptance_adds_them() {
     assert_eq!(audit_count(&app, &attack, "lab.member_add").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_invitation_grants_only_what_its_sender_still_may_and_removal_revokes_open_ones() {
+    let app = spawn_app().await;
+    let lab = app.create_lab("chem").await;
+    let home = app.create_lab("home").await;
+    let carol = app.create_user(&lab, "carol", "lab_admin").await;
+    let _dave = app.create_user(&lab, "dave", "lab_admin").await;
+    let alt = app.create_user(&home, "carol-alt", "researcher").await;
+    let erin = app.create_user(&home, "erin", "researcher").await;
+
+    // Carol invites her second account, then is removed from the lab: the
+    // old invitation no longer brings anyone in.
+    let (s, _) = invite(&app, &carol, &lab, "carol-alt").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let acting = |method: Method, who: &str| {
+        app.req(
+            method,
+            &format!("/api/labs/{lab}/members/{who}"),
+            &app.admin_token,
+        )
+        .header("x-westtek-acting-lab", lab.as_str())
+        .json(&json!({"role": "researcher"}))
+    };
+    let r = acting(Method::DELETE, "carol").send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let (_, mine) = app
+        .call(Method::GET, "/api/me/invitations", &alt, None)
+        .await;
+    let id = mine[0]["id"].as_str().unwrap().to_string();
+    let r = app
+        .req(
+            Method::POST,
+            &format!("/api/me/invitations/{id}/accept"),
+            &alt,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::CONFLICT, "conflict").await;
+    // Other labs answer 404, like everything of theirs.
+    assert_eq!(
+        status(&app, &alt, "/api/environments", Some(&lab)).await,
+        StatusCode::NOT_FOUND,
+        "no way into the lab"
+    );
+
+    // Erin, invited and then added and removed by an IT admin, cannot use
+    // the old invitation to come back: removal revoked it.
+    let dave = westtek_tests::token_exchange(
+        &app.http,
+        &app.url,
+        json!({"grant_type": "password", "username": "dave", "password": "correct horse battery staple"}),
+    )
+    .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = invite(&app, &dave, &lab, "erin").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, mine) = app
+        .call(Method::GET, "/api/me/invitations", &erin, None)
+        .await;
+    let erin_inv = mine[0]["id"].as_str().unwrap().to_string();
+    for method in [Method::PUT, Method::DELETE] {
+        let r = acting(method, "erin").send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    let r = app
+        .req(
+            Method::POST,
+            &format!("/api/me/invitations/{erin_inv}/accept"),
+            &erin,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::CONFLICT, "conflict").await;
+    assert_eq!(
+        status(&app, &erin, "/api/environments", Some(&lab)).await,
+        StatusCode::NOT_FOUND
+    );
+}

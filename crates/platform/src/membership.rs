@@ -232,23 +232,38 @@ pub async fn remove_member(
     if role == Role::LabAdmin {
         last_admin_guard(state, lab, user.id).await?;
     }
+    // Open invitations of the removed user into this lab go with the
+    // membership: an old one must not bring them back.
+    let now = state.clock.now();
+    let open = state
+        .store
+        .list_invitations(&InvitationFilter {
+            lab_id: Some(lab),
+            user_id: Some(user.id),
+            open_at: Some(now),
+        })
+        .await?;
     let audit = caller.audit(
         Some(lab),
         "lab.member_remove",
         "user",
         user.id,
-        serde_json::json!({ "role": role.as_str() }),
+        serde_json::json!({
+            "role": role.as_str(),
+            "invitations_revoked": open.iter().map(|i| i.id.to_string()).collect::<Vec<_>>(),
+        }),
     );
-    state
-        .store
-        .commit(
-            vec![Write::DeleteMembership {
-                lab_id: lab,
-                user_id: user.id,
-            }],
-            vec![audit],
-        )
-        .await?;
+    let mut writes = vec![Write::DeleteMembership {
+        lab_id: lab,
+        user_id: user.id,
+    }];
+    writes.extend(open.iter().map(|i| Write::CloseInvitation {
+        id: i.id,
+        state: InvitationState::Revoked,
+        at: now,
+        by: caller.principal.user_id,
+    }));
+    state.store.commit(writes, vec![audit]).await?;
     Ok(())
 }
 
@@ -443,6 +458,20 @@ async fn close(
         "user_id": inv.user_id.to_string(),
     });
     if to == InvitationState::Accepted {
+        // The invitation grants what its sender may grant now, not when it
+        // was sent: a lab admin removed since cannot let themselves (or a
+        // second account) back in through an invitation sent earlier.
+        let sender_may = match state.store.get_user(inv.invited_by).await {
+            Ok(u) => u.it_admin || role_in(state, u.id, inv.lab_id).await? == Some(Role::LabAdmin),
+            Err(DomainError::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !sender_may {
+            return Err(DomainError::Conflict(
+                "the invitation is no longer valid: whoever sent it no longer manages this lab; ask a lab admin for a new one".into(),
+            )
+            .into());
+        }
         let already = role_in(state, inv.user_id, inv.lab_id).await?;
         if already.is_none() {
             writes.push(Write::PutMembership(Membership {
