@@ -45,6 +45,18 @@ async fn kernel(app: &TestApp, token: &str, env: &str) -> String {
     )
 }
 
+/// Stops the environment's Jupyter through the API; the answer's status.
+async fn stop_jupyter(app: &TestApp, token: &str, env: &str) -> StatusCode {
+    app.call(
+        Method::DELETE,
+        &format!("/api/environments/{env}/jupyter"),
+        token,
+        None,
+    )
+    .await
+    .0
+}
+
 /// Runs `command` in a new JupyterLab terminal of `env` through the
 /// gateway; returns what it printed.
 async fn terminal(app: &TestApp, token: &str, env: &str, command: &str) -> String {
@@ -280,15 +292,7 @@ async fn a_notebook_reaches_nothing_beyond_its_environment_and_its_limits_hold()
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    let (s, _) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/environments/{env_a}/jupyter"),
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(stop_jupyter(&app, &alice, &env_a).await, StatusCode::OK);
     let ws_a = kernel(&app, &alice, &env_a).await;
     let seen = execute(
         &ws_a,
@@ -425,14 +429,7 @@ async fn a_notebook_reaches_nothing_beyond_its_environment_and_its_limits_hold()
     assert_eq!(s, StatusCode::ACCEPTED, "{dacc}");
     let djob = app.wait_job(dacc["job_id"].as_str().unwrap(), &alice).await;
     assert_eq!(djob["status"], "succeeded", "{djob}");
-    let _ = app
-        .call(
-            Method::DELETE,
-            &format!("/api/environments/{copy}/jupyter"),
-            &alice,
-            None,
-        )
-        .await;
+    stop_jupyter(&app, &alice, &copy).await;
 
     // Limits: lab A gets 1 GiB per process and 96 processes; relaunch.
     let (s, b) = app
@@ -445,14 +442,7 @@ async fn a_notebook_reaches_nothing_beyond_its_environment_and_its_limits_hold()
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["quotas"]["max_memory_mb"], 1024);
-    let _ = app
-        .call(
-            Method::DELETE,
-            &format!("/api/environments/{env_a}/jupyter"),
-            &alice,
-            None,
-        )
-        .await;
+    stop_jupyter(&app, &alice, &env_a).await;
     let ws_a = kernel(&app, &alice, &env_a).await;
     let hog = execute(
         &ws_a,
@@ -491,14 +481,7 @@ async fn a_notebook_reaches_nothing_beyond_its_environment_and_its_limits_hold()
     assert_eq!(execute(&ws_a, &alice, "2+2").await, "4");
 
     for (env, t) in [(&env_a, &alice), (&env_b, &bob)] {
-        let _ = app
-            .call(
-                Method::DELETE,
-                &format!("/api/environments/{env}/jupyter"),
-                t,
-                None,
-            )
-            .await;
+        stop_jupyter(&app, t, env).await;
     }
     let _ = lab_b;
     app.stop().await;

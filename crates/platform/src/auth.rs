@@ -126,6 +126,11 @@ async fn verify_cached(state: &AppState, token: &str) -> Result<Verified, Domain
 /// proves who the subject is, the store what they may do (see `live`).
 async fn principal_of(state: &AppState, token: &str) -> Result<Principal, DomainError> {
     let v = verify_cached(state, token).await?;
+    live(state, v).await
+}
+
+/// The rights of a verified token's subject, as the store says now.
+async fn live(state: &AppState, v: Verified) -> Result<Principal, DomainError> {
     state
         .access
         .resolve(
@@ -193,16 +198,7 @@ async fn cookie_session(
         if let Ok(v) = verify_cached(state, token).await {
             // The signature holds: the store decides (a subject that is
             // gone is refused; its refresh cookie cannot help either).
-            let live = state
-                .access
-                .resolve(
-                    &*state.store,
-                    state.clock.now(),
-                    v.principal,
-                    v.platform_issued,
-                )
-                .await;
-            match live {
+            match live(state, v).await {
                 Ok(p) => verified = Some(p),
                 Err(e) => return Some(AuthState::Rejected(e)),
             }

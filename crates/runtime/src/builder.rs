@@ -216,13 +216,7 @@ impl UvBuilder {
                     var("UV_NO_PROGRESS", "1"),
                     var("NO_COLOR", "1"),
                 ];
-                for (key, value) in std::env::vars_os() {
-                    let Some(k) = key.to_str() else { continue };
-                    if crate::jupyter::PASS_ENV.contains(&k) && k != "PATH" || k.starts_with("LC_")
-                    {
-                        env_vars.push((key.clone(), value));
-                    }
-                }
+                env_vars.extend(crate::jupyter::passed_env());
                 let spec = SandboxSpec {
                     env,
                     env_root: layout.root().to_path_buf(),

@@ -71,7 +71,7 @@ const RESTART_WINDOW: Duration = Duration::from_secs(600);
 /// Log lines quoted in a start failure.
 const FAILURE_LOG_LINES: usize = 12;
 /// Variables passed on from the platform's environment to Jupyter.
-pub(crate) const PASS_ENV: [&str; 17] = [
+const PASS_ENV: [&str; 17] = [
     "PATH",
     "LANG",
     "LANGUAGE",
@@ -90,6 +90,17 @@ pub(crate) const PASS_ENV: [&str; 17] = [
     "https_proxy",
     "no_proxy",
 ];
+
+/// The platform's locale, proxy and certificate variables ([`PASS_ENV`] and
+/// `LC_*`), for a sandboxed process; never `PATH`, which each sets itself.
+pub(crate) fn passed_env() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    std::env::vars_os()
+        .filter(|(key, _)| {
+            key.to_str()
+                .is_some_and(|k| k != "PATH" && (PASS_ENV.contains(&k) || k.starts_with("LC_")))
+        })
+        .collect()
+}
 
 /// Runs Jupyter servers as local child processes. Cheap to clone.
 #[derive(Clone)]
@@ -490,13 +501,7 @@ impl Inner {
         if self.as_root && !self.cfg.sandbox.enforced() {
             args.push("--allow-root".into());
         }
-        let mut env_vars = Vec::new();
-        for (key, value) in std::env::vars_os() {
-            let Some(k) = key.to_str() else { continue };
-            if k != "PATH" && (PASS_ENV.contains(&k) || k.starts_with("LC_")) {
-                env_vars.push((key.clone(), value));
-            }
-        }
+        let mut env_vars = passed_env();
         env_vars.extend([
             var("PATH", &path),
             var("HOME", layout.home()),

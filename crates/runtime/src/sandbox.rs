@@ -229,14 +229,7 @@ impl Sandbox {
     /// # Errors
     /// `Upstream` with [`SANDBOX_UNAVAILABLE`] when the host cannot sandbox.
     pub fn command(&self, spec: &SandboxSpec) -> Result<Command, DomainError> {
-        let plan = self.plan(spec)?;
-        let mut cmd = Command::new(&plan.program);
-        cmd.args(&plan.args).env_clear().current_dir(&plan.cwd);
-        cmd.envs(plan.env.iter().map(|(k, v)| (k, v)));
-        use command_fds::CommandFdExt as _;
-        cmd.fd_mappings(plan.fds)
-            .map_err(|e| DomainError::internal(e.to_string()))?;
-        Ok(cmd)
+        self.std_command(spec).map(Command::from)
     }
 
     /// [`Sandbox::command`] for blocking code.
