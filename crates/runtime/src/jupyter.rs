@@ -1042,6 +1042,9 @@ fn limit_hit(log: &[String]) -> Option<LimitHit> {
     if any(&[
         "MemoryError",
         "Cannot allocate memory",
+        "cannot allocate memory",
+        // The loader's words when mapping a library fails under the limit.
+        "failed to map segment",
         "std::bad_alloc",
         "out of memory",
     ]) {
@@ -1240,6 +1243,26 @@ impl JupyterRuntime for LocalJupyterRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_says_which_limit_a_server_hit() {
+        let log = |l: &str| vec!["[I] starting".to_string(), l.to_string()];
+        for memory in [
+            "MemoryError",
+            "bwrap: error while loading shared libraries: libselinux.so.1: failed to map segment from shared object",
+            "OSError: [Errno 12] Cannot allocate memory",
+        ] {
+            assert_eq!(limit_hit(&log(memory)), Some(LimitHit::Memory), "{memory}");
+        }
+        assert_eq!(
+            limit_hit(&log("RuntimeError: can't start new thread")),
+            Some(LimitHit::Processes)
+        );
+        assert_eq!(
+            limit_hit(&log("ModuleNotFoundError: No module named 'x'")),
+            None
+        );
+    }
 
     #[test]
     fn base_urls_are_plain_paths() {
