@@ -19,6 +19,7 @@
 //! of an inventory, never drift, and never rewritten; `jupyter/runtime` is
 //! per-process state and is ignored.
 
+mod closure;
 mod diff;
 mod error;
 mod fsutil;
@@ -32,6 +33,7 @@ mod seed;
 mod text;
 mod version;
 
+pub use closure::{interpreter_closure, HostRequirements, InterpreterClosure, SharedLibrary};
 pub use diff::{diff, drift_status, Change, DriftStatus, Finding, FindingKind, Severity};
 pub use error::{Error, Result};
 pub use imports::{imports_in_source, scan_source, SourceScan};

@@ -221,6 +221,7 @@ impl UvBuilder {
                     env,
                     env_root: layout.root().to_path_buf(),
                     read_only: trusted_prefixes(&layout.venv(), &self.cfg.data_dir()),
+                    hidden: Vec::new(),
                     files: vec![(self.cfg.uv.clone(), PathBuf::from(SANDBOXED_UV))],
                     aliases: Vec::new(),
                     program: PathBuf::from(SANDBOXED_UV),

@@ -530,6 +530,7 @@ impl Inner {
             env: server.env_id,
             env_root: layout.root().to_path_buf(),
             read_only: trusted_prefixes(&layout.venv(), &self.cfg.data_dir()),
+            hidden: Vec::new(),
             files: vec![(self.cfg.uv.clone(), Path::new(SANDBOX_TOOLS_DIR).join("uv"))],
             aliases: vec![(
                 server.runtime_dir.clone(),

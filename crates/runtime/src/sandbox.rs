@@ -112,6 +112,10 @@ pub struct SandboxSpec {
     pub env_root: PathBuf,
     /// Further folders visible read-only (the base interpreter's prefix).
     pub read_only: Vec<PathBuf>,
+    /// Host folders and files made invisible inside (an empty read-only
+    /// folder or an empty file over them): a restore drill hides the
+    /// original interpreter, so it proves the restored one runs alone.
+    pub hidden: Vec<PathBuf>,
     /// Single files visible read-only at another path: `(host, inside)`
     /// (the platform's `uv` at `/opt/westtek/bin/uv`).
     pub files: Vec<(PathBuf, PathBuf)>,
@@ -400,6 +404,24 @@ fn bwrap_args(spec: &SandboxSpec, as_root: bool) -> Vec<OsString> {
         }
         a.ro_bind_with_parents(ro);
     }
+    for h in &spec.hidden {
+        if !h.is_absolute() || h.starts_with(&spec.env_root) {
+            continue;
+        }
+        match std::fs::symlink_metadata(h) {
+            Ok(m) if m.is_dir() => {
+                a.add(["--tmpfs"]);
+                a.path(h);
+                a.add(["--remount-ro"]);
+                a.path(h);
+            }
+            Ok(m) if m.is_file() => {
+                a.add(["--ro-bind", "/dev/null"]);
+                a.path(h);
+            }
+            _ => {}
+        }
+    }
     for (host, inside) in &spec.files {
         a.parents(inside);
         a.add(["--ro-bind"]);
@@ -484,6 +506,7 @@ fn probe(as_root: bool) -> Result<Tools, String> {
         env: EnvironmentId::new(),
         env_root: root.clone(),
         read_only: Vec::new(),
+        hidden: Vec::new(),
         files: Vec::new(),
         aliases: Vec::new(),
         program: PathBuf::from("/bin/true"),
@@ -788,6 +811,7 @@ mod tests {
                 PathBuf::from("/root/.pyenv/versions/3.11.7"),
                 PathBuf::from("/usr"),
             ],
+            hidden: vec![],
             files: vec![],
             aliases: vec![(
                 Arc::new(std::fs::File::open(rt.path()).unwrap()),

@@ -76,6 +76,7 @@ fn run() -> Result<()> {
                     name,
                     root,
                     exclude: excludes.clone(),
+                    include: vec![],
                 })
                 .collect();
             let parent = if flag("--no-parent") {

@@ -16,7 +16,7 @@
 //! let vault = Vault::init_local("/srv/vault", &key)?;
 //! let summary = vault.snapshot(
 //!     &SnapshotRequest {
-//!         layers: vec![LayerSource { name: "home".into(), root: "/home/ada".into(), exclude: vec!["__pycache__".into()] }],
+//!         layers: vec![LayerSource { name: "home".into(), root: "/home/ada".into(), exclude: vec!["__pycache__".into()], include: vec![] }],
 //!         parent: None,
 //!         metadata: serde_json::json!({"notes": "before upgrade"}),
 //!         changed_hint: None,

@@ -357,6 +357,88 @@ fn hint_rel(root: &Path, hint: &Path) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// An include path as manifest bytes: relative, normal components only.
+fn include_rel(inc: &str) -> Option<Vec<u8>> {
+    if inc.is_empty() || inc.starts_with('/') || inc.contains('\0') {
+        return None;
+    }
+    let mut out = Vec::new();
+    for c in inc.split('/').filter(|c| !c.is_empty()) {
+        if c == "." || c == ".." {
+            return None;
+        }
+        if !out.is_empty() {
+            out.push(b'/');
+        }
+        out.extend_from_slice(c.as_bytes());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The starts of an include list (nested ones dropped) and the entries of
+/// the directories leading to them, root included. Includes below a
+/// symlink or a non-directory are reported in `skipped` and dropped.
+fn include_plan(
+    root: &Path,
+    include: &[String],
+    skipped: &mut Vec<(PathBuf, String)>,
+) -> (Vec<Vec<u8>>, Vec<Entry>) {
+    let mut starts: Vec<Vec<u8>> = include.iter().filter_map(|i| include_rel(i)).collect();
+    starts.sort_by(|a, b| path_cmp(a, b));
+    starts.dedup();
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    for s in starts {
+        if !kept.iter().any(|o| manifest::is_under(&s, o)) {
+            kept.push(s);
+        }
+    }
+    let mut dirs: HashMap<Vec<u8>, Option<Entry>> = HashMap::new();
+    let mut out = Vec::new();
+    for s in kept {
+        let mut ancestors: Vec<&[u8]> = vec![&s[..0]];
+        for (i, b) in s.iter().enumerate() {
+            if *b == b'/' {
+                ancestors.push(&s[..i]);
+            }
+        }
+        let mut ok = true;
+        for a in ancestors {
+            let entry = dirs.entry(a.to_vec()).or_insert_with(|| {
+                let abs = join_rel(root, a);
+                let meta = if a.is_empty() {
+                    std::fs::metadata(&abs)
+                } else {
+                    std::fs::symlink_metadata(&abs)
+                };
+                meta.ok().filter(|m| m.is_dir()).map(|m| {
+                    let st = Stat::from(&m);
+                    let mut e = Entry::new(a.to_vec(), Kind::Dir);
+                    e.mode = st.mode & 0o7777;
+                    e.uid = st.uid;
+                    e.gid = st.gid;
+                    e.mtime = st.mtime;
+                    e
+                })
+            });
+            if entry.is_none() {
+                ok = false;
+                break;
+            }
+        }
+        if ok {
+            out.push(s);
+        } else {
+            let abs = join_rel(root, &s);
+            if std::fs::symlink_metadata(&abs).is_ok() {
+                skipped.push((abs, "below a symlink or a non-directory".into()));
+            }
+        }
+    }
+    let mut entries: Vec<Entry> = dirs.into_values().flatten().collect();
+    entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
+    (out, entries)
+}
+
 fn validate_request(req: &SnapshotRequest) -> Result<()> {
     if req.layers.is_empty() {
         return Err(VaultError::InvalidRequest(
@@ -376,6 +458,14 @@ fn validate_request(req: &SnapshotRequest) -> Result<()> {
                 "layer {:?} appears twice",
                 l.name
             )));
+        }
+        for inc in &l.include {
+            if include_rel(inc).is_none() {
+                return Err(VaultError::InvalidRequest(format!(
+                    "layer {}: include path {inc:?} is not a plain relative path",
+                    l.name
+                )));
+            }
         }
         match std::fs::metadata(&l.root) {
             Ok(m) if m.is_dir() => {}
@@ -807,8 +897,15 @@ impl Vault {
                     links: Vec::new(),
                     removed: Vec::new(),
                 };
-                let starts = match (&req.changed_hint, parent) {
-                    (Some(h), Some(p)) => hint_starts(&src.root, h, p),
+                let mut included = None;
+                if !src.include.is_empty() {
+                    let (starts, dirs) = include_plan(&src.root, &src.include, &mut acc.skipped);
+                    lb.entries = dirs;
+                    included = Some(starts);
+                }
+                let starts = match (&req.changed_hint, parent, &included) {
+                    (_, _, Some(_)) => None,
+                    (Some(h), Some(p), None) => hint_starts(&src.root, h, p),
                     _ => None,
                 };
                 let mut kept_inodes: HashMap<u64, usize> = HashMap::new();
@@ -844,8 +941,8 @@ impl Vault {
                         }
                     }
                 }
-                hint_mode.push(starts.is_some());
-                let starts = starts.unwrap_or_else(|| vec![Vec::new()]);
+                hint_mode.push(starts.is_some() || included.is_some());
+                let starts = included.or(starts).unwrap_or_else(|| vec![Vec::new()]);
                 let parent_map: HashMap<&[u8], &Entry> = parent
                     .map(|p| p.iter().map(|e| (e.path.as_slice(), e)).collect())
                     .unwrap_or_default();

@@ -88,6 +88,15 @@ pub struct LayerSource {
     /// match within one name. An excluded directory is skipped with
     /// everything below it.
     pub exclude: Vec<String>,
+    /// When not empty, only these paths (relative to `root`, `/`-separated,
+    /// no `.`/`..`) are captured, each with everything below it, plus the
+    /// directories leading to them (so a restore recreates them with their
+    /// modes and times). The platform's `base` layer is the interpreter's
+    /// closure this way: the root is `/` and the paths are the interpreter,
+    /// its standard library and the shared libraries it loads. A path that
+    /// does not exist is left out; one below a symlinked directory is
+    /// skipped and reported. `changed_hint` does not apply to such a layer.
+    pub include: Vec<String>,
 }
 
 /// What to snapshot.

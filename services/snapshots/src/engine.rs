@@ -1,14 +1,20 @@
 //! The local snapshot engine: an environment root captured into the vault
-//! as three layers — `base` (the interpreter tree at the venv's
-//! `sys.base_prefix`), `env` (the venv, Jupyter config/data dirs, IPython
-//! profile; not the runtime dir with its sockets) and `home` (notebooks and
-//! data) — with the inventory stored beside them.
+//! as three layers — `base` (the interpreter's closure: executable,
+//! standard library, `libpython`, headers and the shared libraries they
+//! load, at their absolute paths; see `westtek_inventory::interpreter_closure`),
+//! `env` (the venv, Jupyter config/data dirs, IPython profile; not the
+//! runtime dir with its sockets) and `home` (notebooks and data) — with the
+//! inventory and the closure's host requirements stored beside them.
 //!
 //! Restores go layer by layer (env, then home, then base when needed) so a
-//! layer nested in another is never cleared by it. A restore to another
-//! root, or on a host where the original interpreter is gone, restores the
-//! `base` layer into `<root>/base` and relocates the venv to it, so the
-//! environment needs nothing outside its own folder.
+//! layer nested in another is never cleared by it. On a host where a file of
+//! the original interpreter's closure is gone (and in every drill), the
+//! `base` layer is restored into `<root>/base` — the interpreter that was at
+//! `/usr/bin/python3.11` lands at `<root>/base/usr/bin/python3.11` — and the
+//! venv is relocated to it, so the environment needs nothing outside its
+//! own folder but the host's C library. Snapshots taken before the closure
+//! (their base layer is the whole tree at `sys.base_prefix`) restore as
+//! before, into `<root>/base` itself.
 
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -18,7 +24,7 @@ use westtek_domain::ports::{
     CaptureOutcome, CaptureRequest, ProgressSink, RestoreOutcome, SnapshotEngine,
 };
 use westtek_domain::{DomainError, DrillResult, EnvironmentId, Result, SnapshotMetadata};
-use westtek_inventory::Inventory;
+use westtek_inventory::{InterpreterClosure, Inventory};
 use westtek_runtime::sandbox::var;
 use westtek_runtime::EnvLayout;
 use westtek_vault::{
@@ -96,6 +102,10 @@ struct SnapshotMeta {
     environment_id: String,
     env_root: String,
     base_prefix: Option<String>,
+    /// The base layer's closure (absent in snapshots whose base layer is
+    /// the whole prefix tree, taken before closures existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base_closure: Option<InterpreterClosure>,
     notes: Option<String>,
     inventory: Inventory,
 }
@@ -195,13 +205,8 @@ fn write_key_file(path: &Path) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Layers of an environment root.
-///
-/// The base layer is captured only when the venv's base prefix is a real
-/// interpreter installation outside the data dir: the prefix comes from the
-/// venv's `pyvenv.cfg`, which code in the environment can rewrite to name
-/// any folder the platform (root) can read.
-fn layers(layout: &EnvLayout, base_prefix: Option<&str>, data_dir: &Path) -> Vec<LayerSource> {
+/// Layers of an environment root: `env` and `home`, and `base` when given.
+fn layers(layout: &EnvLayout, base: Option<LayerSource>) -> Vec<LayerSource> {
     let mut l = vec![
         LayerSource {
             name: "env".into(),
@@ -209,30 +214,121 @@ fn layers(layout: &EnvLayout, base_prefix: Option<&str>, data_dir: &Path) -> Vec
             // `home/*`: the home layer holds it (the empty dir stays here);
             // the runtime dir holds sockets and pid files of a live server.
             exclude: vec!["home/*".into(), "jupyter/runtime".into()],
+            include: vec![],
         },
         LayerSource {
             name: "home".into(),
             root: layout.home(),
             exclude: vec![],
+            include: vec![],
         },
     ];
-    if let Some(b) = base_prefix.filter(|b| {
-        let ok = westtek_runtime::sandbox::is_interpreter_prefix(Path::new(b), data_dir);
-        if !ok {
-            tracing::warn!(base_prefix = %b, "the venv names a base prefix that is not an interpreter installation; no base layer captured");
-        }
-        ok
-    }) {
-        l.insert(
-            0,
-            LayerSource {
-                name: "base".into(),
-                root: PathBuf::from(b),
-                exclude: vec![],
-            },
-        );
+    if let Some(b) = base {
+        l.insert(0, b);
     }
     l
+}
+
+/// `3.11` from `3.11.7`.
+fn major_minor(version: &str) -> Option<String> {
+    let mut parts = version.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    (major.chars().all(|c| c.is_ascii_digit()) && minor.chars().all(|c| c.is_ascii_digit()))
+        .then(|| format!("{major}.{minor}"))
+}
+
+/// What identifies an interpreter install for the closure cache: its
+/// executable's inode, size and times (an upgrade in place changes them).
+fn closure_stamp(home: &Path, mm: &str) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(home.join(format!("python{mm}"))).ok()?;
+    Some((m.ino(), m.size(), m.mtime(), m.ctime()))
+}
+
+type ClosureCache = std::sync::Mutex<
+    std::collections::HashMap<(PathBuf, String), ((u64, u64, i64, i64), InterpreterClosure)>,
+>;
+
+/// The closure of the interpreter the inventory's venv names, computed once
+/// per interpreter install and reused.
+///
+/// Only a real interpreter installation outside the data dir counts: the
+/// venv's `pyvenv.cfg` names it, and code in the environment can rewrite
+/// that file to name any folder the platform (root) can read.
+fn base_closure(inv: &Inventory, data_dir: &Path) -> Option<InterpreterClosure> {
+    static CACHE: std::sync::OnceLock<ClosureCache> = std::sync::OnceLock::new();
+    let prefix = inv.python.base_prefix.as_deref()?;
+    if !westtek_runtime::sandbox::is_interpreter_prefix(Path::new(prefix), data_dir) {
+        tracing::warn!(base_prefix = %prefix, "the venv names a base prefix that is not an interpreter installation; no base layer captured");
+        return None;
+    }
+    let home = PathBuf::from(inv.python.home.as_deref()?);
+    if home.parent() != Some(Path::new(prefix)) {
+        return None;
+    }
+    let mm = major_minor(inv.python.version.as_deref()?)?;
+    let stamp = closure_stamp(&home, &mm)?;
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (home.clone(), mm.clone());
+    if let Ok(c) = cache.lock() {
+        if let Some((s, closure)) = c.get(&key) {
+            if *s == stamp {
+                return Some(closure.clone());
+            }
+        }
+    }
+    let closure = match westtek_inventory::interpreter_closure(&home, &mm) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "the interpreter's closure could not be computed; no base layer captured");
+            return None;
+        }
+    };
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, (stamp, closure.clone()));
+    }
+    Some(closure)
+}
+
+/// The `base` layer of a closure: the file-system root, only its paths.
+fn closure_layer(c: &InterpreterClosure) -> LayerSource {
+    let rel = |p: &PathBuf| p.to_string_lossy().trim_start_matches('/').to_string();
+    LayerSource {
+        name: "base".into(),
+        root: PathBuf::from("/"),
+        exclude: c.exclude.iter().map(rel).collect(),
+        include: c.paths.iter().map(rel).collect(),
+    }
+}
+
+/// Whether every file of the closure is still where it was (a folder of
+/// it, like the standard library, is not empty).
+fn closure_present(c: &InterpreterClosure) -> bool {
+    c.paths.iter().all(|p| match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some()),
+        Ok(_) => true,
+        Err(_) => false,
+    })
+}
+
+/// The interpreter's own files in a closure (not the shared libraries it
+/// borrows from the system): what a drill hides.
+fn interpreter_files(c: &InterpreterClosure) -> Vec<PathBuf> {
+    let libs: std::collections::HashSet<PathBuf> = c
+        .libraries
+        .iter()
+        .flat_map(|l| {
+            [
+                l.path.clone(),
+                std::fs::canonicalize(&l.path).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    c.paths
+        .iter()
+        .filter(|p| !libs.contains(*p) && !c.exclude.contains(p))
+        .cloned()
+        .collect()
 }
 
 fn python_identifier(m: &str) -> bool {
@@ -299,11 +395,15 @@ impl SnapshotEngine for LocalSnapshotEngine {
                 .map_err(|e| DomainError::internal(format!("inventory: {e}")))?;
             let seed = westtek_inventory::seed_metadata(&inv);
             let base_prefix = inv.python.base_prefix.clone();
+            progress.update(0.03, "finding the interpreter's files");
+            let closure = base_closure(&inv, me.envs_dir.parent().unwrap_or(&me.envs_dir));
+            let base = closure.as_ref().map(closure_layer);
             let meta = SnapshotMeta {
                 westtek_meta_version: META_VERSION,
                 environment_id: req.env_id.to_string(),
                 env_root: layout.root().to_string_lossy().to_string(),
                 base_prefix: base_prefix.clone(),
+                base_closure: closure,
                 notes: req.notes.clone(),
                 inventory: inv,
             };
@@ -313,11 +413,7 @@ impl SnapshotEngine for LocalSnapshotEngine {
                 .as_deref()
                 .and_then(|p| SnapshotId::parse(p).ok());
             let sreq = SnapshotRequest {
-                layers: layers(
-                    &layout,
-                    base_prefix.as_deref(),
-                    me.envs_dir.parent().unwrap_or(&me.envs_dir),
-                ),
+                layers: layers(&layout, base),
                 parent,
                 metadata,
                 changed_hint: None,
@@ -476,12 +572,21 @@ fn restore_into(
     let has_base = summary.layers.iter().any(|l| l.name == "base");
     let root = layout.root().to_path_buf();
     std::fs::create_dir_all(&root).map_err(DomainError::internal)?;
-    let original_base_ok = meta
-        .base_prefix
-        .as_deref()
-        .is_some_and(|b| Path::new(b).join("bin").is_dir());
+    let original_base_ok = match &meta.base_closure {
+        Some(c) => closure_present(c),
+        None => meta
+            .base_prefix
+            .as_deref()
+            .is_some_and(|b| Path::new(b).join("bin").is_dir()),
+    };
     let restore_base = has_base && (force_base || !original_base_ok);
     let base_target = root.join("base");
+    // Where the interpreter's prefix lands: a closure keeps absolute paths
+    // below the layer's root; an old-style base layer is the prefix itself.
+    let base_prefix_new = match (&meta.base_closure, meta.base_prefix.as_deref()) {
+        (Some(_), Some(prefix)) => base_target.join(prefix.trim_start_matches('/')),
+        _ => base_target.clone(),
+    };
     let mut steps: Vec<(&str, PathBuf)> = vec![("env", root.clone()), ("home", layout.home())];
     if restore_base {
         steps.push(("base", base_target.clone()));
@@ -509,7 +614,7 @@ fn restore_into(
         let report = westtek_inventory::relocate(
             &root,
             &old_root,
-            restore_base.then_some(base_target.as_path()),
+            restore_base.then_some(base_prefix_new.as_path()),
         )
         .map_err(|e| DomainError::internal(format!("relocate: {e}")))?;
         outcome.relocated = report
@@ -569,8 +674,16 @@ fn drill(
             env,
             env_root: scratch.path().to_path_buf(),
             // The drill restored the interpreter into its own folder; the
-            // snapshot's pyvenv.cfg names nothing else to mount.
+            // snapshot's pyvenv.cfg names nothing else to mount, and the
+            // original interpreter is hidden (the sandbox shows /usr, where
+            // the distribution's Python lives), so a pass proves the
+            // restored one runs on its own.
             read_only: Vec::new(),
+            hidden: meta
+                .base_closure
+                .as_ref()
+                .map(interpreter_files)
+                .unwrap_or_default(),
             files: Vec::new(),
             aliases: Vec::new(),
             program: python.clone(),

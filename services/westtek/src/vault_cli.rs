@@ -159,6 +159,7 @@ fn layer_sources(paths: &[PathBuf], exclude: &[String]) -> anyhow::Result<Vec<La
             name,
             root,
             exclude: exclude.to_vec(),
+            include: vec![],
         });
     }
     Ok(out)

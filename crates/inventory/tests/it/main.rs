@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod closure;
 mod diff;
 mod inventory;
 mod relocate;

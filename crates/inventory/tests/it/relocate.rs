@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use westtek_inventory::{diff, inventory, relocate, Error, FindingKind, Severity};
+use westtek_inventory::{
+    diff, interpreter_closure, inventory, relocate, Error, FindingKind, Severity,
+};
 
 use crate::support::*;
 
@@ -224,44 +226,34 @@ fn quotes_in_the_new_path_are_escaped_where_uv_escapes_them() {
     run(python_in(&new).args(["-c", "import numpy, yaml, westtek_demo"]));
 }
 
-/// The `lib/pythonX.Y` folder of a base install.
-fn stdlib_dir(base: &Path) -> PathBuf {
-    fs::read_dir(base.join("lib"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("python3")
-        })
-        .unwrap()
-}
-
 #[test]
 fn the_venv_runs_from_a_relocated_base_interpreter_with_the_original_hidden() {
     let s = scratch("relocate-base");
     let old = scratch_env(&s, "old");
     let orig_base = fixture().base_prefix.clone();
     let new = s.dir.join("new home é/env");
-    let new_base = new.join("base");
-    // The base layer, minus the base's own site-packages, which a venv
-    // without system site-packages never reads.
-    let base_site = stdlib_dir(&orig_base).join("site-packages");
-    copy_tree(&orig_base, &new_base, &|p| {
-        p.parent() != Some(base_site.as_path())
-    });
+    let inventory_before = inventory(&old).unwrap();
+    let version = inventory_before.python.version.clone().unwrap();
+    let mm: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    // The base layer as the snapshot engine takes it: the interpreter's
+    // closure at its absolute paths below `<new>/base` (whether the fixture
+    // was built on pyenv's, uv's or the distribution's Python in /usr).
+    let home = inventory_before.python.home.clone().unwrap();
+    let closure = interpreter_closure(Path::new(&home), &mm).unwrap();
+    let sysroot = new.join("base");
+    for p in &closure.paths {
+        let dst = sysroot.join(p.strip_prefix("/").unwrap());
+        fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        copy_tree(p, &dst, &|q| !closure.exclude.iter().any(|x| q == x));
+    }
+    let new_base = sysroot.join(orig_base.strip_prefix("/").unwrap());
     let frozen_base = s.dir.join("frozen-base");
     copy_tree(&new_base, &frozen_base, &|_| true);
-    let inventory_before = inventory(&old).unwrap();
     copy_tree(&old, &new, &|_| true);
     fs::remove_dir_all(&old).unwrap();
 
     let report = relocate(&new, &old, Some(&new_base)).unwrap();
 
-    let version = inventory_before.python.version.clone().unwrap();
-    let mm: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
     let link = fs::read_link(new.join("venv/bin/python")).unwrap();
     assert_eq!(link, new_base.join(format!("bin/python{mm}")));
     let cfg = fs::read_to_string(new.join("venv/pyvenv.cfg")).unwrap();
@@ -273,15 +265,22 @@ fn the_venv_runs_from_a_relocated_base_interpreter_with_the_original_hidden() {
     let relinked = relative(&new, &report.relinked);
     assert!(relinked.contains("venv/bin/python"), "{relinked:?}");
     assert!(rewritten.contains("venv/pyvenv.cfg"));
-    assert!(
-        rewritten.contains(&format!("base/bin/python{mm}")),
-        "the interpreter's RUNPATH"
-    );
-    assert!(rewritten.contains(&format!("base/lib/libpython{mm}.so.1.0")));
+    let in_new_base = format!("{}/", new_base.strip_prefix(&new).unwrap().display());
+    if orig_base
+        .join(format!("lib/libpython{mm}.so.1.0"))
+        .is_file()
+    {
+        // A shared-libpython build (pyenv, uv, conda) finds it by RUNPATH.
+        assert!(
+            rewritten.contains(&format!("{in_new_base}bin/python{mm}")),
+            "the interpreter's RUNPATH"
+        );
+        assert!(rewritten.contains(&format!("{in_new_base}lib/libpython{mm}.so.1.0")));
+    }
     // In the base, exactly the listed files changed.
     let in_base = |set: &BTreeSet<String>| -> BTreeSet<String> {
         set.iter()
-            .filter_map(|p| p.strip_prefix("base/"))
+            .filter_map(|p| p.strip_prefix(&in_new_base))
             .map(str::to_string)
             .collect()
     };
@@ -292,62 +291,79 @@ fn the_venv_runs_from_a_relocated_base_interpreter_with_the_original_hidden() {
     assert_eq!(changed_entries(&frozen_base, &new_base), listed);
     assert!(report.skipped.is_empty(), "{:#?}", report.skipped);
 
-    // Run the venv's python with the original base hidden under an empty
-    // tmpfs (a private mount namespace) and without pyenv on PATH.
+    // Run the venv's python with the original interpreter hidden under empty
+    // tmpfs mounts (a private mount namespace) and without pyenv on PATH: its
+    // standard library and headers, or its whole prefix when that is its own.
+    let mut hide: Vec<PathBuf> = closure
+        .paths
+        .iter()
+        .filter(|p| p.is_dir() && !p.starts_with(&sysroot))
+        .cloned()
+        .collect();
+    if !orig_base.starts_with("/usr") {
+        hide.push(orig_base.clone());
+    }
+    let hide_list = hide
+        .iter()
+        .map(|p| p.to_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut originals: Vec<String> = hide.iter().map(|p| p.display().to_string()).collect();
+    originals.push(
+        fs::canonicalize(PathBuf::from(&home).join(format!("python{mm}")))
+            .unwrap()
+            .display()
+            .to_string(),
+    );
     let code = "import sys, ssl, ctypes, numpy, yaml\n\
-                maps = open('/proc/self/maps').read()\n\
-                lib = [l.split(None, 5)[5] for l in maps.splitlines() if 'libpython' in l][0]\n\
-                print(sys.base_prefix); print(lib); print(sys.argv[1] in maps)";
+                rows = [l.split(None, 5) for l in open('/proc/self/maps').read().splitlines()]\n\
+                files = [r[5] for r in rows if len(r) == 6 and r[5].startswith('/')]\n\
+                print(sys.base_prefix); print([f for f in files if 'python' in f][0])\n\
+                print(any(f == o or f.startswith(o + '/') for f in files for o in sys.argv[1:]))";
     let python = new.join("venv/bin/python");
-    let hidden = Command::new("unshare")
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            "mount -t tmpfs none \"$1\" && shift && exec \"$@\"",
-            "sh",
-        ])
-        .arg(&orig_base)
-        .arg(&python)
-        .args(["-c", code])
-        .arg(&orig_base)
-        .env("PATH", "/usr/bin:/bin")
-        .env_remove("PYENV_VERSION")
-        .output()
-        .unwrap();
+    let hidden_run = |program: &Path, args: &[&str], extra: &[String]| {
+        Command::new("unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "IFS=:; for d in $WESTTEK_HIDE; do mount -t tmpfs -o ro none \"$d\" || exit 90; done; unset IFS; exec \"$0\" \"$@\"",
+            ])
+            .arg(program)
+            .args(args)
+            .args(extra)
+            .env("WESTTEK_HIDE", &hide_list)
+            .env("PATH", "/usr/bin:/bin")
+            .env("JUPYTER_DATA_DIR", new.join("jupyter/data"))
+            .env_remove("PYENV_VERSION")
+            .output()
+            .unwrap()
+    };
+    let hidden = hidden_run(&python, &["-c", code], &originals);
     let out = if hidden.status.success() {
         String::from_utf8(hidden.stdout).unwrap()
     } else {
         eprintln!(
-            "unshare -m not permitted here ({}); checking the loaded libpython instead",
+            "unshare -m not permitted here ({}); checking the loaded files instead",
             String::from_utf8_lossy(&hidden.stderr)
         );
-        run(python_in(&new).args(["-c", code]).arg(&orig_base))
+        run(python_in(&new).args(["-c", code]).args(&originals))
     };
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], new_base.to_str().unwrap(), "sys.base_prefix");
     assert!(
         lines[1].starts_with(new_base.to_str().unwrap()),
-        "libpython loaded from {}",
+        "the interpreter's code mapped from {}",
         lines[1]
     );
-    assert_eq!(lines[2], "False", "nothing mapped from the original base");
+    assert_eq!(
+        lines[2], "False",
+        "nothing mapped from the original interpreter"
+    );
 
-    let specs = Command::new("unshare")
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            "mount -t tmpfs none \"$1\" && shift && exec \"$@\"",
-            "sh",
-        ])
-        .arg(&orig_base)
-        .arg(new.join("venv/bin/jupyter"))
-        .args(["kernelspec", "list"])
-        .env("PATH", "/usr/bin:/bin")
-        .env("JUPYTER_DATA_DIR", new.join("jupyter/data"))
-        .output()
-        .unwrap();
+    let specs = hidden_run(&new.join("venv/bin/jupyter"), &["kernelspec", "list"], &[]);
     if hidden.status.success() {
         assert!(
             specs.status.success(),

@@ -291,7 +291,12 @@ pub fn copy_tree(src: &Path, dst: &Path, keep: &dyn Fn(&Path) -> bool) {
     for entry in walker {
         let entry = entry.unwrap();
         let rel = entry.path().strip_prefix(src).unwrap();
-        let target = dst.join(rel);
+        // `src` may be a single file or link: then `dst` is its copy.
+        let target = if rel.as_os_str().is_empty() {
+            dst.to_path_buf()
+        } else {
+            dst.join(rel)
+        };
         let meta = entry.path().symlink_metadata().unwrap();
         let ft = meta.file_type();
         if ft.is_dir() {

@@ -56,6 +56,7 @@ pub fn layer(name: &str, root: &Path) -> LayerSource {
         name: name.into(),
         root: root.to_path_buf(),
         exclude: vec![],
+        include: vec![],
     }
 }
 

@@ -279,3 +279,77 @@ fn a_read_only_vault_still_restores_and_verifies() {
     assert!(ro.verify(true, progress()).unwrap().is_ok());
     assert!(ro.gc(progress()).is_err(), "gc needs a writable vault");
 }
+
+#[test]
+fn an_include_list_captures_only_those_paths_and_the_folders_leading_to_them() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    write(&src.join("usr/bin/python3.11"), b"interpreter");
+    std::os::unix::fs::symlink("python3.11", src.join("usr/bin/python3")).unwrap();
+    write(&src.join("usr/bin/gcc"), b"not part of it");
+    write(&src.join("usr/lib/python3.11/os.py"), b"import abc");
+    write(&src.join("usr/lib/python3.11/site-packages/big.py"), b"x");
+    write(&src.join("usr/lib/x86_64-linux-gnu/libz.so.1"), b"zlib");
+    write(&src.join("usr/lib/x86_64-linux-gnu/libother.so"), b"other");
+    mode(&src.join("usr/lib"), 0o751);
+    set_mtime(&src.join("usr/lib"), 1_600_000_000, 7);
+    std::os::unix::fs::symlink("usr/lib", src.join("lib")).unwrap();
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let mut l = layer("base", &src);
+    l.include = vec![
+        "usr/bin/python3.11".into(),
+        "usr/bin/python3".into(),
+        "usr/lib/python3.11".into(),
+        "usr/lib/python3.11/os.py".into(), // nested: once
+        "usr/lib/x86_64-linux-gnu/libz.so.1".into(),
+        "usr/lib/missing.so".into(),             // absent: left out
+        "lib/x86_64-linux-gnu/libz.so.1".into(), // below a symlink: reported
+    ];
+    l.exclude = vec!["usr/lib/python3.11/site-packages".into()];
+    // Files changed in the last moments before a read are read again next
+    // time (their timestamps cannot be trusted yet).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let s = snap(&v, vec![l.clone()], None);
+    assert_eq!(s.skipped.len(), 1, "{:?}", s.skipped);
+    assert!(s.skipped[0].0.ends_with("lib/x86_64-linux-gnu/libz.so.1"));
+    let out = t.path().join("out");
+    restore_to(&v, &s.id, vec![("base", &out)]).unwrap();
+    let got = image(&out);
+    let names: Vec<String> = got
+        .entries
+        .keys()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "usr",
+            "usr/bin",
+            "usr/bin/python3",
+            "usr/bin/python3.11",
+            "usr/lib",
+            "usr/lib/python3.11",
+            "usr/lib/python3.11/os.py",
+            "usr/lib/x86_64-linux-gnu",
+            "usr/lib/x86_64-linux-gnu/libz.so.1",
+        ]
+    );
+    // The folders leading to the paths keep their modes and times.
+    let full = image(&src);
+    for p in [
+        "usr/lib",
+        "usr/bin/python3",
+        "usr/lib/x86_64-linux-gnu/libz.so.1",
+    ] {
+        assert_eq!(got.entries[Path::new(p)], full.entries[Path::new(p)], "{p}");
+    }
+    // Unchanged files are reused by the next snapshot; bad paths are refused.
+    let again = snap(&v, vec![l.clone()], Some(s.id.clone()));
+    assert_eq!(again.files_reused, 3);
+    for bad in ["/usr/bin", "usr/../etc", ""] {
+        let mut b = l.clone();
+        b.include = vec![bad.into()];
+        let err = v.snapshot(&request(vec![b], None), progress()).unwrap_err();
+        assert!(err.to_string().contains("include path"), "{bad}: {err}");
+    }
+}
