@@ -44,6 +44,16 @@ ensure_python() {
   python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
 }
 
+# ensure_moto : moto's server (AWS services emulated over real HTTP) for the
+# AWS adapters' tests, in a private venv (PyPI).
+ensure_moto() {
+  local venv="$WESTTEK_TOOLS_DIR/moto-venv"
+  [ -x "$venv/bin/moto_server" ] && return 0
+  say "installing moto[server] into $venv (uv)"
+  [ -x "$venv/bin/python" ] || uv venv --clear -q "$venv"
+  uv pip install -q --python "$venv/bin/python" 'moto[server]>=5.1,<6'
+}
+
 # ensure_smtpd : a real SMTP server for the alert tests (aiosmtpd, PyPI) in
 # a private venv; the tests also install it on first use when missing.
 ensure_smtpd() {

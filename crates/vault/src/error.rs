@@ -23,6 +23,11 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The object is in an archive tier (S3 Glacier Deep Archive) and
+    /// cannot be read until it is thawed; the adapter has asked for that.
+    /// Thawing takes hours; reading again afterwards succeeds.
+    #[error("object {0} is archived; a thaw was requested and takes hours (Glacier Deep Archive: up to 12 h standard, 48 h bulk)")]
+    Archived(String),
     /// Any other backend failure (for remote adapters).
     #[error("storage backend: {0}")]
     Backend(String),

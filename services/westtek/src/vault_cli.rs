@@ -10,16 +10,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use westtek_vault::{
-    KeySource, LayerSource, ProgressSink, RestoreRequest, SnapshotId, SnapshotRequest,
-    SnapshotSummary, Vault,
+    KeySource, LayerSource, LocalStorage, ProgressSink, RestoreRequest, SnapshotId,
+    SnapshotRequest, SnapshotSummary, Storage, Vault,
 };
 
 /// Where the vault is and how to unlock it.
 #[derive(Debug, Args)]
 pub struct VaultArgs {
-    /// The vault's folder.
+    /// The vault: a folder, or `s3://BUCKET/PREFIX` (credentials, region
+    /// and endpoint from the standard AWS environment, e.g. `AWS_PROFILE`,
+    /// `AWS_REGION`, `AWS_ENDPOINT_URL`).
     #[arg(long, env = "WESTTEK_VAULT_REPO")]
-    pub repo: PathBuf,
+    pub repo: String,
     /// A file whose content is the key (instead of WESTTEK_VAULT_PASSWORD).
     #[arg(long)]
     pub password_file: Option<PathBuf>,
@@ -198,21 +200,27 @@ pub async fn run(args: VaultArgs) -> anyhow::Result<ExitCode> {
 fn run_blocking(args: VaultArgs) -> anyhow::Result<ExitCode> {
     let key = key(&args)?;
     let repo = args.repo.clone();
+    let storage: Arc<dyn Storage> = if repo.starts_with("s3://") {
+        Arc::new(
+            westtek_vault_s3::S3Storage::from_url(&repo, westtek_vault_s3::S3Options::default())
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+    } else {
+        let dir = PathBuf::from(&repo);
+        if let VaultCommand::Init = args.command {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        } else if !dir.is_dir() {
+            bail!("{repo} is not a vault (run `westtek vault --repo {repo} init`)");
+        }
+        Arc::new(LocalStorage::new(dir))
+    };
     if let VaultCommand::Init = args.command {
-        std::fs::create_dir_all(&repo)
-            .with_context(|| format!("cannot create {}", repo.display()))?;
-        let v = Vault::init_local(&repo, &key)?;
-        println!("created vault {} at {}", v.id(), repo.display());
+        let v = Vault::init(storage, &key)?;
+        println!("created vault {} at {repo}", v.id());
         return Ok(ExitCode::SUCCESS);
     }
-    if !repo.is_dir() {
-        bail!(
-            "{} is not a vault (run `westtek vault --repo {} init`)",
-            repo.display(),
-            repo.display()
-        );
-    }
-    let vault = Vault::open_local(&repo, &key)?;
+    let vault = Vault::open(storage, &key)?;
     match args.command {
         VaultCommand::Init => {}
         VaultCommand::Snapshot {
