@@ -228,10 +228,10 @@ impl Vault {
                 Err(e) => last_err = e,
             }
         }
-        Err(match last_err {
-            VaultError::Corrupt { .. } => last_err,
-            _ => VaultError::WrongKey,
-        })
+        // WrongKey, unless a key object was corrupt or the wrapper's service
+        // said why it could not unwrap (a disabled KMS key): that reason is
+        // what the user needs.
+        Err(last_err)
     }
 
     fn assemble(storage: Arc<dyn Storage>, config: Config, master: &MasterKey) -> Result<Vault> {

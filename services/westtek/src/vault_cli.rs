@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use westtek_vault::{
-    KeySource, LayerSource, LocalStorage, ProgressSink, RestoreRequest, SnapshotId,
+    InitOptions, KeySource, LayerSource, LocalStorage, ProgressSink, RestoreRequest, SnapshotId,
     SnapshotRequest, SnapshotSummary, Storage, Vault,
 };
 
@@ -25,6 +25,11 @@ pub struct VaultArgs {
     /// A file whose content is the key (instead of WESTTEK_VAULT_PASSWORD).
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// Wrap the vault's key with this AWS KMS key (id, ARN or alias/NAME)
+    /// instead of a password: `init` creates the vault so, and opening it
+    /// asks KMS (kms:Decrypt) to unwrap its key.
+    #[arg(long, env = "WESTTEK_VAULT_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
     /// No progress bars.
     #[arg(long, global = true)]
     pub quiet: bool,
@@ -82,6 +87,24 @@ pub enum VaultCommand {
     Gc,
     /// Forget a snapshot (its data goes at the next gc).
     Delete { id: String },
+}
+
+/// What unlocks the vault: a password or key file, or a KMS key.
+enum Unlock {
+    Secret(KeySource),
+    Kms(westtek_vault_aws::KmsWrapper),
+}
+
+fn unlock(args: &VaultArgs) -> anyhow::Result<Unlock> {
+    match &args.kms_key_id {
+        Some(id) if args.password_file.is_some() => {
+            bail!("--kms-key-id {id} and --password-file exclude each other")
+        }
+        Some(id) => Ok(Unlock::Kms(
+            westtek_vault_aws::KmsWrapper::from_env(id).map_err(|e| anyhow!("{e}"))?,
+        )),
+        None => key(args).map(Unlock::Secret),
+    }
 }
 
 fn key(args: &VaultArgs) -> anyhow::Result<KeySource> {
@@ -198,11 +221,11 @@ pub async fn run(args: VaultArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_blocking(args: VaultArgs) -> anyhow::Result<ExitCode> {
-    let key = key(&args)?;
+    let unlock = unlock(&args)?;
     let repo = args.repo.clone();
     let storage: Arc<dyn Storage> = if repo.starts_with("s3://") {
         Arc::new(
-            westtek_vault_s3::S3Storage::from_url(&repo, westtek_vault_s3::S3Options::default())
+            westtek_vault_aws::S3Storage::from_url(&repo, westtek_vault_aws::S3Options::default())
                 .map_err(|e| anyhow!("{e}"))?,
         )
     } else {
@@ -216,11 +239,17 @@ fn run_blocking(args: VaultArgs) -> anyhow::Result<ExitCode> {
         Arc::new(LocalStorage::new(dir))
     };
     if let VaultCommand::Init = args.command {
-        let v = Vault::init(storage, &key)?;
+        let v = match &unlock {
+            Unlock::Secret(key) => Vault::init(storage, key)?,
+            Unlock::Kms(w) => Vault::init_with_wrapper(storage, w, InitOptions::default())?,
+        };
         println!("created vault {} at {repo}", v.id());
         return Ok(ExitCode::SUCCESS);
     }
-    let vault = Vault::open(storage, &key)?;
+    let vault = match &unlock {
+        Unlock::Secret(key) => Vault::open(storage, key)?,
+        Unlock::Kms(w) => Vault::open_with_wrapper(storage, w)?,
+    };
     match args.command {
         VaultCommand::Init => {}
         VaultCommand::Snapshot {

@@ -5,9 +5,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use westtek_vault_s3::testing::Moto;
+use westtek_vault_aws::testing::Moto;
 
 fn vault(moto: &Moto, args: &[&str]) -> Output {
+    vault_with(moto, args, &[])
+}
+
+fn vault_with(moto: &Moto, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_westtek"))
         .arg("vault")
         .args(args)
@@ -17,6 +21,7 @@ fn vault(moto: &Moto, args: &[&str]) -> Output {
         .env("AWS_REGION", "eu-west-1")
         .env("WESTTEK_VAULT_PASSWORD", "a long test password")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -32,8 +37,8 @@ fn ok(o: &Output) -> String {
 }
 
 fn create_bucket(moto: &Moto, bucket: &str) {
-    let rt = westtek_vault_s3::runtime().unwrap();
-    let client = westtek_vault_s3::client_for_endpoint(&moto.endpoint(), "test", "test");
+    let rt = westtek_vault_aws::runtime().unwrap();
+    let client = westtek_vault_aws::client_for_endpoint(&moto.endpoint(), "test", "test");
     rt.block_on(
         client
             .create_bucket()
@@ -112,4 +117,49 @@ fn the_standalone_vault_takes_a_bucket_as_its_repository() {
     assert!(ok(&vault(&moto, &["--repo", repo, "verify", "--read-data"])).contains("intact"));
     ok(&vault(&moto, &["--repo", repo, "gc"]));
     assert!(Path::new(&restored).is_dir());
+}
+
+#[test]
+fn a_kms_wrapped_vault_needs_no_password_and_opens_only_through_kms() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("notebooks");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.ipynb"), "{}\n").unwrap();
+    create_bucket(&moto, "kms-lab");
+    let rt = westtek_vault_aws::runtime().unwrap();
+    let kms = westtek_vault_aws::kms_client_for_endpoint(&moto.endpoint(), "test", "test");
+    let key_id = rt
+        .block_on(kms.create_key().send())
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let repo = "s3://kms-lab/v";
+    // The key was made in us-east-1 (moto keeps keys per region).
+    let no_password = [("WESTTEK_VAULT_PASSWORD", ""), ("AWS_REGION", "us-east-1")];
+    let with_kms = |args: &[&str]| {
+        let mut all = vec!["--repo", repo, "--kms-key-id", &key_id];
+        all.extend_from_slice(args);
+        vault_with(&moto, &all, &no_password)
+    };
+    ok(&with_kms(&["init"]));
+    ok(&with_kms(&["--quiet", "snapshot", src.to_str().unwrap()]));
+    let out = dir.path().join("out");
+    ok(&with_kms(&[
+        "--quiet",
+        "restore",
+        "latest",
+        "--to",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(out.join("notebooks/a.ipynb")).unwrap(),
+        b"{}\n"
+    );
+    // A password does not open it.
+    let pw = vault(&moto, &["--repo", repo, "ls"]);
+    assert!(!pw.status.success());
+    assert!(String::from_utf8_lossy(&pw.stderr).contains("wrong password or key"));
 }

@@ -13,8 +13,11 @@ use std::sync::Arc;
 
 use aws_sdk_s3::types::StorageClass;
 use westtek_vault::*;
-use westtek_vault_s3::testing::Moto;
-use westtek_vault_s3::{client_for_endpoint, runtime, S3Options, S3Storage, ThawState};
+use westtek_vault_aws::testing::Moto;
+use westtek_vault_aws::{
+    client_for_endpoint, kms_client_for_endpoint, runtime, KmsWrapper, S3Options, S3Storage,
+    ThawState,
+};
 
 fn options() -> S3Options {
     S3Options {
@@ -350,4 +353,110 @@ fn an_archived_pack_is_thawed_on_first_read_and_restores_afterwards() {
     let out = dir.path().join("out");
     restore(&v, &id, &out).unwrap();
     assert_eq!(tree(&out), tree(&src));
+}
+
+#[test]
+fn a_kms_wrapped_vault_opens_only_with_its_key_and_is_shredded_with_it() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    sample_tree(&src);
+    let rt = runtime().unwrap();
+    let kms = kms_client_for_endpoint(&moto.endpoint(), "test", "test");
+    let new_key = || {
+        rt.block_on(kms.create_key().description("lab key").send())
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .key_id()
+            .to_string()
+    };
+    let (lab_a, lab_b) = (new_key(), new_key());
+    let wrapper = |key: &str| KmsWrapper::with_client(kms.clone(), key, runtime().unwrap());
+
+    let s = storage(&moto, "kms-vaults", "lab-a", options());
+    let v = Vault::init_with_wrapper(s.clone(), &wrapper(&lab_a), init_options()).unwrap();
+    let id = snap(&v, &src, None).id;
+    // The key object holds KMS ciphertext, not the key.
+    let keys = s.list("keys/").unwrap();
+    assert_eq!(keys.len(), 1);
+    let obj: serde_json::Value = serde_json::from_slice(&s.get(&keys[0].key).unwrap()).unwrap();
+    assert_eq!(obj["wrapper"], "aws-kms");
+    assert!(obj["body"]["ciphertext"].as_str().unwrap().len() > 40);
+    assert!(obj["body"]["key_id"].as_str().unwrap().contains(&lab_a));
+
+    // Reopened through KMS, it restores.
+    let v = Vault::open_with_wrapper(s.clone(), &wrapper(&lab_a)).unwrap();
+    let out = dir.path().join("out");
+    restore(&v, &id, &out).unwrap();
+    assert_eq!(tree(&out), tree(&src));
+    // A passphrase does not open it.
+    assert!(Vault::open(s.clone(), &key()).is_err());
+
+    // The ciphertext is bound to its vault: copied into lab B's vault it
+    // does not open it.
+    let sb = storage(&moto, "kms-vaults", "lab-b", options());
+    Vault::init_with_wrapper(sb.clone(), &wrapper(&lab_b), init_options()).unwrap();
+    for k in sb.list("keys/").unwrap() {
+        sb.delete(&k.key).unwrap();
+    }
+    sb.put(&keys[0].key, &s.get(&keys[0].key).unwrap()).unwrap();
+    let err = Vault::open_with_wrapper(sb, &wrapper(&lab_a))
+        .err()
+        .unwrap();
+    assert!(matches!(err, VaultError::WrongKey), "{err}");
+
+    // Crypto-shredding (moto does not refuse Decrypt for disabled or
+    // deleted keys, so that is checked on the SDK's mock client below).
+    rt.block_on(kms.disable_key().key_id(&lab_a).send())
+        .unwrap();
+    rt.block_on(kms.enable_key().key_id(&lab_a).send()).unwrap();
+    assert!(Vault::open_with_wrapper(s, &wrapper(&lab_a)).is_ok());
+}
+
+/// KMS's answers for a disabled key and a key pending deletion, on the SDK's
+/// mock client with the modeled error shapes (moto does not produce them).
+#[test]
+fn a_shredded_lab_key_is_named_as_the_reason_the_vault_does_not_open() {
+    use aws_sdk_kms::operation::decrypt::DecryptError;
+    use aws_sdk_kms::types::error::{DisabledException, KmsInvalidStateException};
+    use aws_smithy_mocks::{mock, mock_client};
+    let dir = tempfile::tempdir().unwrap();
+    let local: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+    // A vault whose key object is KMS ciphertext (made by a mock Encrypt).
+    let encrypt = mock!(aws_sdk_kms::Client::encrypt).then_output(|| {
+        aws_sdk_kms::operation::encrypt::EncryptOutput::builder()
+            .key_id("arn:aws:kms:eu-west-1:111122223333:key/lab-a")
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(vec![7u8; 64]))
+            .build()
+    });
+    let client = mock_client!(aws_sdk_kms, [&encrypt]);
+    let w = KmsWrapper::with_client(client, "alias/lab-a", runtime().unwrap());
+    Vault::init_with_wrapper(local.clone(), &w, init_options()).unwrap();
+    let disabled = mock!(aws_sdk_kms::Client::decrypt).then_error(|| {
+        DecryptError::DisabledException(
+            DisabledException::builder()
+                .message("arn:aws:kms:eu-west-1:111122223333:key/lab-a is disabled.")
+                .build(),
+        )
+    });
+    let deleted = mock!(aws_sdk_kms::Client::decrypt).then_error(|| {
+        DecryptError::KmsInvalidStateException(
+            KmsInvalidStateException::builder()
+                .message("key/lab-a is pending deletion.")
+                .build(),
+        )
+    });
+    for (rule, words) in [(&disabled, "is disabled"), (&deleted, "pending deletion")] {
+        let client = mock_client!(aws_sdk_kms, [rule]);
+        let w = KmsWrapper::with_client(client, "alias/lab-a", runtime().unwrap());
+        let err = Vault::open_with_wrapper(local.clone(), &w).err().unwrap();
+        let text = err.to_string();
+        assert!(text.contains(words), "{text}");
+        assert!(
+            text.contains("arn:aws:kms:eu-west-1:111122223333:key/lab-a"),
+            "{text}"
+        );
+        assert!(!matches!(err, VaultError::WrongKey));
+    }
 }

@@ -27,9 +27,6 @@
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3`); with an endpoint override
 //! (moto, MinIO) requests use path-style addressing.
 
-#[cfg(feature = "testing")]
-pub mod testing;
-
 use aws_config::retry::RetryConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -121,19 +118,6 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
     Ok((bucket.to_string(), prefix))
 }
 
-/// The small runtime an [`S3Storage`] runs its requests on.
-///
-/// # Errors
-/// When the runtime cannot start.
-pub fn runtime() -> Result<tokio::runtime::Runtime, StorageError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("westtek-s3")
-        .enable_all()
-        .build()
-        .map_err(|e| StorageError::Backend(format!("starting the S3 client's runtime: {e}")))
-}
-
 /// Whether the environment points S3 at another endpoint (moto, MinIO).
 fn endpoint_overridden() -> bool {
     ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
@@ -141,22 +125,12 @@ fn endpoint_overridden() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }
 
-/// The HTTP client of every AWS adapter: hyper 1 with rustls on ring, the
-/// workspace's one TLS stack.
-pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
-}
-
 /// An S3 client for an explicit endpoint and static credentials (moto,
 /// MinIO), path-style.
 pub fn client_for_endpoint(endpoint: &str, access_key: &str, secret: &str) -> Client {
     let conf = aws_sdk_s3::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
-        .http_client(http_client())
+        .http_client(crate::http_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
@@ -170,21 +144,7 @@ pub fn client_for_endpoint(endpoint: &str, access_key: &str, secret: &str) -> Cl
 
 /// An S3 client configured from the standard AWS environment.
 pub async fn client_from_env(max_attempts: u32) -> Client {
-    let http = http_client();
-    // Region from AWS_REGION / AWS_DEFAULT_REGION or the profile (ECS and
-    // Lambda set AWS_REGION), else us-east-1; instance metadata is not asked
-    // (on a lab machine it is absent and each try logs a warning).
-    let region = aws_config::meta::region::RegionProviderChain::first_try(
-        aws_config::environment::EnvironmentVariableRegionProvider::new(),
-    )
-    .or_else(aws_config::profile::ProfileFileRegionProvider::new())
-    .or_else(aws_config::Region::new("us-east-1"));
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .region(region)
-        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
-        .load()
-        .await;
+    let shared = crate::shared_config(max_attempts).await;
     let conf = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(endpoint_overridden())
         .build();
@@ -198,7 +158,7 @@ impl S3Storage {
     /// # Errors
     /// When the client's runtime cannot start.
     pub fn from_env(bucket: &str, prefix: &str, options: S3Options) -> Result<Self, StorageError> {
-        let rt = runtime()?;
+        let rt = crate::runtime()?;
         let client = rt.block_on(client_from_env(options.max_attempts));
         Ok(Self::with_client(client, bucket, prefix, options, rt))
     }
