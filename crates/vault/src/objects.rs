@@ -70,6 +70,10 @@ pub(crate) struct ChunkDoc {
 pub(crate) struct LayerDoc {
     pub name: String,
     pub root: String,
+    /// The include list of a partial layer (see `LayerSource::include`):
+    /// a restore changes nothing outside these paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     pub tree_hash: String,
     pub manifest_hash: String,
     pub manifest_bytes: u64,
@@ -157,6 +161,7 @@ impl SnapshotDoc {
                 .map(|l| LayerSummary {
                     name: l.name.clone(),
                     root: PathBuf::from(&l.root),
+                    include: l.include.clone(),
                     files: l.files,
                     dirs: l.dirs,
                     symlinks: l.symlinks,

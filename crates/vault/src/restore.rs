@@ -188,10 +188,14 @@ fn remove_any(path: &Path, is_dir: bool) -> std::io::Result<()> {
 }
 
 /// Makes `target` hold only names the manifest has, with matching types;
-/// unlinks files and symlinks that will be rewritten.
+/// unlinks files and symlinks that will be rewritten. For a partial layer
+/// (`include` not empty) only the included subtrees are made to match:
+/// nothing else in the folders leading to them is touched (restoring an
+/// interpreter's closure to `/` must not remove the rest of the system).
 fn prune(
     target: &Path,
     entries: &[Entry],
+    include: &[Vec<u8>],
     other_roots: &[PathBuf],
     removed: &mut Vec<PathBuf>,
     overwritten: &mut Vec<PathBuf>,
@@ -233,6 +237,10 @@ fn prune(
                 .file_type()
                 .map_err(|e| VaultError::io("stat", &cabs, e))?;
             let is_dir = ft.is_dir();
+            let in_scope = include.is_empty() || include.iter().any(|i| is_under(&crel, i));
+            if !in_scope && !kinds.contains_key(crel.as_slice()) {
+                continue; // outside a partial layer's paths: not ours
+            }
             match kinds.get(crel.as_slice()) {
                 Some(Kind::Dir) if is_dir => {
                     // Keep it, writable for us until modes are set at the end.
@@ -511,6 +519,25 @@ impl Vault {
 
         // Shape every target.
         progress.update(0.02, "preparing targets");
+        let includes: Vec<Vec<Vec<u8>>> = layers
+            .iter()
+            .map(|(_, _, l)| l.include.iter().map(|i| i.as_bytes().to_vec()).collect())
+            .collect();
+        // Folders leading to a partial layer's paths that already exist keep
+        // their owner, mode and times.
+        let mut existing_ancestors: Vec<HashSet<Vec<u8>>> = Vec::new();
+        for (li, (_, target, _)) in layers.iter().enumerate() {
+            let mut set = HashSet::new();
+            if !includes[li].is_empty() {
+                for e in manifests[li].iter().filter(|e| e.kind == Kind::Dir) {
+                    let ancestor_only = !includes[li].iter().any(|i| is_under(&e.path, i));
+                    if ancestor_only && join_rel(target, &e.path).is_dir() {
+                        set.insert(e.path.clone());
+                    }
+                }
+            }
+            existing_ancestors.push(set);
+        }
         let roots: Vec<PathBuf> = layers.iter().map(|(_, t, _)| t.clone()).collect();
         let mut removed = Vec::new();
         let mut overwritten = Vec::new();
@@ -524,6 +551,7 @@ impl Vault {
             prune(
                 target,
                 &manifests[li],
+                &includes[li],
                 &others,
                 &mut removed,
                 &mut overwritten,
@@ -693,7 +721,11 @@ impl Vault {
                     Kind::Special(_) => {}
                 }
             }
-            for e in manifests[li].iter().rev().filter(|e| e.kind == Kind::Dir) {
+            for e in manifests[li]
+                .iter()
+                .rev()
+                .filter(|e| e.kind == Kind::Dir && !existing_ancestors[li].contains(&e.path))
+            {
                 let abs = join_rel(target, &e.path);
                 if as_root {
                     std::os::unix::fs::lchown(&abs, Some(e.uid), Some(e.gid))
@@ -751,13 +783,25 @@ impl Vault {
 
         if req.verify {
             progress.update(0.95, "verifying restored files");
+            // Folders that led to a partial layer's paths and were there
+            // before keep their own metadata: not checked.
+            let checked: Vec<Vec<Entry>> = manifests
+                .iter()
+                .zip(&existing_ancestors)
+                .map(|(m, keep)| {
+                    m.iter()
+                        .filter(|e| !keep.contains(&e.path))
+                        .cloned()
+                        .collect()
+                })
+                .collect();
             self.verify_restored(
                 id,
                 &layers
                     .iter()
                     .map(|(n, t, _)| ((*n).clone(), t.clone()))
                     .collect::<Vec<_>>(),
-                &manifests,
+                &checked,
             )?;
         }
         progress.update(1.0, "restore complete");
@@ -1015,6 +1059,7 @@ mod malicious_manifest_tests {
             layers: vec![LayerDoc {
                 name: "home".into(),
                 root: "/home/x".into(),
+                include: vec![],
                 tree_hash: hex::encode(th),
                 manifest_hash: hex::encode(manifest::manifest_hash(&bytes)),
                 manifest_bytes: bytes.len() as u64,

@@ -289,6 +289,8 @@ fn process_file(ctx: &Ctx<'_>, abs: &Path, stat: Stat) -> ReadOutcome {
 struct LayerBuild {
     name: String,
     root: PathBuf,
+    /// A partial layer's include starts (empty: the whole tree).
+    include: Vec<String>,
     entries: Vec<Entry>,
     /// Entries taken unchanged from the parent in hint mode (merged later).
     kept: Vec<Entry>,
@@ -494,6 +496,7 @@ struct Accum {
 struct BuiltLayer {
     name: String,
     root: PathBuf,
+    include: Vec<String>,
     entries: Vec<Entry>,
     manifest: Vec<u8>,
     chunks: Vec<ChunkRef>,
@@ -527,6 +530,7 @@ impl BuiltLayer {
         LayerDoc {
             name: self.name.clone(),
             root: self.root.to_string_lossy().into_owned(),
+            include: self.include.clone(),
             tree_hash: hex::encode(manifest::tree_hash(&self.entries)),
             manifest_hash: hex::encode(manifest::manifest_hash(&self.manifest)),
             manifest_bytes: self.manifest.len() as u64,
@@ -892,6 +896,7 @@ impl Vault {
                 let mut lb = LayerBuild {
                     name: src.name.clone(),
                     root: src.root.clone(),
+                    include: Vec::new(),
                     entries: Vec::new(),
                     kept: Vec::new(),
                     links: Vec::new(),
@@ -901,6 +906,10 @@ impl Vault {
                 if !src.include.is_empty() {
                     let (starts, dirs) = include_plan(&src.root, &src.include, &mut acc.skipped);
                     lb.entries = dirs;
+                    lb.include = starts
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect();
                     included = Some(starts);
                 }
                 let starts = match (&req.changed_hint, parent, &included) {
@@ -1056,6 +1065,7 @@ impl Vault {
             let LayerBuild {
                 name,
                 root,
+                include,
                 mut entries,
                 mut kept,
                 links,
@@ -1108,6 +1118,7 @@ impl Vault {
             out.push(BuiltLayer {
                 name,
                 root,
+                include,
                 entries,
                 manifest: bytes,
                 chunks,

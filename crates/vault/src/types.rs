@@ -124,6 +124,10 @@ pub struct LayerSummary {
     pub name: String,
     /// The root the layer was taken from (restore to "original paths" uses it).
     pub root: PathBuf,
+    /// Not empty for a partial layer: only these paths below `root` were
+    /// captured, and a restore touches nothing else in its target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,

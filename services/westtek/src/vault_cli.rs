@@ -6,7 +6,7 @@
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use westtek_vault::{
@@ -318,6 +318,16 @@ fn run_blocking(args: VaultArgs) -> anyhow::Result<ExitCode> {
         VaultCommand::Restore { id, to, verify } => {
             let id = resolve(&vault, &id)?;
             let summary = vault.get(&id)?;
+            if let (None, Some(l)) = (
+                &to,
+                summary.layers.iter().find(|l| l.root == Path::new("/")),
+            ) {
+                bail!(
+                    "layer {} holds files taken at their absolute paths (an interpreter's closure); \
+                     restoring it in place would overwrite them in the running system: restore with --to DIR",
+                    l.name
+                );
+            }
             let req = match &to {
                 None => RestoreRequest::to_original_roots(&summary, verify),
                 Some(dir) => RestoreRequest {

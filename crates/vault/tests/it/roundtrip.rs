@@ -343,6 +343,35 @@ fn an_include_list_captures_only_those_paths_and_the_folders_leading_to_them() {
     ] {
         assert_eq!(got.entries[Path::new(p)], full.entries[Path::new(p)], "{p}");
     }
+    // Restored over a live tree (as to its original root `/` would be), a
+    // partial layer changes only its own paths: everything else in the
+    // folders leading to them stays, with their modes and times.
+    assert_eq!(s.layers[0].include.len(), 5, "{:?}", s.layers[0].include);
+    let live = t.path().join("live");
+    write(&live.join("usr/bin/gcc"), b"the system's compiler");
+    write(&live.join("usr/bin/python3.11"), b"a newer interpreter");
+    write(
+        &live.join("usr/lib/python3.11/stale.py"),
+        b"not in the snapshot",
+    );
+    write(&live.join("etc/passwd"), b"root:x:0:0");
+    mode(&live.join("usr"), 0o755);
+    set_mtime(&live.join("usr"), 1_500_000_000, 0);
+    let before_usr = image(&live).entries[Path::new("usr")].clone();
+    let rep = restore_to(&v, &s.id, vec![("base", &live)]).unwrap();
+    let after = image(&live);
+    assert_eq!(
+        after.entries[Path::new("usr/bin/python3.11")],
+        full.entries[Path::new("usr/bin/python3.11")]
+    );
+    assert!(after.entries.contains_key(Path::new("usr/bin/gcc")));
+    assert!(after.entries.contains_key(Path::new("etc/passwd")));
+    assert!(!after
+        .entries
+        .contains_key(Path::new("usr/lib/python3.11/stale.py")));
+    assert_eq!(rep.removed, vec![live.join("usr/lib/python3.11/stale.py")]);
+    assert_eq!(after.entries[Path::new("usr")], before_usr);
+
     // Unchanged files are reused by the next snapshot; bad paths are refused.
     let again = snap(&v, vec![l.clone()], Some(s.id.clone()));
     assert_eq!(again.files_reused, 3);
