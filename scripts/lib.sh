@@ -5,7 +5,21 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/westtek/target}"
 export WESTTEK_TOOLS_DIR="${WESTTEK_TOOLS_DIR:-$HOME/.cache/westtek/tools}"
 export UV_PYTHON_DOWNLOADS=never
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# say MSG : starts a phase: prints the clock, the time since the test command
+# started, and how long the previous phase took (CI logs show where time goes).
+export WESTTEK_T0="${WESTTEK_T0:-$(date +%s)}"
+_westtek_phase=""
+_westtek_phase_start=$(date +%s)
+say() {
+  local now
+  now=$(date +%s)
+  if [ -n "$_westtek_phase" ]; then
+    printf '\033[1m    (%s: %ds)\033[0m\n' "$_westtek_phase" $((now - _westtek_phase_start)) >&2
+  fi
+  _westtek_phase="$*"
+  _westtek_phase_start=$now
+  printf '\033[1m==> [%s, +%ds] %s\033[0m\n' "$(date +%H:%M:%S)" $((now - WESTTEK_T0)) "$*" >&2
+}
 
 # apt_install PKG... : installs Debian packages that are missing.
 apt_install() {
