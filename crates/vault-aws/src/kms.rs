@@ -21,7 +21,7 @@ use westtek_vault::{KeyWrapper, MasterKey, Result, VaultError};
 pub struct KmsWrapper {
     client: Client,
     key_id: String,
-    rt: tokio::runtime::Runtime,
+    rt: crate::OwnRuntime,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,7 +65,7 @@ impl KmsWrapper {
         KmsWrapper {
             client,
             key_id: key_id.to_string(),
-            rt,
+            rt: crate::OwnRuntime::new(rt),
         }
     }
 }

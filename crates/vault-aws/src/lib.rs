@@ -43,6 +43,33 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, StorageError> {
         .map_err(|e| StorageError::Backend(format!("starting the S3 client's runtime: {e}")))
 }
 
+/// A client's own runtime, shut down without waiting when dropped: the
+/// adapter may be dropped on an async thread (the platform shutting down),
+/// where dropping a runtime the normal way panics.
+pub(crate) struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    pub(crate) fn new(rt: tokio::runtime::Runtime) -> Self {
+        OwnRuntime(Some(rt))
+    }
+
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match &self.0 {
+            Some(rt) => rt.block_on(f),
+            // Only `drop` takes it.
+            None => unreachable!("the runtime is present until drop"),
+        }
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// The shared SDK configuration from the standard AWS environment: region
 /// from `AWS_REGION` / `AWS_DEFAULT_REGION` or the profile (ECS and Lambda set
 /// `AWS_REGION`), else `us-east-1`; instance metadata is not asked for the

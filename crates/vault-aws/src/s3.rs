@@ -88,7 +88,7 @@ pub struct S3Storage {
     /// Empty, or the prefix without a trailing `/`.
     prefix: String,
     options: S3Options,
-    rt: tokio::runtime::Runtime,
+    rt: crate::OwnRuntime,
 }
 
 /// Splits `s3://BUCKET/PREFIX` into bucket and prefix.
@@ -185,7 +185,7 @@ impl S3Storage {
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             options,
-            rt,
+            rt: crate::OwnRuntime::new(rt),
         }
     }
 

@@ -155,12 +155,61 @@ impl LocalSnapshotEngine {
             }
         }
         .map_err(vault_error)?;
-        Ok(LocalSnapshotEngine {
+        Ok(Self::over(vault, envs_dir, scratch_dir))
+    }
+
+    /// Opens, or creates on first use, the vault in `storage` (e.g. an S3
+    /// bucket) whose master key `wrapper` unwraps (a key file's passphrase
+    /// wrapper, or KMS).
+    ///
+    /// # Errors
+    /// When the storage cannot be reached or the key does not open the vault.
+    pub fn open_or_init_in(
+        storage: Arc<dyn westtek_vault::Storage>,
+        wrapper: &dyn westtek_vault::KeyWrapper,
+        envs_dir: PathBuf,
+        scratch_dir: PathBuf,
+    ) -> Result<Self> {
+        let exists = storage
+            .exists("config")
+            .map_err(|e| vault_error(VaultError::Storage(e)))?;
+        let vault = if exists {
+            Vault::open_with_wrapper(storage, wrapper)
+        } else {
+            match Vault::init_with_wrapper(
+                storage.clone(),
+                wrapper,
+                westtek_vault::InitOptions::default(),
+            ) {
+                Err(VaultError::AlreadyExists(_)) => Vault::open_with_wrapper(storage, wrapper),
+                other => other,
+            }
+        }
+        .map_err(vault_error)?;
+        Ok(Self::over(vault, envs_dir, scratch_dir))
+    }
+
+    fn over(vault: Vault, envs_dir: PathBuf, scratch_dir: PathBuf) -> Self {
+        LocalSnapshotEngine {
             vault: Arc::new(vault),
             envs_dir,
             scratch_dir,
             sandbox: westtek_runtime::Sandbox::host(),
-        })
+        }
+    }
+
+    /// The key file's wrapper (for [`Self::open_or_init_in`] with a key
+    /// file), creating the key file on first use.
+    ///
+    /// # Errors
+    /// When the key file cannot be written or read.
+    pub fn key_file_wrapper(key_file: &Path) -> Result<westtek_vault::PassphraseWrapper> {
+        if !key_file.exists() {
+            write_key_file(key_file)
+                .map_err(|e| DomainError::internal(format!("vault key file: {e}")))?;
+        }
+        westtek_vault::PassphraseWrapper::from_source(&KeySource::KeyFile(key_file.to_path_buf()))
+            .map_err(vault_error)
     }
 
     /// The same engine running drills in `sandbox` (e.g. the disabled one

@@ -70,6 +70,12 @@ pub struct UpConfig {
     /// Run researcher code unconfined, as the platform's own user
     /// (`--insecure-no-sandbox`); IT admins see a red banner.
     pub insecure_no_sandbox: bool,
+    /// Where the snapshot vault lives: `None` is `<data-dir>/vault`;
+    /// `s3://BUCKET/PREFIX` keeps it in S3 (standard AWS environment).
+    pub vault_url: Option<String>,
+    /// Wrap the vault's master key with this KMS key instead of the key
+    /// file `<data-dir>/keys/vault.key`.
+    pub vault_kms_key_id: Option<String>,
 }
 
 impl UpConfig {
@@ -95,6 +101,8 @@ impl UpConfig {
             access_ttl: Duration::from_secs(15 * 60),
             drift: westtek_drift_service::DriftConfig::default(),
             insecure_no_sandbox: false,
+            vault_url: None,
+            vault_kms_key_id: None,
         }
     }
 }
@@ -322,6 +330,61 @@ pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The snapshot engine over the configured vault: `<data-dir>/vault` with
+/// the key file, or S3 (`vault_url`) and/or KMS (`vault_kms_key_id`).
+fn open_engine(
+    cfg: &UpConfig,
+    keys: &Path,
+) -> anyhow::Result<westtek_snapshots::engine::LocalSnapshotEngine> {
+    use westtek_snapshots::engine::LocalSnapshotEngine;
+    let (envs, scratch) = (cfg.data_dir.join("envs"), cfg.data_dir.join("scratch"));
+    if cfg.vault_url.is_none() && cfg.vault_kms_key_id.is_none() {
+        return LocalSnapshotEngine::open_or_init(
+            &cfg.data_dir.join("vault"),
+            &keys.join("vault.key"),
+            envs,
+            scratch,
+        )
+        .map_err(|e| {
+            anyhow!(
+                "cannot open the snapshot vault in {}: {e}",
+                cfg.data_dir.display()
+            )
+        });
+    }
+    let (storage, location): (Arc<dyn westtek_vault::Storage>, String) = match &cfg.vault_url {
+        Some(url) => (
+            Arc::new(
+                westtek_vault_aws::S3Storage::from_url(
+                    url,
+                    westtek_vault_aws::S3Options::default(),
+                )
+                .map_err(|e| anyhow!("WESTTEK_VAULT_URL {url}: {e}"))?,
+            ),
+            url.clone(),
+        ),
+        None => {
+            let dir = cfg.data_dir.join("vault");
+            std::fs::create_dir_all(&dir)?;
+            (
+                Arc::new(westtek_vault::LocalStorage::new(&dir)),
+                dir.display().to_string(),
+            )
+        }
+    };
+    let wrapper: Box<dyn westtek_vault::KeyWrapper> = match &cfg.vault_kms_key_id {
+        Some(id) => Box::new(
+            westtek_vault_aws::KmsWrapper::from_env(id)
+                .map_err(|e| anyhow!("WESTTEK_VAULT_KMS_KEY_ID {id}: {e}"))?,
+        ),
+        None => Box::new(LocalSnapshotEngine::key_file_wrapper(
+            &keys.join("vault.key"),
+        )?),
+    };
+    LocalSnapshotEngine::open_or_init_in(storage, wrapper.as_ref(), envs, scratch)
+        .map_err(|e| anyhow!("cannot open the snapshot vault at {location}: {e}"))
+}
+
 /// Opens the metadata store of a data dir.
 ///
 /// # Errors
@@ -466,18 +529,13 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     let runtime = LocalJupyterRuntime::new(rcfg.clone());
     let drill_sandbox = rcfg.sandbox.clone();
     let builder = UvBuilder::new(rcfg);
-    let engine = westtek_snapshots::engine::LocalSnapshotEngine::open_or_init(
-        &cfg.data_dir.join("vault"),
-        &keys.join("vault.key"),
-        cfg.data_dir.join("envs"),
-        cfg.data_dir.join("scratch"),
-    )
-    .map_err(|e| {
-        anyhow!(
-            "cannot open the snapshot vault in {}: {e}",
-            cfg.data_dir.display()
-        )
-    })?
+    // The AWS clients block on their own runtimes: open off this one.
+    let engine = {
+        let (cfg, keys) = (cfg.clone(), keys.clone());
+        tokio::task::spawn_blocking(move || open_engine(&cfg, &keys))
+            .await
+            .map_err(|e| anyhow!("opening the vault: {e}"))??
+    }
     .with_sandbox(drill_sandbox);
     let mut pcfg = PlatformConfig::local(url.clone());
     pcfg.access_ttl = cfg.access_ttl;

@@ -60,6 +60,15 @@ pub struct ServeArgs {
     /// Name of the lab created on first run.
     #[arg(long, env = "WESTTEK_FIRST_LAB", default_value = "my-lab")]
     pub first_lab: String,
+    /// Keep the snapshot vault in S3 (`s3://BUCKET/PREFIX`; credentials,
+    /// region and endpoint from the standard AWS environment) instead of
+    /// `<data-dir>/vault`.
+    #[arg(long, env = "WESTTEK_VAULT_URL")]
+    pub vault_url: Option<String>,
+    /// Wrap the vault's master key with this AWS KMS key (id, ARN or
+    /// alias/NAME) instead of `<data-dir>/keys/vault.key`.
+    #[arg(long, env = "WESTTEK_VAULT_KMS_KEY_ID")]
+    pub vault_kms_key_id: Option<String>,
     /// Cognito user pool issuer (https://cognito-idp.REGION.amazonaws.com/POOL);
     /// enables Cognito tokens besides the platform's own.
     #[arg(long, env = "WESTTEK_COGNITO_ISSUER")]
@@ -191,6 +200,8 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig
         (args.jupyter_idle_timeout > 0).then(|| Duration::from_secs(args.jupyter_idle_timeout));
     cfg.first_lab = args.first_lab;
     cfg.insecure_no_sandbox = args.insecure_no_sandbox;
+    cfg.vault_url = args.vault_url;
+    cfg.vault_kms_key_id = args.vault_kms_key_id;
     cfg.services = services;
     cfg.cognito = args.cognito_issuer.map(|iss| {
         let mut c = westtek_auth::cognito::CognitoConfig::for_issuer(&iss, args.cognito_client_id);
