@@ -70,6 +70,8 @@ pub struct UpConfig {
     /// Run researcher code unconfined, as the platform's own user
     /// (`--insecure-no-sandbox`); IT admins see a red banner.
     pub insecure_no_sandbox: bool,
+    /// Bounds of the snapshot/restore/drill queue.
+    pub vault_queue: westtek_platform::queue::QueueLimits,
 }
 
 impl UpConfig {
@@ -95,6 +97,7 @@ impl UpConfig {
             access_ttl: Duration::from_secs(15 * 60),
             drift: westtek_drift_service::DriftConfig::default(),
             insecure_no_sandbox: false,
+            vault_queue: Default::default(),
         }
     }
 }
@@ -498,6 +501,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         runtime: Arc::new(runtime.clone()),
         snapshots: Arc::new(engine),
         jobs: JobHub::new(store_port, clock.clone()),
+        vault_queue: westtek_platform::queue::FairQueue::new(cfg.vault_queue),
         config: Arc::new(pcfg),
         responses: Default::default(),
         tokens: Default::default(),
