@@ -120,7 +120,7 @@ class Platform:
     def renew(self):
         """A fresh access token (they live 15 minutes; long benchmarks outlast one)."""
         status, body = http("POST", f"{self.url}/api/auth/token",
-                            body={"grant_type": "refresh_token", "refresh_token": self.refresh})
+                            body={"grant_type": "refresh_token", "token": self.refresh})
         assert status == 200, body
         self.token = body["access_token"]
         self.refresh = body.get("refresh_token", self.refresh)
