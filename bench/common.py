@@ -115,6 +115,15 @@ class Platform:
         status, body = http("POST", f"{self.url}/api/auth/token", body={"grant_type": "one_time_token", "token": token})
         assert status == 200, body
         self.token = body["access_token"]
+        self.refresh = body.get("refresh_token")
+
+    def renew(self):
+        """A fresh access token (they live 15 minutes; long benchmarks outlast one)."""
+        status, body = http("POST", f"{self.url}/api/auth/token",
+                            body={"grant_type": "refresh_token", "token": self.refresh})
+        assert status == 200, body
+        self.token = body["access_token"]
+        self.refresh = body.get("refresh_token", self.refresh)
 
     def create_env(self, name, packages=()):
         status, acc = http("POST", f"{self.url}/api/environments", self.token,

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use westtek_tests::{assert_problem, build_env, spawn_app};
+use westtek_tests::{assert_problem, build_env, spawn_app, spawn_app_with};
 
 /// Everything a bit-for-bit restore must reproduce, per path.
 #[derive(Debug, PartialEq, Eq)]
@@ -813,4 +813,70 @@ async fn snapshot_races_and_snapshots_of_deleted_environments() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn snapshots_wait_their_turn_in_the_vault_queue_and_a_full_queue_refuses_before_recording() {
+    use westtek_platform::queue::QueueLimits;
+    let app = spawn_app_with(|c| {
+        c.vault_queue = QueueLimits {
+            max_running: 1,
+            max_waiting_per_lab: 1,
+        }
+    })
+    .await;
+    let t = app.admin_token.clone();
+    let first = build_env(&app, &t, "first", json!([])).await;
+    let second = build_env(&app, &t, "second", json!([])).await;
+    // Another job of the lab holds the only slot.
+    let lab = westtek_domain::LabId::parse(&app.lab_id).unwrap();
+    let busy = app.app.state.vault_queue.enqueue(lab).unwrap();
+
+    let (s, acc) = app
+        .call(
+            Method::POST,
+            "/api/environments/snapshot",
+            &t,
+            Some(json!({"environment_id": first})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{acc}");
+    let job_id = acc["job_id"].as_str().unwrap().to_string();
+    // The job waits, and says where it stands.
+    let mut job = Value::Null;
+    for _ in 0..200 {
+        job = app
+            .call(Method::GET, &format!("/api/jobs/{job_id}"), &t, None)
+            .await
+            .1;
+        if job["message"] == "queued (position 1)" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "queued", "{job}");
+    assert_eq!(job["message"], "queued (position 1)", "{job}");
+
+    // One more waiting job than the lab may have: refused, nothing recorded.
+    let r = app
+        .req(Method::POST, "/api/environments/snapshot", &t)
+        .json(&json!({"environment_id": second}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::TOO_MANY_REQUESTS, "queue_full").await;
+    let (_, list) = app
+        .call(
+            Method::GET,
+            &format!("/api/snapshots?environment_id={second}"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(list["total"], 0, "{list}");
+
+    // The slot frees: the waiting snapshot runs and completes.
+    drop(busy);
+    let job = app.wait_job(&job_id, &t).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
 }

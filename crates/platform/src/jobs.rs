@@ -122,6 +122,20 @@ impl JobTracker {
         self.tx.borrow().id
     }
 
+    /// Shows a job still waiting in the vault queue as `queued (position N)`;
+    /// does nothing once it runs.
+    pub fn queued(&self, position: usize) {
+        let now = self.hub.inner.clock.now();
+        self.tx.send_if_modified(|j| {
+            if j.status != JobStatus::Queued {
+                return false;
+            }
+            j.message = format!("queued (position {position})");
+            j.updated_at = now;
+            true
+        });
+    }
+
     /// Ends the job: commits its final state with `writes` and `audit` in one
     /// transaction, then tells live watchers.
     ///

@@ -25,6 +25,8 @@ pub struct AppState {
     /// Captures and restores environments (the vault).
     pub snapshots: Arc<dyn SnapshotEngine>,
     pub jobs: JobHub,
+    /// Where snapshot, restore and drill jobs wait for a slot (fair across labs).
+    pub vault_queue: crate::queue::FairQueue,
     pub config: Arc<PlatformConfig>,
     /// Serialized hot listings (see `cache`).
     pub responses: crate::cache::ResponseCache,

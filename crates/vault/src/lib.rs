@@ -46,6 +46,8 @@ mod pack;
 mod restore;
 mod snapshot;
 mod storage;
+#[doc(hidden)]
+pub mod synth;
 mod types;
 mod vault;
 mod verify;

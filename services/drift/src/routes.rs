@@ -449,7 +449,7 @@ pub struct AcceptResponse {
 /// snapshot the baseline (a pinned baseline moves to it when it completes).
 #[utoipa::path(post, path = "/api/environments/{id}/drift/accept", tag = "drift", params(("id" = String, Path)),
     responses((status = 202, body = AcceptResponse), (status = 404, body = westtek_platform::Problem),
-              (status = 409, body = westtek_platform::Problem)))]
+              (status = 409, body = westtek_platform::Problem), (status = 429, body = westtek_platform::Problem, description = "`queue_full`: the lab already has the most snapshot, restore and drill jobs waiting that the vault queue accepts (`WESTTEK_VAULT_QUEUE_PER_LAB`); retry later")))]
 pub async fn accept(
     caller: Caller,
     State(state): State<AppState>,

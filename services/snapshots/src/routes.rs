@@ -5,6 +5,9 @@
 //! with the reason on its job. One snapshot of an environment at a time.
 //! Restoring in place first snapshots the current state, so nothing is
 //! lost; restoring into a new environment creates it like a build does.
+//! Snapshot, restore and drill jobs wait their turn in the platform's
+//! vault queue (bounded parallelism, fair across labs); a lab with too
+//! many waiting is refused (`429 queue_full`) before anything is recorded.
 
 use crate::dto::{
     CreateSnapshotRequest, RestoreAccepted, RestoreSnapshotRequest, SnapshotAccepted, SnapshotPage,
@@ -30,6 +33,7 @@ use westtek_platform::auth::{Caller, WriteScope};
 use westtek_platform::extract::{parse_id, ApiJson, ApiQuery, IdPath};
 use westtek_platform::grants;
 use westtek_platform::jobs::{accepted, JobTracker};
+use westtek_platform::queue::{Slot, Ticket};
 use westtek_platform::{ApiError, ApiResult, AppState};
 
 /// Routes of the service (the seed's path first).
@@ -157,6 +161,10 @@ pub async fn run_due_drills(state: &AppState) -> Result<usize> {
             let Some(engine) = latest.vault_snapshot_id.clone().filter(|_| due) else {
                 continue;
             };
+            let Ok(ticket) = state.vault_queue.enqueue(env.lab_id) else {
+                tracing::warn!(lab = %env.lab_id, "the vault queue is full; scheduled drills wait for the next round");
+                continue;
+            };
             let job = new_job(
                 env.lab_id,
                 "snapshot.drill",
@@ -177,6 +185,7 @@ pub async fn run_due_drills(state: &AppState) -> Result<usize> {
                 .await?;
             let tracker = state.jobs.track(job);
             // One at a time: drills restore whole environments.
+            let _slot = wait_turn(ticket, &tracker).await;
             run_drill(state.clone(), tracker, latest.id, engine).await;
             started += 1;
         }
@@ -186,6 +195,13 @@ pub async fn run_due_drills(state: &AppState) -> Result<usize> {
         offset += 500;
     }
     Ok(started)
+}
+
+/// Waits for a job's turn in the vault queue, showing its place on the job
+/// (`queued (position N)`); the job runs while the returned slot lives.
+async fn wait_turn(ticket: Ticket, tracker: &JobTracker) -> Slot {
+    let t = tracker.clone();
+    ticket.ready(move |p| t.queued(p)).await
 }
 
 fn new_job(
@@ -624,7 +640,8 @@ async fn run_snapshot_job(
 /// `snapshot.created` is published when it is complete and verified.
 #[utoipa::path(operation_id = "create_snapshot", post, path = "/api/environments/snapshot", tag = "snapshots", request_body = CreateSnapshotRequest,
     responses((status = 202, body = SnapshotAccepted), (status = 404, body = westtek_platform::Problem),
-              (status = 409, body = westtek_platform::Problem), (status = 403, body = westtek_platform::Problem)))]
+              (status = 409, body = westtek_platform::Problem), (status = 403, body = westtek_platform::Problem),
+              (status = 429, body = westtek_platform::Problem, description = "`queue_full`: the lab already has the most snapshot, restore and drill jobs waiting that the vault queue accepts (`WESTTEK_VAULT_QUEUE_PER_LAB`); retry later")))]
 pub async fn create(
     caller: Caller,
     State(state): State<AppState>,
@@ -656,6 +673,7 @@ pub async fn start_snapshot(
     notes: Option<String>,
 ) -> ApiResult<(Snapshot, Job)> {
     let (env, _) = operable(state, caller, env_id).await?;
+    let ticket = state.vault_queue.enqueue(env.lab_id)?;
     let notes = notes
         .map(|n| n.trim().chars().take(2000).collect::<String>())
         .filter(|n| !n.is_empty());
@@ -677,13 +695,17 @@ pub async fn start_snapshot(
     )
     .await?;
     let tracker = state.jobs.track(job.clone());
-    tokio::spawn(run_snapshot_job(
+    let run = run_snapshot_job(
         state.clone(),
-        tracker,
+        tracker.clone(),
         snap.clone(),
         caller.principal.username.clone(),
         caller.request_id.clone(),
-    ));
+    );
+    tokio::spawn(async move {
+        let _slot = wait_turn(ticket, &tracker).await;
+        run.await;
+    });
     Ok((snap, job))
 }
 
@@ -898,7 +920,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/api/snapshots/{id}/restore", tag = "snapshots", params(("id" = String, Path)),
     request_body = RestoreSnapshotRequest,
     responses((status = 202, body = RestoreAccepted), (status = 404, body = westtek_platform::Problem),
-              (status = 409, body = westtek_platform::Problem)))]
+              (status = 409, body = westtek_platform::Problem), (status = 429, body = westtek_platform::Problem, description = "`queue_full`: the lab already has the most snapshot, restore and drill jobs waiting that the vault queue accepts (`WESTTEK_VAULT_QUEUE_PER_LAB`); retry later")))]
 pub async fn restore(
     caller: Caller,
     State(state): State<AppState>,
@@ -1008,6 +1030,7 @@ pub async fn restore_as_new(
 ) -> ApiResult<Response> {
     let name = name.unwrap_or_else(|| format!("{}-restored", source.name));
     let name = Slug::parse_field(name.trim(), "name")?;
+    let ticket = state.vault_queue.enqueue(scope.lab)?;
     let lab = state.store.get_lab(scope.lab).await?;
     let now = state.clock.now();
     let mut env = source.clone();
@@ -1065,6 +1088,7 @@ pub async fn restore_as_new(
     let actor_id = caller.principal.user_id;
     let env_id = env.id;
     tokio::spawn(async move {
+        let _slot = wait_turn(ticket, &tracker).await;
         let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
         let result = st
             .snapshots
@@ -1154,8 +1178,10 @@ pub async fn restore_in_place(
         )
         .into());
     };
-    // The environment is held (`provisioning`) for the whole restore: no
-    // launch, snapshot, delete or second restore can interleave.
+    let ticket = state.vault_queue.enqueue(env.lab_id)?;
+    // The environment is held (`provisioning`) for the whole restore, its
+    // wait in the queue included: no launch, snapshot, delete or second
+    // restore can interleave.
     modify(state, env.id, None, |e| {
         if e.status != EnvironmentStatus::Ready {
             return Err(DomainError::Conflict(
@@ -1206,6 +1232,7 @@ pub async fn restore_in_place(
     let actor_id = caller.principal.user_id;
     let env_id = s.environment_id;
     tokio::spawn(async move {
+        let _slot = wait_turn(ticket, &tracker).await;
         let sink: Arc<dyn ProgressSink> = Arc::new(Halves {
             inner: Arc::new(tracker.clone()),
             second: false,
@@ -1296,7 +1323,8 @@ impl ProgressSink for Halves {
 /// import every top-level module the notebooks import; the result is kept
 /// on the snapshot.
 #[utoipa::path(post, path = "/api/snapshots/{id}/drill", tag = "snapshots", params(("id" = String, Path)),
-    responses((status = 202, body = westtek_platform::dto::JobAccepted), (status = 404, body = westtek_platform::Problem)))]
+    responses((status = 202, body = westtek_platform::dto::JobAccepted), (status = 404, body = westtek_platform::Problem),
+              (status = 429, body = westtek_platform::Problem, description = "`queue_full`: the lab already has the most snapshot, restore and drill jobs waiting that the vault queue accepts (`WESTTEK_VAULT_QUEUE_PER_LAB`); retry later")))]
 pub async fn drill(
     caller: Caller,
     State(state): State<AppState>,
@@ -1305,6 +1333,7 @@ pub async fn drill(
     let s = readable(&state, &caller, id).await?;
     snapshot_operable(&state, &caller, &s).await?;
     let engine = engine_id(&s)?;
+    let ticket = state.vault_queue.enqueue(s.lab_id)?;
     let job = new_job(
         s.lab_id,
         "snapshot.drill",
@@ -1324,7 +1353,11 @@ pub async fn drill(
         .commit(vec![Write::InsertJob(job.clone())], vec![audit])
         .await?;
     let tracker = state.jobs.track(job.clone());
-    tokio::spawn(run_drill(state.clone(), tracker, s.id, engine));
+    let st = state.clone();
+    tokio::spawn(async move {
+        let _slot = wait_turn(ticket, &tracker).await;
+        run_drill(st, tracker, s.id, engine).await;
+    });
     Ok(accepted(
         job.id,
         westtek_platform::dto::JobAccepted {

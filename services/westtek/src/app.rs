@@ -76,6 +76,8 @@ pub struct UpConfig {
     /// Wrap the vault's master key with this KMS key instead of the key
     /// file `<data-dir>/keys/vault.key`.
     pub vault_kms_key_id: Option<String>,
+    /// Bounds of the snapshot/restore/drill queue.
+    pub vault_queue: westtek_platform::queue::QueueLimits,
 }
 
 impl UpConfig {
@@ -103,6 +105,7 @@ impl UpConfig {
             insecure_no_sandbox: false,
             vault_url: None,
             vault_kms_key_id: None,
+            vault_queue: Default::default(),
         }
     }
 }
@@ -556,6 +559,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         runtime: Arc::new(runtime.clone()),
         snapshots: Arc::new(engine),
         jobs: JobHub::new(store_port, clock.clone()),
+        vault_queue: westtek_platform::queue::FairQueue::new(cfg.vault_queue),
         config: Arc::new(pcfg),
         responses: Default::default(),
         tokens: Default::default(),

@@ -98,6 +98,14 @@ pub struct ServeArgs {
     /// Seconds between full drift sweeps of every environment.
     #[arg(long, env = "WESTTEK_DRIFT_SWEEP_SECS", default_value_t = 300)]
     pub drift_sweep_secs: u64,
+    /// Snapshot, restore and drill jobs running at once; more wait in a
+    /// queue served fairly across labs.
+    #[arg(long, env = "WESTTEK_VAULT_JOBS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub vault_jobs: u16,
+    /// Snapshot, restore and drill jobs one lab may have waiting; more are
+    /// refused with `429 queue_full`.
+    #[arg(long, env = "WESTTEK_VAULT_QUEUE_PER_LAB", default_value_t = 200)]
+    pub vault_queue_per_lab: u32,
 }
 
 /// Commands.
@@ -199,6 +207,10 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig
     cfg.idle_timeout =
         (args.jupyter_idle_timeout > 0).then(|| Duration::from_secs(args.jupyter_idle_timeout));
     cfg.first_lab = args.first_lab;
+    cfg.vault_queue = westtek_platform::queue::QueueLimits {
+        max_running: usize::from(args.vault_jobs),
+        max_waiting_per_lab: usize::try_from(args.vault_queue_per_lab).unwrap_or(usize::MAX),
+    };
     cfg.insecure_no_sandbox = args.insecure_no_sandbox;
     cfg.vault_url = args.vault_url;
     cfg.vault_kms_key_id = args.vault_kms_key_id;

@@ -3151,6 +3151,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `queue_full`: the lab already has the most snapshot, restore and drill jobs waiting that the vault queue accepts (`WESTTEK_VAULT_QUEUE_PER_LAB`); retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     get_environment: {
@@ -3316,6 +3325,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `queue_full`: the lab already has the most snapshot, restore and drill jobs waiting that the vault queue accepts (`WESTTEK_VAULT_QUEUE_PER_LAB`); retry later */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4770,6 +4788,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `queue_full`: the lab already has the most snapshot, restore and drill jobs waiting that the vault queue accepts (`WESTTEK_VAULT_QUEUE_PER_LAB`); retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     inventory: {
@@ -4832,6 +4859,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `queue_full`: the lab already has the most snapshot, restore and drill jobs waiting that the vault queue accepts (`WESTTEK_VAULT_QUEUE_PER_LAB`); retry later */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

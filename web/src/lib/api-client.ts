@@ -68,6 +68,7 @@ const TITLES: Record<string, string> = {
   conflict: 'That clashes with something that exists',
   quota_exceeded: "Your lab's quota is used up",
   rate_limited: 'Too many attempts',
+  queue_full: 'Too many snapshot, restore or drill jobs are waiting; try again later',
   validation_failed: 'Please check what you entered',
   invalid_body: 'Please check what you entered',
   malformed_json: 'The request could not be read',
