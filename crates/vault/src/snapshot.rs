@@ -296,6 +296,10 @@ struct LayerBuild {
     links: Vec<(usize, LinkTo)>,
     /// Per-entry removal marks (skipped files).
     removed: Vec<bool>,
+    /// Indexes into `kept` of entries rescanned after all (hard-link
+    /// partners of a file changed through another name); dropped from
+    /// `kept` once links are resolved.
+    promoted: HashSet<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -806,12 +810,13 @@ impl Vault {
                     kept: Vec::new(),
                     links: Vec::new(),
                     removed: Vec::new(),
+                    promoted: HashSet::new(),
                 };
                 let starts = match (&req.changed_hint, parent) {
                     (Some(h), Some(p)) => hint_starts(&src.root, h, p),
                     _ => None,
                 };
-                let mut kept_inodes: HashMap<u64, usize> = HashMap::new();
+                let mut kept_inodes: HashMap<u64, Vec<usize>> = HashMap::new();
                 if let (Some(starts), Some(p)) = (&starts, parent) {
                     lb.kept = p
                         .iter()
@@ -822,7 +827,7 @@ impl Vault {
                         lb.kept.iter().filter(|e| e.kind == Kind::File).count() as u64;
                     for (k, e) in lb.kept.iter_mut().enumerate() {
                         if e.kind == Kind::File {
-                            kept_inodes.insert(e.ino, k);
+                            kept_inodes.entry(e.ino).or_default().push(k);
                         }
                         // Directories above a rescanned path: fresh metadata.
                         if e.kind == Kind::Dir
@@ -852,15 +857,20 @@ impl Vault {
                 let mut inodes: HashMap<(u64, u64), usize> = HashMap::new();
                 let mut specials: Vec<(PathBuf, String)> = Vec::new();
                 let mut scan_skips: Vec<(PathBuf, String)> = Vec::new();
-                for start in &starts {
-                    if excludes[li].is_excluded_or_under(start) {
+                let mut queue: std::collections::VecDeque<Vec<u8>> = starts.into();
+                while let Some(start) = queue.pop_front() {
+                    if excludes[li].is_excluded_or_under(&start) {
                         continue;
                     }
                     let found = self.walk_pool.install(|| {
                         let mut v = Vec::new();
-                        scan(&src.root, start, &excludes[li], &mut scan_skips, &mut |f| {
-                            v.push(f)
-                        })
+                        scan(
+                            &src.root,
+                            &start,
+                            &excludes[li],
+                            &mut scan_skips,
+                            &mut |f| v.push(f),
+                        )
                         .map(|()| v)
                     })?;
                     for f in found {
@@ -879,9 +889,22 @@ impl Vault {
                                 lb.links.push((idx, LinkTo::Scanned(first)));
                                 continue;
                             }
-                            if let Some(&k) = kept_inodes.get(&f.stat.ino) {
-                                lb.links.push((idx, LinkTo::Kept(k)));
-                                continue;
+                            if let Some(ks) = kept_inodes.get(&f.stat.ino) {
+                                let k = ks[0];
+                                if !lb.promoted.contains(&k)
+                                    && parent_reusable(&lb.kept[k], &f.stat)
+                                {
+                                    lb.links.push((idx, LinkTo::Kept(k)));
+                                    continue;
+                                }
+                                // Changed through this name (a hint names only
+                                // the path written): the other names of the
+                                // inode are stale too, so rescan them.
+                                for &j in ks {
+                                    if lb.promoted.insert(j) {
+                                        queue.push_back(lb.kept[j].path.clone());
+                                    }
+                                }
                             }
                             inodes.insert((f.stat.dev, f.stat.ino), idx);
                         }
@@ -963,6 +986,7 @@ impl Vault {
                 mut kept,
                 links,
                 mut removed,
+                promoted,
             } = lb;
             let mut next_group = kept.iter().map(|e| e.hardlink).max().unwrap_or(0) + 1;
             for (member, to) in links {
@@ -999,6 +1023,14 @@ impl Vault {
                 i += 1;
                 !removed[i - 1]
             });
+            if !promoted.is_empty() {
+                acc.files_reused = acc.files_reused.saturating_sub(promoted.len() as u64);
+                let mut j = 0;
+                kept.retain(|_| {
+                    j += 1;
+                    !promoted.contains(&(j - 1))
+                });
+            }
             if hinted {
                 entries.append(&mut kept);
                 entries.sort_by(|a, b| path_cmp(&a.path, &b.path));

@@ -231,3 +231,31 @@ fn delete_and_gc_free_the_space_and_keep_other_snapshots_whole() {
         (0, 0, 0)
     );
 }
+
+#[test]
+fn a_hard_link_written_through_one_name_is_current_under_every_name_with_a_hint_of_that_name() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("env");
+    write(&src.join("a/one.txt"), b"first version\n");
+    fs::create_dir_all(src.join("b")).unwrap();
+    fs::hard_link(src.join("a/one.txt"), src.join("b/two.txt")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let first = snap(&v, vec![layer("env", &src)], None);
+    // Written (and chmod-ed) through `a/one.txt`: only that name is hinted,
+    // as inotify reports only the path written.
+    fs::write(src.join("a/one.txt"), b"second version, longer\n").unwrap();
+    mode(&src.join("a/one.txt"), 0o600);
+    let mut req = request(vec![layer("env", &src)], Some(first.id.clone()));
+    req.changed_hint = Some(vec![src.join("a/one.txt")]);
+    let hinted = v.snapshot(&req, progress()).unwrap();
+    let full = snap(&v, vec![layer("env", &src)], None);
+    assert_eq!(hinted.root_hash, full.root_hash, "hinted = full walk");
+    let out = t.path().join("out");
+    restore_to(&v, &hinted.id, vec![("env", &out)]).unwrap();
+    assert_eq!(image(&out), image(&src));
+    assert_eq!(
+        fs::read(out.join("b/two.txt")).unwrap(),
+        b"second version, longer\n"
+    );
+}
