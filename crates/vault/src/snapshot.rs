@@ -503,6 +503,43 @@ fn hint_starts(root: &Path, hints: &[PathBuf], parent: &[Entry]) -> Option<Vec<V
     Some(out)
 }
 
+/// Internal: a change hint missed the other names of a changed inode in
+/// another layer; [`Vault::snapshot`] walks every layer instead.
+const HINT_TOO_NARROW: &str = "change hint too narrow: hard link across layers";
+
+/// Whether a multi-link file seen in one layer is kept unread, with other
+/// stat data, under another layer's name (a hint names only the path
+/// written, and kept entries are per layer).
+fn links_changed_across_layers(builds: &[LayerBuild], multi_links: &[(usize, Stat)]) -> bool {
+    if multi_links.is_empty() {
+        return false;
+    }
+    for (li, lb) in builds.iter().enumerate() {
+        let kept: HashMap<u64, Vec<&Entry>> =
+            lb.kept
+                .iter()
+                .filter(|e| e.kind == Kind::File)
+                .fold(HashMap::new(), |mut m, e| {
+                    m.entry(e.ino).or_default().push(e);
+                    m
+                });
+        if kept.is_empty() {
+            continue;
+        }
+        for (lj, stat) in multi_links {
+            if *lj == li {
+                continue;
+            }
+            if let Some(es) = kept.get(&stat.ino) {
+                if es.iter().any(|e| !parent_reusable(e, stat)) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
 fn copy_file_data(from: &Entry, to: &mut Entry) {
     to.size = from.size;
     to.chunks.clone_from(&from.chunks);
@@ -575,6 +612,24 @@ impl Vault {
     /// storage errors (disk full…), [`VaultError::ReadBack`]. On any error
     /// no snapshot is listed and existing snapshots are untouched.
     pub fn snapshot(
+        &self,
+        req: &SnapshotRequest,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<SnapshotSummary> {
+        match self.snapshot_once(req, Arc::clone(&progress)) {
+            Err(VaultError::Internal(m)) if m == HINT_TOO_NARROW => {
+                tracing::info!(
+                    "a hard link across layers changed: walking every layer instead of the hint"
+                );
+                let mut full = req.clone();
+                full.changed_hint = None;
+                self.snapshot_once(&full, progress)
+            }
+            other => other,
+        }
+    }
+
+    fn snapshot_once(
         &self,
         req: &SnapshotRequest,
         progress: Arc<dyn ProgressSink>,
@@ -783,6 +838,8 @@ impl Vault {
         let (done_tx, done_rx) = unbounded::<FileDone>();
         let mut builds: Vec<LayerBuild> = Vec::new();
         let mut hint_mode = Vec::new();
+        // First-seen names of multi-link files: (layer, stat).
+        let mut multi_links: Vec<(usize, Stat)> = Vec::new();
         let scanned: Result<()> = self.pool.in_place_scope(|s| {
             // Large files start as soon as they are found; small ones wait
             // for the end of the walk, so the long sequential parts of big
@@ -907,6 +964,7 @@ impl Vault {
                                 }
                             }
                             inodes.insert((f.stat.dev, f.stat.ino), idx);
+                            multi_links.push((li, f.stat));
                         }
                         if let Some(p) = parent_map
                             .get(f.rel.as_slice())
@@ -941,6 +999,9 @@ impl Vault {
         drop(done_tx);
         tracing::debug!("files read");
         scanned?;
+        if hint_mode.iter().any(|h| *h) && links_changed_across_layers(&builds, &multi_links) {
+            return Err(VaultError::Internal(HINT_TOO_NARROW.into()));
+        }
         if ctx.aborted() {
             return Err(VaultError::Internal("snapshot aborted".into()));
         }

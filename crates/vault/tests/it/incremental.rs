@@ -259,3 +259,27 @@ fn a_hard_link_written_through_one_name_is_current_under_every_name_with_a_hint_
         b"second version, longer\n"
     );
 }
+
+#[test]
+fn a_hard_link_across_layers_written_through_one_name_makes_the_hinted_snapshot_walk_everything() {
+    let t = tempfile::tempdir().unwrap();
+    let env = t.path().join("env");
+    let home = t.path().join("home");
+    write(&env.join("lib/shared.py"), b"x = 1\n");
+    fs::create_dir_all(&home).unwrap();
+    fs::hard_link(env.join("lib/shared.py"), home.join("shared.py")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let layers = || vec![layer("env", &env), layer("home", &home)];
+    let first = snap(&v, layers(), None);
+    fs::write(
+        home.join("shared.py"),
+        b"x = 2  # edited in the home layer\n",
+    )
+    .unwrap();
+    let mut req = request(layers(), Some(first.id.clone()));
+    req.changed_hint = Some(vec![home.join("shared.py")]);
+    let hinted = v.snapshot(&req, progress()).unwrap();
+    let full = snap(&v, layers(), None);
+    assert_eq!(hinted.root_hash, full.root_hash, "hinted = full walk");
+}
