@@ -503,26 +503,30 @@ fn hint_starts(root: &Path, hints: &[PathBuf], parent: &[Entry]) -> Option<Vec<V
     Some(out)
 }
 
-/// Internal: a change hint missed the other names of a changed inode in
-/// another layer; [`Vault::snapshot`] walks every layer instead.
-const HINT_TOO_NARROW: &str = "change hint too narrow: hard link across layers";
+/// Internal: a change hint missed the other names of a changed inode (in
+/// another layer, or written through an excluded name); [`Vault::snapshot`]
+/// walks every layer instead.
+const HINT_TOO_NARROW: &str = "change hint too narrow: a hard-link partner was not rescanned";
 
-/// Whether a multi-link file seen in one layer is kept unread, with other
-/// stat data, under another layer's name (a hint names only the path
-/// written, and kept entries are per layer).
+/// Whether a multi-link file seen in one layer (or hinted, wherever it is)
+/// is kept unread, with other stat data, under another name (a hint names
+/// only the path written, which may be excluded or in another layer, and
+/// kept entries are per layer).
 fn links_changed_across_layers(builds: &[LayerBuild], multi_links: &[(usize, Stat)]) -> bool {
     if multi_links.is_empty() {
         return false;
     }
     for (li, lb) in builds.iter().enumerate() {
-        let kept: HashMap<u64, Vec<&Entry>> =
-            lb.kept
-                .iter()
-                .filter(|e| e.kind == Kind::File)
-                .fold(HashMap::new(), |mut m, e| {
-                    m.entry(e.ino).or_default().push(e);
-                    m
-                });
+        // Promoted entries are rescanned in their own layer already.
+        let kept: HashMap<u64, Vec<&Entry>> = lb
+            .kept
+            .iter()
+            .enumerate()
+            .filter(|(k, e)| e.kind == Kind::File && !lb.promoted.contains(k))
+            .fold(HashMap::new(), |mut m, (_, e)| {
+                m.entry(e.ino).or_default().push(e);
+                m
+            });
         if kept.is_empty() {
             continue;
         }
@@ -838,8 +842,20 @@ impl Vault {
         let (done_tx, done_rx) = unbounded::<FileDone>();
         let mut builds: Vec<LayerBuild> = Vec::new();
         let mut hint_mode = Vec::new();
-        // First-seen names of multi-link files: (layer, stat).
+        // First-seen names of multi-link files: (layer, stat). Hinted
+        // multi-link files count for every layer (`usize::MAX`): the name
+        // written may be excluded, or in another layer.
         let mut multi_links: Vec<(usize, Stat)> = Vec::new();
+        if let Some(hints) = req.changed_hint.as_ref().filter(|_| req.parent.is_some()) {
+            for h in hints {
+                if let Ok(m) = std::fs::symlink_metadata(h) {
+                    let st = Stat::from(&m);
+                    if m.is_file() && st.nlink > 1 {
+                        multi_links.push((usize::MAX, st));
+                    }
+                }
+            }
+        }
         let scanned: Result<()> = self.pool.in_place_scope(|s| {
             // Large files start as soon as they are found; small ones wait
             // for the end of the walk, so the long sequential parts of big
