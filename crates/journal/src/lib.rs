@@ -33,7 +33,15 @@
 //! it before its watch existed are covered. A renamed directory is recorded
 //! at both ends, and its watch descriptors are re-mapped to the new paths.
 //! A file written through one hard-link name is reported under that name
-//! only; the vault's hint mode rescans the other names of a changed inode.
+//! only; the vault's hint mode rescans the other names of a changed inode
+//! it finds in the tree, through the name written. So the journal notes the
+//! inode of every multi-link file changed, and a ticket is incomplete when
+//! such a name no longer holds that inode at the mark (moved out or
+//! deleted after the write; new link names are noted when created, too).
+//! Left to the periodic walk: a multi-link name written and then moved out
+//! of the tree or deleted before the reader thread saw the write (it reads
+//! events as they come, usually within a millisecond) while another name
+//! of the inode stays in the tree.
 //! A path recorded covers everything below it, so the set stays small when
 //! whole packages are installed.
 
@@ -209,6 +217,9 @@ struct EnvState {
     /// Watched folders → watch descriptor id.
     dirs: HashMap<PathBuf, i32>,
     changed: HashSet<PathBuf>,
+    /// Files with several hard-link names written or changed since the
+    /// mark: name → (device, inode) when the event was read.
+    linked: HashMap<PathBuf, (u64, u64)>,
     /// The snapshot the set counts from (`None` while a snapshot runs, or
     /// before the first one).
     since: Option<String>,
@@ -240,6 +251,7 @@ fn lose(e: &mut EnvState, reason: &str) {
         e.lost = Some(reason.to_string());
     }
     e.changed.clear();
+    e.linked.clear();
 }
 
 fn note(e: &mut EnvState, path: PathBuf, max: usize) {
@@ -368,10 +380,23 @@ impl Journal {
             }
         }
         let mut lost = e.lost.take();
+        for (path, (dev, ino)) in e.linked.drain() {
+            let same =
+                std::fs::symlink_metadata(&path).is_ok_and(|m| m.dev() == dev && m.ino() == ino);
+            if !same && lost.is_none() {
+                lost = Some(format!(
+                    "a file with several hard-link names changed through {}, which no longer holds it (its other names are unknown)",
+                    path.display()
+                ));
+            }
+        }
         if fresh && lost.is_none() {
             lost = Some("not journaled since the parent snapshot (journal started now)".into());
         }
-        if lost.is_none() && e.last_full_walk.is_none_or(|t| t.elapsed() >= every) {
+        if lost.is_none()
+            && e.since.is_some()
+            && e.last_full_walk.is_none_or(|t| t.elapsed() >= every)
+        {
             lost = Some(format!(
                 "periodic full walk (at least every {} h)",
                 every.as_secs() / 3600
@@ -445,6 +470,14 @@ impl Journal {
                 }
             }
         }
+    }
+
+    /// Applies every event queued so far (what [`Journal::begin`] does
+    /// before its mark), without taking a mark.
+    pub fn settle(&self) {
+        let mut ino = lock(&self.inner.ino);
+        let mut st = lock(&self.inner.state);
+        self.inner.drain(&mut ino, &mut st);
     }
 
     /// Stops the reader while the returned guard lives, so the kernel's
@@ -588,6 +621,21 @@ impl Inner {
             lose(e, "a file system inside the environment was unmounted");
             return;
         }
+        if name.is_some()
+            && !mask.contains(EventMask::ISDIR)
+            && mask.intersects(
+                EventMask::MODIFY | EventMask::CLOSE_WRITE | EventMask::ATTRIB | EventMask::CREATE,
+            )
+            && e.lost.is_none()
+        {
+            // The snapshot rescans this name; the vault finds the inode's
+            // other names in the tree only if this name still holds it.
+            if let Ok(m) = std::fs::symlink_metadata(&path) {
+                if m.is_file() && m.nlink() > 1 && e.linked.len() < max {
+                    e.linked.insert(path.clone(), (m.dev(), m.ino()));
+                }
+            }
+        }
         note(e, path.clone(), max);
         if mask.contains(EventMask::ISDIR)
             && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
@@ -713,6 +761,7 @@ impl Inner {
                 root: canonical.clone(),
                 dirs: HashMap::new(),
                 changed: HashSet::new(),
+                linked: HashMap::new(),
                 since: None,
                 lost: None,
                 armed: true,

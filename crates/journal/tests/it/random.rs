@@ -81,8 +81,23 @@ fn outside_name(rng: &mut StdRng, outside: &Path) -> PathBuf {
     outside.join(format!("o{}", rng.gen::<u64>()))
 }
 
-/// One random edit; returns what it did (for the log).
-fn edit(rng: &mut StdRng, root: &Path, outside: &Path) -> String {
+/// One random edit; returns what it did (for the log). Settles the journal
+/// after a write to a multi-link file: the journal's documented limit is a
+/// name written and moved out or deleted before its reader saw the write.
+fn edit(rng: &mut StdRng, root: &Path, outside: &Path, j: &Journal) -> String {
+    let multi_before: Vec<PathBuf> = entries(root)
+        .0
+        .into_iter()
+        .filter(|f| fs::metadata(f).map(|m| m.nlink() > 1).unwrap_or(false))
+        .collect();
+    let what = edit_once(rng, root, outside);
+    if !multi_before.is_empty() {
+        j.settle();
+    }
+    what
+}
+
+fn edit_once(rng: &mut StdRng, root: &Path, outside: &Path) -> String {
     let (files, dirs, links) = entries(root);
     let dirs_movable: Vec<PathBuf> = dirs
         .iter()
@@ -367,18 +382,18 @@ fn run_seed(seed: u64, rounds: usize) {
     fs::create_dir_all(&outside).unwrap();
     seed_tree(&mut rng, &root);
     let v = vault(&t.path().join("vault"));
-    let j = Journal::new(JournalConfig::default()).unwrap();
+    let j = Arc::new(Journal::new(JournalConfig::default()).unwrap());
     let env = EnvironmentId::new();
 
     let (first, mode) = journaled(&j, env, &v, &root, None);
     assert!(mode.is_err(), "the first snapshot walks the whole tree");
     let mut parent = first.id;
     let mut journaled_rounds = 0;
-    let (mut reused, mut read) = (0, 0);
+    let (mut reused, mut read, mut fallbacks) = (0, 0, 0);
     for round in 0..rounds {
         let mut log = Vec::new();
         for _ in 0..rng.gen_range(1..30) {
-            log.push(edit(&mut rng, &root, &outside));
+            log.push(edit(&mut rng, &root, &outside, &j));
         }
         // Every third round, edits keep going while the snapshot runs
         // (files replaced while being read): that snapshot is not compared,
@@ -386,13 +401,18 @@ fn run_seed(seed: u64, rounds: usize) {
         let concurrent = round % 3 == 2;
         let stop = Arc::new(AtomicBool::new(false));
         let worker = concurrent.then(|| {
-            let (stop, root, outside) = (Arc::clone(&stop), root.clone(), outside.clone());
+            let (stop, root, outside, j) = (
+                Arc::clone(&stop),
+                root.clone(),
+                outside.clone(),
+                Arc::clone(&j),
+            );
             let mut wrng =
                 StdRng::seed_from_u64(seed ^ (round as u64 + 1).wrapping_mul(0x9E37_79B9));
             std::thread::spawn(move || {
                 let mut n = 0;
                 while !stop.load(Ordering::SeqCst) || n < 5 {
-                    edit(&mut wrng, &root, &outside);
+                    edit(&mut wrng, &root, &outside, &j);
                     n += 1;
                 }
                 n
@@ -404,9 +424,19 @@ fn run_seed(seed: u64, rounds: usize) {
             let n = w.join().unwrap();
             log.push(format!("{n} edits during the snapshot"));
         }
-        let hints = mode.unwrap_or_else(|why| {
-            panic!("seed {seed} round {round}: the journal fell back to a full walk: {why}")
-        });
+        // The one expected fallback: a multi-link file written through a
+        // name that then left the tree (its other names are unknown).
+        let hints = match mode {
+            Ok(h) => h,
+            Err(why) if why.contains("several hard-link names") => {
+                log.push(format!("fell back to a full walk: {why}"));
+                fallbacks += 1;
+                0
+            }
+            Err(why) => {
+                panic!("seed {seed} round {round}: the journal fell back to a full walk: {why}")
+            }
+        };
         journaled_rounds += 1;
         reused += snap.files_reused;
         read += snap.files_read;
@@ -424,7 +454,7 @@ fn run_seed(seed: u64, rounds: usize) {
     }
     // The tree after the last concurrent round, once more.
     let (last, mode) = journaled(&j, env, &v, &root, Some(&parent));
-    assert!(mode.is_ok());
+    assert!(mode.is_ok() || mode.is_err_and(|w| w.contains("several hard-link names")));
     let full = snapshot(&v, &root, None, None);
     assert_eq!(
         full.root_hash,
@@ -433,7 +463,8 @@ fn run_seed(seed: u64, rounds: usize) {
         explain(&v, &full.id, &last.id)
     );
     assert_eq!(journaled_rounds, rounds);
-    eprintln!("seed {seed}: {rounds} journaled snapshots equal to full walks; {read} files read, {reused} reused unread");
+    eprintln!("seed {seed}: {rounds} journaled snapshots equal to full walks ({fallbacks} fell back: hard-link name gone); {read} files read, {reused} reused unread");
+
     assert!(
         reused > read,
         "seed {seed}: the journal hinted (nearly) everything"
