@@ -508,6 +508,51 @@ fn hint_starts(root: &Path, hints: &[PathBuf], parent: &[Entry]) -> Option<Vec<V
 /// walks every layer instead.
 const HINT_TOO_NARROW: &str = "change hint too narrow: a hard-link partner was not rescanned";
 
+/// Entries looked at under hinted paths for multi-link files no layer scans.
+const UNSCANNED_SEARCH_MAX: usize = 200_000;
+
+/// Multi-link files under the hinted paths that no layer rescans (excluded,
+/// or outside every layer): a write through such a name changes the other
+/// names, which may be kept. `None` when there are too many to look at.
+fn unscanned_multi_links(
+    req: &SnapshotRequest,
+    hints: &[PathBuf],
+    excludes: &[Excludes],
+) -> Option<Vec<Stat>> {
+    let scanned = |p: &Path| {
+        req.layers
+            .iter()
+            .zip(excludes)
+            .any(|(l, ex)| hint_rel(&l.root, p).is_some_and(|rel| !ex.is_excluded_or_under(&rel)))
+    };
+    let mut out = Vec::new();
+    let mut budget = UNSCANNED_SEARCH_MAX;
+    let mut stack: Vec<PathBuf> = hints.to_vec();
+    while let Some(p) = stack.pop() {
+        budget = budget.checked_sub(1)?;
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() {
+            // Descend even into scanned folders: an excluded one may be below.
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                for e in rd.flatten() {
+                    let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                    if is_dir || !scanned(&e.path()) {
+                        stack.push(e.path());
+                    }
+                }
+            }
+        } else if m.is_file() && !scanned(&p) {
+            let st = Stat::from(&m);
+            if st.nlink > 1 {
+                out.push(st);
+            }
+        }
+    }
+    Some(out)
+}
+
 /// Whether a multi-link file seen in one layer (or hinted, wherever it is)
 /// is kept unread, with other stat data, under another name (a hint names
 /// only the path written, which may be excluded or in another layer, and
@@ -847,13 +892,9 @@ impl Vault {
         // written may be excluded, or in another layer.
         let mut multi_links: Vec<(usize, Stat)> = Vec::new();
         if let Some(hints) = req.changed_hint.as_ref().filter(|_| req.parent.is_some()) {
-            for h in hints {
-                if let Ok(m) = std::fs::symlink_metadata(h) {
-                    let st = Stat::from(&m);
-                    if m.is_file() && st.nlink > 1 {
-                        multi_links.push((usize::MAX, st));
-                    }
-                }
+            match unscanned_multi_links(req, hints, excludes) {
+                Some(found) => multi_links.extend(found.into_iter().map(|st| (usize::MAX, st))),
+                None => return Err(VaultError::Internal(HINT_TOO_NARROW.into())),
             }
         }
         let scanned: Result<()> = self.pool.in_place_scope(|s| {

@@ -307,3 +307,28 @@ fn a_file_written_through_an_excluded_hard_link_name_is_current_in_the_hinted_sn
     let full = snap(&v, vec![env], None);
     assert_eq!(hinted.root_hash, full.root_hash, "hinted = full walk");
 }
+
+#[test]
+fn a_hinted_excluded_folder_holding_a_changed_hard_link_makes_the_snapshot_walk_everything() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("env");
+    write(&src.join("lib/kept.py"), b"old\n");
+    fs::create_dir_all(src.join("runtime/deep")).unwrap();
+    fs::hard_link(src.join("lib/kept.py"), src.join("runtime/deep/alias.py")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let mut env = layer("env", &src);
+    env.exclude = vec!["runtime".into()];
+    let first = snap(&v, vec![env.clone()], None);
+    fs::write(
+        src.join("runtime/deep/alias.py"),
+        b"new, through the excluded name\n",
+    )
+    .unwrap();
+    // The hint names the folder (as a journal does when the folder itself changed).
+    let mut req = request(vec![env.clone()], Some(first.id.clone()));
+    req.changed_hint = Some(vec![src.join("runtime")]);
+    let hinted = v.snapshot(&req, progress()).unwrap();
+    let full = snap(&v, vec![env], None);
+    assert_eq!(hinted.root_hash, full.root_hash, "hinted = full walk");
+}
