@@ -451,4 +451,7 @@ pub trait SnapshotEngine: Send + Sync {
     async fn gc(&self) -> Result<serde_json::Value>;
     /// Checks the store; `read_data` reads every byte.
     async fn verify(&self, read_data: bool) -> Result<serde_json::Value>;
+    /// The environment is gone: drop what the engine keeps for it between
+    /// captures (the change journal that makes incrementals cheap).
+    async fn forget_environment(&self, _env: crate::EnvironmentId) {}
 }

@@ -298,6 +298,10 @@ struct LayerBuild {
     links: Vec<(usize, LinkTo)>,
     /// Per-entry removal marks (skipped files).
     removed: Vec<bool>,
+    /// Indexes into `kept` of entries rescanned after all (hard-link
+    /// partners of a file changed through another name); dropped from
+    /// `kept` once links are resolved.
+    promoted: HashSet<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -593,6 +597,92 @@ fn hint_starts(root: &Path, hints: &[PathBuf], parent: &[Entry]) -> Option<Vec<V
     Some(out)
 }
 
+/// Internal: a change hint missed the other names of a changed inode (in
+/// another layer, or written through an excluded name); [`Vault::snapshot`]
+/// walks every layer instead.
+const HINT_TOO_NARROW: &str = "change hint too narrow: a hard-link partner was not rescanned";
+
+/// Entries looked at under hinted paths for multi-link files no layer scans.
+const UNSCANNED_SEARCH_MAX: usize = 200_000;
+
+/// Multi-link files under the hinted paths that no layer rescans (excluded,
+/// or outside every layer): a write through such a name changes the other
+/// names, which may be kept. `None` when there are too many to look at.
+fn unscanned_multi_links(
+    req: &SnapshotRequest,
+    hints: &[PathBuf],
+    excludes: &[Excludes],
+) -> Option<Vec<Stat>> {
+    let scanned = |p: &Path| {
+        req.layers
+            .iter()
+            .zip(excludes)
+            .any(|(l, ex)| hint_rel(&l.root, p).is_some_and(|rel| !ex.is_excluded_or_under(&rel)))
+    };
+    let mut out = Vec::new();
+    let mut budget = UNSCANNED_SEARCH_MAX;
+    let mut stack: Vec<PathBuf> = hints.to_vec();
+    while let Some(p) = stack.pop() {
+        budget = budget.checked_sub(1)?;
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() {
+            // Descend even into scanned folders: an excluded one may be below.
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                for e in rd.flatten() {
+                    let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                    if is_dir || !scanned(&e.path()) {
+                        stack.push(e.path());
+                    }
+                }
+            }
+        } else if m.is_file() && !scanned(&p) {
+            let st = Stat::from(&m);
+            if st.nlink > 1 {
+                out.push(st);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Whether a multi-link file seen in one layer (or hinted, wherever it is)
+/// is kept unread, with other stat data, under another name (a hint names
+/// only the path written, which may be excluded or in another layer, and
+/// kept entries are per layer).
+fn links_changed_across_layers(builds: &[LayerBuild], multi_links: &[(usize, Stat)]) -> bool {
+    if multi_links.is_empty() {
+        return false;
+    }
+    for (li, lb) in builds.iter().enumerate() {
+        // Promoted entries are rescanned in their own layer already.
+        let kept: HashMap<u64, Vec<&Entry>> = lb
+            .kept
+            .iter()
+            .enumerate()
+            .filter(|(k, e)| e.kind == Kind::File && !lb.promoted.contains(k))
+            .fold(HashMap::new(), |mut m, (_, e)| {
+                m.entry(e.ino).or_default().push(e);
+                m
+            });
+        if kept.is_empty() {
+            continue;
+        }
+        for (lj, stat) in multi_links {
+            if *lj == li {
+                continue;
+            }
+            if let Some(es) = kept.get(&stat.ino) {
+                if es.iter().any(|e| !parent_reusable(e, stat)) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
 fn copy_file_data(from: &Entry, to: &mut Entry) {
     to.size = from.size;
     to.chunks.clone_from(&from.chunks);
@@ -665,6 +755,24 @@ impl Vault {
     /// storage errors (disk full…), [`VaultError::ReadBack`]. On any error
     /// no snapshot is listed and existing snapshots are untouched.
     pub fn snapshot(
+        &self,
+        req: &SnapshotRequest,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<SnapshotSummary> {
+        match self.snapshot_once(req, Arc::clone(&progress)) {
+            Err(VaultError::Internal(m)) if m == HINT_TOO_NARROW => {
+                tracing::info!(
+                    "a hard link across layers changed: walking every layer instead of the hint"
+                );
+                let mut full = req.clone();
+                full.changed_hint = None;
+                self.snapshot_once(&full, progress)
+            }
+            other => other,
+        }
+    }
+
+    fn snapshot_once(
         &self,
         req: &SnapshotRequest,
         progress: Arc<dyn ProgressSink>,
@@ -873,6 +981,16 @@ impl Vault {
         let (done_tx, done_rx) = unbounded::<FileDone>();
         let mut builds: Vec<LayerBuild> = Vec::new();
         let mut hint_mode = Vec::new();
+        // First-seen names of multi-link files: (layer, stat). Hinted
+        // multi-link files count for every layer (`usize::MAX`): the name
+        // written may be excluded, or in another layer.
+        let mut multi_links: Vec<(usize, Stat)> = Vec::new();
+        if let Some(hints) = req.changed_hint.as_ref().filter(|_| req.parent.is_some()) {
+            match unscanned_multi_links(req, hints, excludes) {
+                Some(found) => multi_links.extend(found.into_iter().map(|st| (usize::MAX, st))),
+                None => return Err(VaultError::Internal(HINT_TOO_NARROW.into())),
+            }
+        }
         let scanned: Result<()> = self.pool.in_place_scope(|s| {
             // Large files start as soon as they are found; small ones wait
             // for the end of the walk, so the long sequential parts of big
@@ -901,6 +1019,7 @@ impl Vault {
                     kept: Vec::new(),
                     links: Vec::new(),
                     removed: Vec::new(),
+                    promoted: HashSet::new(),
                 };
                 let mut included = None;
                 if !src.include.is_empty() {
@@ -917,7 +1036,7 @@ impl Vault {
                     (Some(h), Some(p), None) => hint_starts(&src.root, h, p),
                     _ => None,
                 };
-                let mut kept_inodes: HashMap<u64, usize> = HashMap::new();
+                let mut kept_inodes: HashMap<u64, Vec<usize>> = HashMap::new();
                 if let (Some(starts), Some(p)) = (&starts, parent) {
                     lb.kept = p
                         .iter()
@@ -928,7 +1047,7 @@ impl Vault {
                         lb.kept.iter().filter(|e| e.kind == Kind::File).count() as u64;
                     for (k, e) in lb.kept.iter_mut().enumerate() {
                         if e.kind == Kind::File {
-                            kept_inodes.insert(e.ino, k);
+                            kept_inodes.entry(e.ino).or_default().push(k);
                         }
                         // Directories above a rescanned path: fresh metadata.
                         if e.kind == Kind::Dir
@@ -958,15 +1077,20 @@ impl Vault {
                 let mut inodes: HashMap<(u64, u64), usize> = HashMap::new();
                 let mut specials: Vec<(PathBuf, String)> = Vec::new();
                 let mut scan_skips: Vec<(PathBuf, String)> = Vec::new();
-                for start in &starts {
-                    if excludes[li].is_excluded_or_under(start) {
+                let mut queue: std::collections::VecDeque<Vec<u8>> = starts.into();
+                while let Some(start) = queue.pop_front() {
+                    if excludes[li].is_excluded_or_under(&start) {
                         continue;
                     }
                     let found = self.walk_pool.install(|| {
                         let mut v = Vec::new();
-                        scan(&src.root, start, &excludes[li], &mut scan_skips, &mut |f| {
-                            v.push(f)
-                        })
+                        scan(
+                            &src.root,
+                            &start,
+                            &excludes[li],
+                            &mut scan_skips,
+                            &mut |f| v.push(f),
+                        )
                         .map(|()| v)
                     })?;
                     for f in found {
@@ -985,11 +1109,25 @@ impl Vault {
                                 lb.links.push((idx, LinkTo::Scanned(first)));
                                 continue;
                             }
-                            if let Some(&k) = kept_inodes.get(&f.stat.ino) {
-                                lb.links.push((idx, LinkTo::Kept(k)));
-                                continue;
+                            if let Some(ks) = kept_inodes.get(&f.stat.ino) {
+                                let k = ks[0];
+                                if !lb.promoted.contains(&k)
+                                    && parent_reusable(&lb.kept[k], &f.stat)
+                                {
+                                    lb.links.push((idx, LinkTo::Kept(k)));
+                                    continue;
+                                }
+                                // Changed through this name (a hint names only
+                                // the path written): the other names of the
+                                // inode are stale too, so rescan them.
+                                for &j in ks {
+                                    if lb.promoted.insert(j) {
+                                        queue.push_back(lb.kept[j].path.clone());
+                                    }
+                                }
                             }
                             inodes.insert((f.stat.dev, f.stat.ino), idx);
+                            multi_links.push((li, f.stat));
                         }
                         if let Some(p) = parent_map
                             .get(f.rel.as_slice())
@@ -1024,6 +1162,9 @@ impl Vault {
         drop(done_tx);
         tracing::debug!("files read");
         scanned?;
+        if hint_mode.iter().any(|h| *h) && links_changed_across_layers(&builds, &multi_links) {
+            return Err(VaultError::Internal(HINT_TOO_NARROW.into()));
+        }
         if ctx.aborted() {
             return Err(VaultError::Internal("snapshot aborted".into()));
         }
@@ -1070,6 +1211,7 @@ impl Vault {
                 mut kept,
                 links,
                 mut removed,
+                promoted,
             } = lb;
             let mut next_group = kept.iter().map(|e| e.hardlink).max().unwrap_or(0) + 1;
             for (member, to) in links {
@@ -1106,6 +1248,14 @@ impl Vault {
                 i += 1;
                 !removed[i - 1]
             });
+            if !promoted.is_empty() {
+                acc.files_reused = acc.files_reused.saturating_sub(promoted.len() as u64);
+                let mut j = 0;
+                kept.retain(|_| {
+                    j += 1;
+                    !promoted.contains(&(j - 1))
+                });
+            }
             if hinted {
                 entries.append(&mut kept);
                 entries.sort_by(|a, b| path_cmp(&a.path, &b.path));

@@ -400,6 +400,7 @@ impl DriftHub {
         if let Some(w) = &self.watcher {
             w.unwatch(env);
         }
+        self.state.snapshots.forget_environment(env).await;
         lock(&self.tracked).remove(&env);
         if let Err(e) = self.store.delete_drift_state(env).await {
             tracing::warn!(error = %e, env = %env, "could not remove a deleted environment's drift state");

@@ -42,6 +42,9 @@ pub struct LocalSnapshotEngine {
     scratch_dir: PathBuf,
     /// Where restored code runs (drills import the restored packages).
     sandbox: westtek_runtime::Sandbox,
+    /// Changes since each environment's last capture; without it (or when
+    /// it cannot vouch for them) every capture walks the whole tree.
+    journal: Option<Arc<westtek_journal::Journal>>,
 }
 
 fn vault_error(e: VaultError) -> DomainError {
@@ -108,6 +111,24 @@ struct SnapshotMeta {
     base_closure: Option<InterpreterClosure>,
     notes: Option<String>,
     inventory: Inventory,
+    /// How the capture found what changed: `journal` (only the journaled
+    /// paths were read) or `full walk` with the reason. Absent before
+    /// issue 13.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change_detection: Option<ChangeDetection>,
+}
+
+/// See [`SnapshotMeta::change_detection`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChangeDetection {
+    /// `journal` or `full walk`.
+    mode: String,
+    /// Why a full walk (first capture, restart, overflow…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// Paths handed to the vault as changed (journal mode).
+    #[serde(default)]
+    changed_paths: usize,
 }
 
 /// Whether a package install is running in the environment.
@@ -195,6 +216,7 @@ impl LocalSnapshotEngine {
             envs_dir,
             scratch_dir,
             sandbox: westtek_runtime::Sandbox::host(),
+            journal: None,
         }
     }
 
@@ -210,6 +232,14 @@ impl LocalSnapshotEngine {
         }
         westtek_vault::PassphraseWrapper::from_source(&KeySource::KeyFile(key_file.to_path_buf()))
             .map_err(vault_error)
+    }
+
+    /// The same engine taking incremental captures from `journal`: only the
+    /// paths it saw change since the parent are read (see `westtek-journal`
+    /// for when it falls back to the full walk).
+    pub fn with_journal(mut self, journal: Arc<westtek_journal::Journal>) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// The same engine running drills in `sandbox` (e.g. the disabled one
@@ -447,6 +477,38 @@ impl SnapshotEngine for LocalSnapshotEngine {
             progress.update(0.03, "finding the interpreter's files");
             let closure = base_closure(&inv, me.envs_dir.parent().unwrap_or(&me.envs_dir));
             let base = closure.as_ref().map(closure_layer);
+            let parent = req
+                .parent
+                .as_deref()
+                .and_then(|p| SnapshotId::parse(p).ok());
+            let sources = layers(&layout, base);
+            // The mark: changes from here on belong to the next capture.
+            let ticket = me.journal.as_ref().map(|j| j.begin(req.env_id, layout.root()));
+            let roots: Vec<PathBuf> = sources.iter().map(|l| l.root.clone()).collect();
+            let hints = match &ticket {
+                Some(t) => t.hints_for(parent.as_ref().map(SnapshotId::as_str), &roots),
+                None => Err("no change journal on this host".to_string()),
+            };
+            let detection = match &hints {
+                Ok(h) => ChangeDetection {
+                    mode: "journal".into(),
+                    reason: None,
+                    changed_paths: h.len(),
+                },
+                Err(why) => ChangeDetection {
+                    mode: "full walk".into(),
+                    reason: Some(why.clone()),
+                    changed_paths: 0,
+                },
+            };
+            tracing::info!(env = %req.env_id, mode = %detection.mode, reason = detection.reason.as_deref().unwrap_or(""), changed_paths = detection.changed_paths, "capture");
+            progress.update(
+                0.04,
+                &match &detection.reason {
+                    None => format!("journal: {} changed paths", detection.changed_paths),
+                    Some(why) => format!("full walk: {why}"),
+                },
+            );
             let meta = SnapshotMeta {
                 westtek_meta_version: META_VERSION,
                 environment_id: req.env_id.to_string(),
@@ -455,22 +517,26 @@ impl SnapshotEngine for LocalSnapshotEngine {
                 base_closure: closure,
                 notes: req.notes.clone(),
                 inventory: inv,
+                change_detection: Some(detection),
             };
             let metadata = serde_json::to_value(&meta).map_err(DomainError::internal)?;
-            let parent = req
-                .parent
-                .as_deref()
-                .and_then(|p| SnapshotId::parse(p).ok());
+            let full_walk = hints.is_err();
             let sreq = SnapshotRequest {
-                layers: layers(&layout, base),
+                layers: sources,
                 parent,
                 metadata,
-                changed_hint: None,
+                changed_hint: hints.ok(),
             };
             let summary = me
                 .vault
-                .snapshot(&sreq, slice(&progress, 0.05, 1.0, "snapshot"))
-                .map_err(vault_error)?;
+                .snapshot(&sreq, slice(&progress, 0.05, 1.0, "snapshot"));
+            if let (Some(j), Some(t)) = (&me.journal, ticket) {
+                match &summary {
+                    Ok(s) => j.commit(t, s.id.as_str(), full_walk),
+                    Err(_) => j.abort(t),
+                }
+            }
+            let summary = summary.map_err(vault_error)?;
             Ok(CaptureOutcome {
                 engine_id: summary.id.to_string(),
                 location: format!("{}#{}", me.vault.location(), summary.id),
@@ -595,6 +661,13 @@ impl SnapshotEngine for LocalSnapshotEngine {
         })
         .await
         .map_err(blocking_error)?
+    }
+
+    async fn forget_environment(&self, env: EnvironmentId) {
+        if let Some(j) = &self.journal {
+            let j = Arc::clone(j);
+            let _ = tokio::task::spawn_blocking(move || j.unwatch(env)).await;
+        }
     }
 
     async fn drill(&self, engine_id: &str, progress: Arc<dyn ProgressSink>) -> Result<DrillResult> {

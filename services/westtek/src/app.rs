@@ -540,6 +540,14 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
             .map_err(|e| anyhow!("opening the vault: {e}"))??
     }
     .with_sandbox(drill_sandbox);
+    // The change journal: incremental captures read only what changed.
+    let engine = match westtek_journal::Journal::new(westtek_journal::JournalConfig::default()) {
+        Ok(j) => engine.with_journal(Arc::new(j)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no change journal: every snapshot walks the whole environment");
+            engine
+        }
+    };
     let mut pcfg = PlatformConfig::local(url.clone());
     pcfg.access_ttl = cfg.access_ttl;
     pcfg.secure_cookies = url.starts_with("https://");

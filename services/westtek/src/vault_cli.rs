@@ -52,6 +52,18 @@ pub enum VaultCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Journal folders and snapshot them on demand: each line `snapshot` on
+    /// stdin takes one (one JSON line on stdout each); end of input stops.
+    /// The first snapshot walks the folders; later ones read only the paths
+    /// the change journal saw change, or walk again when it cannot vouch
+    /// for them (the JSON says which and why).
+    Watch {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Skip entries matching this pattern (as for `snapshot`).
+        #[arg(long)]
+        exclude: Vec<String>,
+    },
     /// List snapshots.
     Ls {
         #[arg(long)]
@@ -285,6 +297,10 @@ fn run_blocking(args: VaultArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        VaultCommand::Watch { paths, exclude } => {
+            let layers = layer_sources(&paths, &exclude)?;
+            watch(&vault, layers)?;
+        }
         VaultCommand::Ls { json } => {
             let mut all = vault.list()?;
             all.sort_by_key(|s| s.created_at);
@@ -417,6 +433,94 @@ fn run_blocking(args: VaultArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `westtek vault watch`: one journaled environment per folder.
+fn watch(vault: &Vault, layers: Vec<LayerSource>) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    use westtek_journal::{Journal, JournalConfig};
+    let started = std::time::Instant::now();
+    let journal = Journal::new(JournalConfig::default())?;
+    let envs: Vec<_> = layers
+        .iter()
+        .map(|l| {
+            let env = westtek_domain::EnvironmentId::new();
+            journal.watch(env, &l.root);
+            env
+        })
+        .collect();
+    let dirs: usize = envs.iter().map(|e| journal.watched_dirs(*e)).sum();
+    println!(
+        "{}",
+        serde_json::json!({"ready": true, "watched_dirs": dirs, "start_ms": started.elapsed().as_millis() as u64})
+    );
+    let mut parent = vault.find_parent(&layers)?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading commands from stdin")?;
+        match line.trim() {
+            "" => continue,
+            "snapshot" => {}
+            other => bail!("unknown command {other:?} (expected `snapshot`)"),
+        }
+        let t0 = std::time::Instant::now();
+        let tickets: Vec<_> = envs
+            .iter()
+            .zip(&layers)
+            .map(|(env, l)| journal.begin(*env, &l.root))
+            .collect();
+        let mut hints = Ok(Vec::new());
+        for (t, l) in tickets.iter().zip(&layers) {
+            let h = t.hints_for(
+                parent.as_ref().map(SnapshotId::as_str),
+                std::slice::from_ref(&l.root),
+            );
+            hints = match (hints, h) {
+                (Ok(mut all), Ok(h)) => {
+                    all.extend(h);
+                    Ok(all)
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+        }
+        let (mode, reason, changed) = match &hints {
+            Ok(h) => ("journal", None, h.len()),
+            Err(why) => ("full walk", Some(why.clone()), 0),
+        };
+        let full_walk = hints.is_err();
+        let result = vault.snapshot(
+            &SnapshotRequest {
+                layers: layers.clone(),
+                parent: parent.clone(),
+                metadata: serde_json::json!({"change_detection": {"mode": mode, "reason": reason, "changed_paths": changed}}),
+                changed_hint: hints.ok(),
+            },
+            bar(true).1,
+        );
+        match result {
+            Ok(s) => {
+                for t in tickets {
+                    journal.commit(t, s.id.as_str(), full_walk);
+                }
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": s.id.to_string(), "mode": mode, "reason": reason,
+                        "changed_paths": changed, "files": s.files, "files_read": s.files_read,
+                        "files_reused": s.files_reused, "bytes_read": s.bytes_read,
+                        "duration_ms": t0.elapsed().as_millis() as u64,
+                    })
+                );
+                parent = Some(s.id);
+            }
+            Err(e) => {
+                for t in tickets {
+                    journal.abort(t);
+                }
+                println!("{}", serde_json::json!({"error": e.to_string()}));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn restore(

@@ -231,3 +231,104 @@ fn delete_and_gc_free_the_space_and_keep_other_snapshots_whole() {
         (0, 0, 0)
     );
 }
+
+#[test]
+fn a_hard_link_written_through_one_name_is_current_under_every_name_with_a_hint_of_that_name() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("env");
+    write(&src.join("a/one.txt"), b"first version\n");
+    fs::create_dir_all(src.join("b")).unwrap();
+    fs::hard_link(src.join("a/one.txt"), src.join("b/two.txt")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let first = snap(&v, vec![layer("env", &src)], None);
+    // Written (and chmod-ed) through `a/one.txt`: only that name is hinted,
+    // as inotify reports only the path written.
+    fs::write(src.join("a/one.txt"), b"second version, longer\n").unwrap();
+    mode(&src.join("a/one.txt"), 0o600);
+    let mut req = request(vec![layer("env", &src)], Some(first.id.clone()));
+    req.changed_hint = Some(vec![src.join("a/one.txt")]);
+    let hinted = v.snapshot(&req, progress()).unwrap();
+    let full = snap(&v, vec![layer("env", &src)], None);
+    assert_eq!(hinted.root_hash, full.root_hash, "hinted = full walk");
+    let out = t.path().join("out");
+    restore_to(&v, &hinted.id, vec![("env", &out)]).unwrap();
+    assert_eq!(image(&out), image(&src));
+    assert_eq!(
+        fs::read(out.join("b/two.txt")).unwrap(),
+        b"second version, longer\n"
+    );
+}
+
+#[test]
+fn a_hard_link_across_layers_written_through_one_name_makes_the_hinted_snapshot_walk_everything() {
+    let t = tempfile::tempdir().unwrap();
+    let env = t.path().join("env");
+    let home = t.path().join("home");
+    write(&env.join("lib/shared.py"), b"x = 1\n");
+    fs::create_dir_all(&home).unwrap();
+    fs::hard_link(env.join("lib/shared.py"), home.join("shared.py")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let layers = || vec![layer("env", &env), layer("home", &home)];
+    let first = snap(&v, layers(), None);
+    fs::write(
+        home.join("shared.py"),
+        b"x = 2  # edited in the home layer\n",
+    )
+    .unwrap();
+    let mut req = request(layers(), Some(first.id.clone()));
+    req.changed_hint = Some(vec![home.join("shared.py")]);
+    let hinted = v.snapshot(&req, progress()).unwrap();
+    let full = snap(&v, layers(), None);
+    assert_eq!(hinted.root_hash, full.root_hash, "hinted = full walk");
+}
+
+#[test]
+fn a_file_written_through_an_excluded_hard_link_name_is_current_in_the_hinted_snapshot() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("env");
+    write(&src.join("lib/kept.py"), b"old\n");
+    fs::create_dir_all(src.join("runtime")).unwrap();
+    fs::hard_link(src.join("lib/kept.py"), src.join("runtime/alias.py")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let mut env = layer("env", &src);
+    env.exclude = vec!["runtime".into()];
+    let first = snap(&v, vec![env.clone()], None);
+    fs::write(
+        src.join("runtime/alias.py"),
+        b"new, through the excluded name\n",
+    )
+    .unwrap();
+    let mut req = request(vec![env.clone()], Some(first.id.clone()));
+    req.changed_hint = Some(vec![src.join("runtime/alias.py")]);
+    let hinted = v.snapshot(&req, progress()).unwrap();
+    let full = snap(&v, vec![env], None);
+    assert_eq!(hinted.root_hash, full.root_hash, "hinted = full walk");
+}
+
+#[test]
+fn a_hinted_excluded_folder_holding_a_changed_hard_link_makes_the_snapshot_walk_everything() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("env");
+    write(&src.join("lib/kept.py"), b"old\n");
+    fs::create_dir_all(src.join("runtime/deep")).unwrap();
+    fs::hard_link(src.join("lib/kept.py"), src.join("runtime/deep/alias.py")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let (_, v) = local_vault(&t.path().join("vault"));
+    let mut env = layer("env", &src);
+    env.exclude = vec!["runtime".into()];
+    let first = snap(&v, vec![env.clone()], None);
+    fs::write(
+        src.join("runtime/deep/alias.py"),
+        b"new, through the excluded name\n",
+    )
+    .unwrap();
+    // The hint names the folder (as a journal does when the folder itself changed).
+    let mut req = request(vec![env.clone()], Some(first.id.clone()));
+    req.changed_hint = Some(vec![src.join("runtime")]);
+    let hinted = v.snapshot(&req, progress()).unwrap();
+    let full = snap(&v, vec![env], None);
+    assert_eq!(hinted.root_hash, full.root_hash, "hinted = full walk");
+}
