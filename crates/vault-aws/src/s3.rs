@@ -264,6 +264,32 @@ impl S3Storage {
         }
     }
 
+    /// GetObject (whole, or a `Range`); an archived object gets its thaw
+    /// requested and is reported as [`StorageError::Archived`].
+    fn fetch(&self, key: &str, range: Option<String>) -> Result<Vec<u8>, StorageError> {
+        let k = self.object_key(key)?;
+        let out = self.block(async {
+            let resp = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&k)
+                .set_range(range)
+                .send()
+                .await
+                .map_err(|e| map_err(key, "GetObject", e))?;
+            resp.body
+                .collect()
+                .await
+                .map(|b| b.into_bytes().to_vec())
+                .map_err(|e| StorageError::Backend(format!("S3 GetObject of {key}: {e}")))
+        });
+        if matches!(out, Err(StorageError::Archived(_))) {
+            self.request_thaw(key)?;
+        }
+        out
+    }
+
     fn put_multipart(&self, key: &str, k: &str, data: &[u8]) -> Result<(), StorageError> {
         let created = self
             .block(
@@ -404,30 +430,10 @@ impl Storage for S3Storage {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        let k = self.object_key(key)?;
-        let out = self.block(async {
-            let resp = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&k)
-                .send()
-                .await
-                .map_err(|e| map_err(key, "GetObject", e))?;
-            resp.body
-                .collect()
-                .await
-                .map(|b| b.into_bytes().to_vec())
-                .map_err(|e| StorageError::Backend(format!("S3 GetObject of {key}: {e}")))
-        });
-        if matches!(out, Err(StorageError::Archived(_))) {
-            self.request_thaw(key)?;
-        }
-        out
+        self.fetch(key, None)
     }
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
-        let k = self.object_key(key)?;
         if len == 0 {
             return if self.exists(key)? {
                 Ok(Vec::new())
@@ -438,29 +444,9 @@ impl Storage for S3Storage {
         let last = offset
             .checked_add(len - 1)
             .ok_or_else(|| StorageError::Backend(format!("{key}: range overflows")))?;
-        let out = self.block(async {
-            let resp = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&k)
-                .range(format!("bytes={offset}-{last}"))
-                .send()
-                .await
-                .map_err(|e| map_err(key, "GetObject", e))?;
-            resp.body
-                .collect()
-                .await
-                .map(|b| b.into_bytes().to_vec())
-                .map_err(|e| StorageError::Backend(format!("S3 GetObject of {key}: {e}")))
-        });
-        let out = match out {
+        let out = match self.fetch(key, Some(format!("bytes={offset}-{last}"))) {
             // A range past the end of the object.
             Err(StorageError::Backend(m)) if m.contains("InvalidRange") => Ok(Vec::new()),
-            Err(StorageError::Archived(k)) => {
-                self.request_thaw(key)?;
-                Err(StorageError::Archived(k))
-            }
             other => other,
         }?;
         if out.len() as u64 != len {
