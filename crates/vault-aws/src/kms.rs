@@ -36,16 +36,9 @@ const CONTEXT_KEY: &str = "westtek-vault";
 
 /// A KMS client for an explicit endpoint and static credentials (moto).
 pub fn kms_client_for_endpoint(endpoint: &str, access_key: &str, secret: &str) -> Client {
-    let conf = aws_sdk_kms::config::Builder::new()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .http_client(crate::http_client())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_kms::config::Credentials::new(
-            access_key, secret, None, None, "static",
-        ))
-        .build();
-    Client::from_conf(conf)
+    Client::new(&westtek_aws::config_for_endpoint(
+        endpoint, access_key, secret,
+    ))
 }
 
 impl KmsWrapper {

@@ -27,8 +27,6 @@
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3`); with an endpoint override
 //! (moto, MinIO) requests use path-style addressing.
 
-use aws_config::retry::RetryConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -118,25 +116,11 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
     Ok((bucket.to_string(), prefix))
 }
 
-/// Whether the environment points S3 at another endpoint (moto, MinIO).
-fn endpoint_overridden() -> bool {
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
-}
-
 /// An S3 client for an explicit endpoint and static credentials (moto,
 /// MinIO), path-style.
 pub fn client_for_endpoint(endpoint: &str, access_key: &str, secret: &str) -> Client {
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(crate::http_client())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            access_key, secret, None, None, "static",
-        ))
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
+    let shared = westtek_aws::config_for_endpoint(endpoint, access_key, secret);
+    let conf = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(true)
         .build();
     Client::from_conf(conf)
@@ -146,7 +130,7 @@ pub fn client_for_endpoint(endpoint: &str, access_key: &str, secret: &str) -> Cl
 pub async fn client_from_env(max_attempts: u32) -> Client {
     let shared = crate::shared_config(max_attempts).await;
     let conf = aws_sdk_s3::config::Builder::from(&shared)
-        .force_path_style(endpoint_overridden())
+        .force_path_style(westtek_aws::endpoint_overridden("S3"))
         .build();
     Client::from_conf(conf)
 }

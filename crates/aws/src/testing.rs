@@ -4,6 +4,9 @@
 //! Policy: a missing moto fails the test with a message saying how to
 //! install it (the project's test command does); it never turns into a
 //! silent pass. Test support only (feature `testing`).
+//!
+//! Start one per test (about a second): moto keeps all state in memory, so
+//! separate servers keep tests independent when they run in parallel.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -61,6 +64,12 @@ impl Moto {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The SDK configuration for this server (static test credentials,
+    /// `us-east-1`). S3 clients also need `force_path_style(true)`.
+    pub fn config(&self) -> aws_config::SdkConfig {
+        crate::config_for_endpoint(&self.endpoint(), "test", "test")
     }
 }
 

@@ -1,0 +1,1 @@
+//! The drift store (DriftStore port) on Amazon DynamoDB
