@@ -330,55 +330,14 @@ async fn probes_and_metrics_answer_without_credentials() {
     app.stop().await;
 }
 
-/// A `redis-server` on a free port for one test, killed on drop.
-struct Redis(std::process::Child, String);
-
-impl Redis {
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test installs it)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Redis(child, format!("redis://127.0.0.1:{port}"))
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn with_redis_configured_domain_events_travel_over_redis_streams() {
     use futures::StreamExt;
     use westtek_domain::ports::EventBus;
-    let redis = Redis::start();
-    let app = westtek_tests::spawn_app_with(|cfg| cfg.redis_url = Some(redis.1.clone())).await;
+    let redis = westtek_bus::testing::Redis::start();
+    let app = westtek_tests::spawn_app_with(|cfg| cfg.redis_url = Some(redis.url())).await;
     // A consumer in another process would do exactly this.
-    let bus = westtek_bus::RedisStreamsBus::connect(&redis.1, "westtek-events")
+    let bus = westtek_bus::RedisStreamsBus::connect(&redis.url(), "westtek-events")
         .await
         .unwrap();
     let mut events = bus.subscribe("e2e-consumer").await.unwrap();

@@ -13,6 +13,8 @@
 
 mod in_process;
 mod redis_streams;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use in_process::{InProcessBus, DEFAULT_QUEUE_CAPACITY};
 pub use redis_streams::{RedisBusConfig, RedisStreamsBus, DEFAULT_MAX_LEN};

@@ -29,9 +29,10 @@ use westtek_assist::drift_tools::{DriftEventView, ToolScope};
 use westtek_assist::{AgentChunk, LocalDriftAnalyzer, SessionStore};
 use westtek_domain::event::types;
 use westtek_domain::{
-    DomainError, DomainEvent, DriftEvent, DriftEventId, DriftSource, DriftStateRecord, DriftStore,
-    Environment, EnvironmentFilter, EnvironmentId, EnvironmentStatus, EventId, RecommendationId,
-    RecommendationRecord, RecordOutcome, Result, SnapshotFilter, SnapshotId, SnapshotStatus,
+    DomainError, DomainEvent, DriftEvent, DriftEventFilter, DriftEventId, DriftSource,
+    DriftStateRecord, DriftStore, Environment, EnvironmentFilter, EnvironmentId, EnvironmentStatus,
+    EventId, RecommendationId, RecommendationRecord, RecordOutcome, Result, SnapshotFilter,
+    SnapshotId, SnapshotStatus,
 };
 use westtek_drift::{evaluate, fingerprint, DriftWatcher, WatchConfig};
 use westtek_env_manager::system_audit;
@@ -54,6 +55,10 @@ pub struct DriftConfig {
     pub smtp: Option<SmtpConfig>,
     /// Evaluations running at once (default 2).
     pub max_parallel: usize,
+    /// How often live streams look in the store for events another process
+    /// recorded (a second drift replica); this process's own events go out
+    /// at once (default 1 s).
+    pub live_poll: Duration,
 }
 
 impl Default for DriftConfig {
@@ -68,6 +73,7 @@ impl Default for DriftConfig {
             alerts: RouterConfig::default(),
             smtp: None,
             max_parallel: 2,
+            live_poll: Duration::from_secs(1),
         }
     }
 }
@@ -96,7 +102,12 @@ pub struct DriftHub {
     /// created the pin moves to it (with this audit entry).
     repins: Mutex<HashMap<SnapshotId, (EnvironmentId, westtek_domain::AuditDraft)>>,
     permits: Semaphore,
+    /// Every lab's new events in `seq` order, fed only by the store
+    /// follower ([`DriftHub::follow_store`]), so events recorded by any
+    /// process reach live streams once, in order.
     live: broadcast::Sender<DriftEvent>,
+    /// Wakes the store follower when this process recorded an event.
+    recorded: tokio::sync::Notify,
     alerts: Option<AlertRouter>,
     pub(crate) sessions: Arc<SessionStore>,
     config: DriftConfig,
@@ -191,6 +202,7 @@ impl DriftHub {
             repins: Mutex::new(HashMap::new()),
             permits: Semaphore::new(config.max_parallel.max(1)),
             live,
+            recorded: tokio::sync::Notify::new(),
             alerts: Some(alerts),
             sessions: Arc::new(SessionStore::new(1000, 20)),
             config,
@@ -222,6 +234,8 @@ impl DriftHub {
         let hub = Arc::clone(self);
         tasks.push(tokio::spawn(async move { hub.consume_events().await }));
         let hub = Arc::clone(self);
+        tasks.push(tokio::spawn(async move { hub.follow_store().await }));
+        let hub = Arc::clone(self);
         tasks.push(tokio::spawn(async move {
             // Start-up: changes made while the platform was down.
             hub.schedule_all(DriftSource::Startup).await;
@@ -233,6 +247,62 @@ impl DriftHub {
             }
         }));
         tasks
+    }
+
+    /// Feeds live streams from the store: every event stored after start-up,
+    /// whichever process recorded it, in `seq` order; woken at once by this
+    /// process's own events and every `live_poll` otherwise. A store error
+    /// is logged and retried at the next tick.
+    async fn follow_store(self: Arc<Self>) {
+        let mut last = loop {
+            match self
+                .store
+                .list_drift_events(&DriftEventFilter {
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(p) => break p.items.first().map_or(0, |e| e.seq),
+                Err(e) => {
+                    tracing::warn!(error = %e, "drift: live streams cannot read the store; retrying");
+                    tokio::time::sleep(self.config.live_poll).await;
+                }
+            }
+        };
+        let mut closing = self.closing();
+        loop {
+            tokio::select! {
+                _ = self.recorded.notified() => {}
+                _ = tokio::time::sleep(self.config.live_poll) => {}
+                _ = closing.changed() => return,
+            }
+            loop {
+                let page = match self
+                    .store
+                    .list_drift_events(&DriftEventFilter {
+                        after_seq: Some(last),
+                        limit: 500,
+                        ..Default::default()
+                    })
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "drift: live streams cannot read the store; retrying");
+                        break;
+                    }
+                };
+                let full = page.items.len() >= 500;
+                for ev in page.items {
+                    last = last.max(ev.seq);
+                    let _ = self.live.send(ev);
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
     }
 
     /// Live drift events (every lab; subscribers filter).
@@ -707,7 +777,7 @@ impl DriftHub {
         if let Err(e) = self.state.bus.publish(&domain).await {
             tracing::warn!(error = %e, "drift: could not publish drift.detected");
         }
-        let _ = self.live.send(ev.clone());
+        self.recorded.notify_one();
         if ev.severity.is_some() {
             if let Some(router) = &self.alerts {
                 let mut alert = Alert::from_findings(

@@ -45,6 +45,47 @@ pub enum Service {
     Knowledge,
 }
 
+/// Where the platform's ports run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// One machine, embedded defaults: SQLite, the vault in the data dir
+    /// with its key file, in-process events (or Redis), local Jupyter.
+    #[default]
+    Local,
+    /// Every port on its AWS service; each AWS setting is required and
+    /// checked at start-up (see [`UpConfig::validate`]).
+    Aws,
+}
+
+/// Metadata on MongoDB / Amazon DocumentDB instead of `<data-dir>/meta.db`.
+#[derive(Clone)]
+pub struct MongoSettings {
+    /// `mongodb://…` or `mongodb+srv://…` (may hold a password: never logged).
+    pub url: secrecy::SecretString,
+    pub database: String,
+}
+
+impl std::fmt::Debug for MongoSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoSettings")
+            .field("url", &"<redacted>")
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+impl Service {
+    /// The name on the command line (`westtek serve NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::EnvManager => "env-manager",
+            Service::Snapshots => "snapshots",
+            Service::Drift => "drift",
+            Service::Knowledge => "knowledge",
+        }
+    }
+}
+
 /// Everything `start` needs.
 #[derive(Clone, Debug)]
 pub struct UpConfig {
@@ -78,6 +119,13 @@ pub struct UpConfig {
     pub vault_kms_key_id: Option<String>,
     /// Bounds of the snapshot/restore/drill queue.
     pub vault_queue: westtek_platform::queue::QueueLimits,
+    pub profile: Profile,
+    /// Metadata on MongoDB / DocumentDB (`WESTTEK_MONGO_URL`).
+    pub mongo: Option<MongoSettings>,
+    /// On the `aws` profile without `WESTTEK_MONGO_URL`: a SQLite file in
+    /// the data dir, shared by every service on this one host, stands in for
+    /// DocumentDB (tests, a single-host trial).
+    pub metadata_in_sqlite: bool,
 }
 
 impl UpConfig {
@@ -106,6 +154,91 @@ impl UpConfig {
             vault_url: None,
             vault_kms_key_id: None,
             vault_queue: Default::default(),
+            profile: Profile::Local,
+            mongo: None,
+            metadata_in_sqlite: false,
+        }
+    }
+
+    /// Checks that the settings fit together, naming every missing or
+    /// wrong one (by its environment variable) in one message.
+    ///
+    /// # Errors
+    /// The list of problems.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems: Vec<String> = Vec::new();
+        if let Some(m) = &self.mongo {
+            use secrecy::ExposeSecret;
+            let url = m.url.expose_secret();
+            if !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")) {
+                problems
+                    .push("WESTTEK_MONGO_URL: must start with mongodb:// or mongodb+srv://".into());
+            }
+            if url.contains(".docdb.amazonaws.com") && !url.contains("retryWrites=false") {
+                problems.push(
+                    "WESTTEK_MONGO_URL: Amazon DocumentDB does not support retryable writes; \
+                     add retryWrites=false (and tls=true) to the URL"
+                        .into(),
+                );
+            }
+            if m.database.is_empty() {
+                problems.push("WESTTEK_MONGO_DATABASE: must not be empty".into());
+            }
+        }
+        if let Some(u) = &self.vault_url {
+            if !u.starts_with("s3://") {
+                problems.push(format!(
+                    "WESTTEK_VAULT_URL: '{u}' is not s3://BUCKET/PREFIX"
+                ));
+            }
+        }
+        if self.profile == Profile::Aws {
+            let mut missing = |set: bool, name: &str, what: &str| {
+                if !set {
+                    problems.push(format!("{name} is not set ({what})"));
+                }
+            };
+            missing(
+                self.public_url.is_some(),
+                "WESTTEK_PUBLIC_URL",
+                "the URL users reach the platform at; every service signs and checks tokens for it",
+            );
+            missing(
+                self.vault_url.is_some(),
+                "WESTTEK_VAULT_URL",
+                "the snapshot vault, s3://BUCKET/PREFIX",
+            );
+            missing(
+                self.vault_kms_key_id.is_some(),
+                "WESTTEK_VAULT_KMS_KEY_ID",
+                "the KMS key wrapping the vault's master key",
+            );
+            missing(
+                self.mongo.is_some() || self.metadata_in_sqlite,
+                "WESTTEK_MONGO_URL",
+                "metadata on DocumentDB; on a single host WESTTEK_METADATA_IN_SQLITE=true shares a SQLite file instead",
+            );
+            missing(
+                self.cognito.is_some(),
+                "WESTTEK_COGNITO_ISSUER",
+                "the Cognito user pool researchers sign in with",
+            );
+        } else if self.metadata_in_sqlite {
+            problems.push(
+                "WESTTEK_METADATA_IN_SQLITE only applies to the aws profile (the local profile always uses SQLite unless WESTTEK_MONGO_URL is set)".into(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!(
+                "the {} profile's settings are incomplete:\n  - {}",
+                match self.profile {
+                    Profile::Local => "local",
+                    Profile::Aws => "aws",
+                },
+                problems.join("\n  - ")
+            ))
         }
     }
 }
@@ -132,9 +265,9 @@ pub struct RunningApp {
     /// The knowledge service, when it runs here.
     pub knowledge: Option<Arc<KnowledgeService>>,
     runtime: LocalJupyterRuntime,
-    store: SqliteStore,
-    /// Held while running: one platform per data dir.
-    _lock: DataDirLock,
+    store: MetaStore,
+    /// Held while running: one process per service and data dir.
+    _locks: Vec<DataDirLock>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
@@ -271,9 +404,12 @@ fn ensure_private_dir(p: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot set permissions on {}", p.display()))
 }
 
-/// An exclusive lock on `<data-dir>/.lock`, so two platforms never share a
-/// data dir (the second would reconcile away the first one's servers and
-/// builds). Released when dropped, or when the process dies.
+/// An exclusive lock on `<data-dir>/.lock-<service>`, so two processes never
+/// run the same service over one data dir (the second would reconcile away
+/// the first one's servers, builds and jobs). Different services may share
+/// a data dir (each `westtek serve SERVICE` on one host), and so may drift
+/// replicas; `westtek up` holds every lock. Released when dropped, or when
+/// the process dies.
 pub struct DataDirLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
 
 impl DataDirLock {
@@ -281,9 +417,9 @@ impl DataDirLock {
     ///
     /// # Errors
     /// When another process holds it or the file cannot be opened.
-    pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {
+    pub fn acquire(data_dir: &Path, service: Service) -> anyhow::Result<Self> {
         use std::io::{Read, Seek, Write};
-        let path = data_dir.join(".lock");
+        let path = data_dir.join(format!(".lock-{}", service.name()));
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -302,9 +438,10 @@ impl DataDirLock {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 Err(anyhow!(
-                    "another westtek (pid {}) is using the data dir {}; stop it or use another --data-dir",
+                    "another westtek (pid {}) is using the data dir {} for the {} service; stop it or use another --data-dir",
                     holder.trim(),
-                    data_dir.display()
+                    data_dir.display(),
+                    service.name()
                 ))
             }
         }
@@ -388,6 +525,59 @@ fn open_engine(
         .map_err(|e| anyhow!("cannot open the snapshot vault at {location}: {e}"))
 }
 
+/// The metadata store the platform runs on: SQLite in the data dir, or
+/// MongoDB / DocumentDB.
+#[derive(Clone)]
+enum MetaStore {
+    Sqlite(SqliteStore),
+    Mongo(westtek_store_mongo::MongoStore),
+}
+
+impl MetaStore {
+    /// Opens the configured store.
+    async fn open(cfg: &UpConfig) -> anyhow::Result<Self> {
+        match &cfg.mongo {
+            None => Ok(MetaStore::Sqlite(open_store(&cfg.data_dir).await?)),
+            Some(m) => {
+                use secrecy::ExposeSecret;
+                let store = westtek_store_mongo::MongoStore::connect(
+                    m.url.expose_secret(),
+                    &m.database,
+                    Arc::new(SystemClock),
+                )
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot open the metadata store at WESTTEK_MONGO_URL (database {}): {e}",
+                        m.database
+                    )
+                })?;
+                Ok(MetaStore::Mongo(store))
+            }
+        }
+    }
+
+    fn metadata(&self) -> Arc<dyn MetadataStore> {
+        match self {
+            MetaStore::Sqlite(s) => Arc::new(s.clone()),
+            MetaStore::Mongo(m) => Arc::new(m.clone()),
+        }
+    }
+
+    fn drift(&self) -> Arc<dyn DriftStore> {
+        match self {
+            MetaStore::Sqlite(s) => Arc::new(s.clone()),
+            MetaStore::Mongo(m) => Arc::new(m.clone()),
+        }
+    }
+
+    async fn close(&self) {
+        if let MetaStore::Sqlite(s) = self {
+            s.close().await;
+        }
+    }
+}
+
 /// Opens the metadata store of a data dir.
 ///
 /// # Errors
@@ -407,7 +597,7 @@ pub async fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
 /// Creates the first lab and IT admin on an empty store, or finds the unused
 /// first-run link of an earlier start.
 async fn bootstrap(
-    store: &SqliteStore,
+    store: &dyn MetadataStore,
     clock: &dyn Clock,
     cfg: &UpConfig,
     url: &str,
@@ -479,8 +669,18 @@ async fn bootstrap(
 /// # Errors
 /// A message naming what is missing or broken (data dir, port, uv, Redis).
 pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
+    cfg.validate()?;
     ensure_private_dir(&cfg.data_dir)?;
-    let lock = DataDirLock::acquire(&cfg.data_dir)?;
+    // Drift replicas may share a data dir (recording is a compare-and-set:
+    // two replicas seeing one change store one event); the other services
+    // own start-up repairs or local files and run once per data dir.
+    let locks = cfg
+        .services
+        .iter()
+        .filter(|s| **s != Service::Drift)
+        .map(|s| DataDirLock::acquire(&cfg.data_dir, *s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let runs = |s: Service| cfg.services.contains(&s);
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.port))
         .await
         .with_context(|| {
@@ -498,8 +698,8 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         .to_string();
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = open_store(&cfg.data_dir).await?;
-    let store_port: Arc<dyn MetadataStore> = Arc::new(store.clone());
+    let store = MetaStore::open(&cfg).await?;
+    let store_port = store.metadata();
     let keys = cfg.data_dir.join("keys");
     ensure_private_dir(&keys)?;
     let issuer =
@@ -566,7 +766,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         builder: Arc::new(builder),
         runtime: Arc::new(runtime.clone()),
         snapshots: Arc::new(engine),
-        jobs: JobHub::new(store_port, clock.clone()),
+        jobs: JobHub::new(store_port.clone(), clock.clone()),
         vault_queue: westtek_platform::queue::FairQueue::new(cfg.vault_queue),
         config: Arc::new(pcfg),
         responses: Default::default(),
@@ -575,23 +775,34 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         sign_in_failures: Default::default(),
     };
 
-    let orphans = runtime.reconcile_orphans().await;
-    if !orphans.is_empty() {
-        tracing::warn!(
-            count = orphans.len(),
-            "stopped Jupyter servers left behind by an earlier run"
-        );
+    // Start-up reconcile: each service repairs only what it owns (another
+    // service's process may be running its own work right now).
+    if runs(Service::EnvManager) {
+        let orphans = runtime.reconcile_orphans().await;
+        if !orphans.is_empty() {
+            tracing::warn!(
+                count = orphans.len(),
+                "stopped Jupyter servers left behind by an earlier run"
+            );
+        }
+        westtek_env_manager::reconcile(&state)
+            .await
+            .map_err(|e| anyhow!("start-up reconcile failed: {e}"))?;
     }
-    westtek_env_manager::reconcile(&state)
-        .await
-        .map_err(|e| anyhow!("start-up reconcile failed: {e}"))?;
-    westtek_snapshots::reconcile(&state)
-        .await
-        .map_err(|e| anyhow!("start-up reconcile of snapshots failed: {e}"))?;
-    let first_login = bootstrap(&store, &*clock, &cfg, &url, one_time_ttl).await?;
+    if runs(Service::Snapshots) {
+        westtek_snapshots::reconcile(&state)
+            .await
+            .map_err(|e| anyhow!("start-up reconcile of snapshots failed: {e}"))?;
+    }
+    // The first lab and IT admin: made by the process that serves sign-in.
+    let first_login = if runs(Service::EnvManager) {
+        bootstrap(&*store_port, &*clock, &cfg, &url, one_time_ttl).await?
+    } else {
+        None
+    };
 
     let (drift, drift_tasks) = if cfg.services.contains(&Service::Drift) {
-        let drift_store: Arc<dyn DriftStore> = Arc::new(store.clone());
+        let drift_store = store.drift();
         let targets = Arc::new(westtek_drift_service::alerting::StoreTargets {
             store: Arc::clone(&drift_store),
             smtp: cfg.drift.smtp.clone(),
@@ -614,7 +825,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         (None, Vec::new())
     };
     let knowledge = if cfg.services.contains(&Service::Knowledge) {
-        let drift_store: Arc<dyn DriftStore> = Arc::new(store.clone());
+        let drift_store = store.drift();
         let k = KnowledgeService::open_local(
             state.clone(),
             drift_store,
@@ -644,8 +855,11 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
             })
             .await
     });
-    let mut background = westtek_env_manager::spawn_background(state.clone());
-    if cfg.services.contains(&Service::Snapshots) {
+    let mut background = Vec::new();
+    if runs(Service::EnvManager) {
+        background.extend(westtek_env_manager::spawn_background(state.clone()));
+    }
+    if runs(Service::Snapshots) {
         background.extend(westtek_snapshots::spawn_background(state.clone()));
     }
     background.extend(drift_tasks);
@@ -661,7 +875,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         knowledge,
         runtime,
         store,
-        _lock: lock,
+        _locks: locks,
         shutdown: Some(tx),
         server,
         background,

@@ -2,7 +2,7 @@
 //! `openapi`. Typed once with clap; every setting also reads its
 //! `WESTTEK_*` variable. Errors go to stderr with a non-zero exit.
 
-use crate::app::{self, Service, UpConfig};
+use crate::app::{self, MongoSettings, Profile, Service, UpConfig};
 use crate::{admin, client};
 use clap::{Args, Parser, Subcommand};
 use std::net::IpAddr;
@@ -31,6 +31,22 @@ pub struct DataDirArg {
 pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataDirArg,
+    /// `local`: embedded defaults on one machine. `aws`: every port on its
+    /// AWS service; the AWS settings are required and checked at start-up.
+    #[arg(long, env = "WESTTEK_PROFILE", value_enum, default_value_t = Profile::Local)]
+    pub profile: Profile,
+    /// Metadata (users, labs, environments, snapshots, audit) on MongoDB or
+    /// Amazon DocumentDB (`…?tls=true&retryWrites=false`) instead of
+    /// `<data-dir>/meta.db`.
+    #[arg(long, env = "WESTTEK_MONGO_URL", hide_env_values = true)]
+    pub mongo_url: Option<String>,
+    /// The database on that server.
+    #[arg(long, env = "WESTTEK_MONGO_DATABASE", default_value = "westtek")]
+    pub mongo_database: String,
+    /// `aws` profile on one host only: a SQLite file in the data dir, shared
+    /// by every service process, stands in for DocumentDB.
+    #[arg(long, env = "WESTTEK_METADATA_IN_SQLITE")]
+    pub metadata_in_sqlite: bool,
     /// Port to listen on (0: any free port).
     #[arg(long, env = "WESTTEK_PORT", default_value_t = 8080)]
     pub port: u16,
@@ -215,6 +231,12 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig
     cfg.vault_url = args.vault_url;
     cfg.vault_kms_key_id = args.vault_kms_key_id;
     cfg.services = services;
+    cfg.profile = args.profile;
+    cfg.mongo = args.mongo_url.map(|url| MongoSettings {
+        url: url.into(),
+        database: args.mongo_database,
+    });
+    cfg.metadata_in_sqlite = args.metadata_in_sqlite;
     cfg.cognito = args.cognito_issuer.map(|iss| {
         let mut c = westtek_auth::cognito::CognitoConfig::for_issuer(&iss, args.cognito_client_id);
         if let Some(j) = args.cognito_jwks_url {
@@ -222,6 +244,7 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig
         }
         c
     });
+    cfg.validate()?;
     Ok(cfg)
 }
 

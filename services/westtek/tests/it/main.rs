@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod drift;
+mod services;
 mod vault_s3;
 
 use std::path::Path;
