@@ -248,10 +248,10 @@ impl EventBridgeBus {
     }
 
     /// For dev and tests: a group with no configured queue gets one on its
-    /// first `subscribe`, with its DLQ, rule and target
-    /// ([`provision::provision`]'s resources for that group), so it sees
-    /// the events published from then on. The bus must exist and
-    /// [`BusConfig::bus`] be its name. Call before cloning the bus.
+    /// first `subscribe`, with its DLQ, rule and target (the resources
+    /// [`crate::provision()`] makes for a group; the bus too if it is
+    /// missing), so it sees the events published from then on. Call before
+    /// cloning the bus (clones made earlier keep failing on unknown groups).
     #[must_use]
     pub fn with_auto_provision(mut self, settings: ProvisionSettings) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {

@@ -48,15 +48,22 @@
 //!   also holds the events published before its first subscriber started.
 //! - **Receiving.** Each subscription has its own task that long-polls
 //!   ([`BusConfig::wait_time`], default 20 s; an arriving message ends the
-//!   wait at once) for up to [`BusConfig::max_messages`] messages, but only
-//!   when its consumer wants another delivery; the messages of a batch wait
-//!   in the subscription until they are handed out, so keep a batch's
-//!   handling under the visibility timeout. When the subscription is
-//!   dropped, messages it received but had not handed out are released at
-//!   once (visibility set to 0) for the group's other members; a delivery
-//!   handed out and dropped without `ack` comes back after the visibility
-//!   timeout. The stream never ends on its own; failed receives are retried
-//!   with backoff (100 ms doubling to 30 s) and logged.
+//!   wait at once) for up to [`BusConfig::max_messages`] messages, at most
+//!   one batch ahead of its consumer: the messages of a batch wait in the
+//!   subscription until they are handed out, so keep a batch's handling
+//!   under the visibility timeout (or lower `max_messages`). The task, not
+//!   the stream, owns the receive in flight, so a consumer that stops
+//!   polling for a while (a timeout around `next()`) loses nothing. When
+//!   the subscription is dropped, the task finishes its receive and
+//!   releases what it got but had not handed out (visibility set to 0) for
+//!   the group's other members; a delivery handed out and dropped without
+//!   `ack` (or one waiting in the one-slot hand-over at that moment) comes
+//!   back after the visibility timeout. The stream never ends on its own;
+//!   failed receives are retried with backoff (100 ms doubling to 30 s) and
+//!   logged. The long poll's length does not delay a delivery (a message
+//!   arriving ends it), so the 20 s default, the cheapest in requests,
+//!   meets the conformance suite's timing (deliveries within 10 s, silence
+//!   checked over 300 ms).
 //! - **Malformed messages** (not an EventBridge envelope whose `detail` is
 //!   a platform event) are logged at `warn` and left unacked, so the redrive
 //!   policy moves them to the DLQ, where they can be inspected.
@@ -76,7 +83,8 @@
 //!
 //! Permissions of the services: publishers `events:PutEvents` on the bus;
 //! a consumer of group `g`: `sqs:ReceiveMessage`, `sqs:DeleteMessage`,
-//! `sqs:ChangeMessageVisibility` on `g`'s queue (and `kms:Decrypt` if the
+//! `sqs:ChangeMessageVisibility` and `sqs:GetQueueAttributes` (checked at
+//! `subscribe`) on `g`'s queue (and `kms:Decrypt` if the
 //! queues use a customer managed KMS key). In AWS a new rule may take a
 //! moment before it routes events; moto routes at once.
 

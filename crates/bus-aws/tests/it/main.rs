@@ -127,6 +127,44 @@ async fn a_configured_group_holds_the_events_published_before_its_first_subscrib
     }
 }
 
+/// Services as separate processes: each has its own bus (own clients, own
+/// publishing task); a group's members in two processes share its queue.
+#[tokio::test]
+async fn an_event_published_in_one_process_reaches_one_member_of_each_group_in_others() {
+    let moto = Moto::start();
+    let sdk = moto.config();
+    let made = provision(
+        &sdk,
+        BUS,
+        &["drift", "knowledge"],
+        &ProvisionSettings::default(),
+    )
+    .await
+    .unwrap();
+    let process = || {
+        EventBridgeBus::with_config(
+            &moto.config(),
+            BusConfig::new(BUS).with_queues(made.queue_map()),
+        )
+        .unwrap()
+    };
+    let (env_manager, drift_a, drift_b, knowledge) = (process(), process(), process(), process());
+    let drift = futures::stream::select(
+        drift_a.subscribe("drift").await.unwrap(),
+        drift_b.subscribe("drift").await.unwrap(),
+    );
+    let mut drift = drift.boxed();
+    let mut knowledge = knowledge.subscribe("knowledge").await.unwrap();
+    let e = event(1);
+    env_manager.publish(&e).await.unwrap();
+    for sub in [&mut drift, &mut knowledge] {
+        let d = next(sub).await;
+        assert_eq!(d.event, e);
+        d.ack.ack().await.unwrap();
+        assert_quiet(sub).await;
+    }
+}
+
 /// The resources the crate docs promise the CDK app will create.
 #[tokio::test]
 async fn provisioning_creates_the_documented_resources_and_can_run_again() {
