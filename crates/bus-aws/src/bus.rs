@@ -252,30 +252,27 @@ impl EventBridgeBus {
     /// [`crate::provision()`] makes for a group; the bus too if it is
     /// missing), so it sees the events published from then on. Call before
     /// cloning the bus (clones made earlier keep failing on unknown groups).
+    /// The rules match the bus's [`BusConfig::source`], whatever
+    /// `settings.source` says.
     #[must_use]
-    pub fn with_auto_provision(mut self, settings: ProvisionSettings) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.auto_provision = Some(settings);
-            self
-        } else {
-            let inner = &self.inner;
-            EventBridgeBus {
-                inner: Arc::new(Inner {
-                    events: inner.events.clone(),
-                    sqs: inner.sqs.clone(),
-                    config: inner.config.clone(),
-                    queues: RwLock::new(
-                        inner
-                            .queues
-                            .read()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .clone(),
-                    ),
-                    auto_provision: Some(settings),
-                    provisioning: tokio::sync::Mutex::new(()),
-                    publisher: Mutex::new(None),
-                }),
-            }
+    pub fn with_auto_provision(self, mut settings: ProvisionSettings) -> Self {
+        let inner = &self.inner;
+        settings.source.clone_from(&inner.config.source);
+        let queues = inner
+            .queues
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        EventBridgeBus {
+            inner: Arc::new(Inner {
+                events: inner.events.clone(),
+                sqs: inner.sqs.clone(),
+                config: inner.config.clone(),
+                queues: RwLock::new(queues),
+                auto_provision: Some(settings),
+                provisioning: tokio::sync::Mutex::new(()),
+                publisher: Mutex::new(None),
+            }),
         }
     }
 
@@ -619,6 +616,12 @@ impl Putter {
                 }
             };
             let results = output.entries();
+            if output.failed_entry_count() == 0 && results.len() == batch.len() {
+                for p in batch {
+                    let _ = p.done.send(Ok(()));
+                }
+                return;
+            }
             let mut again = Vec::new();
             for (i, p) in batch.into_iter().enumerate() {
                 let (code, message) = match results.get(i) {
