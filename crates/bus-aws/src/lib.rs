@@ -67,8 +67,10 @@
 //! - **Malformed messages** (not an EventBridge envelope whose `detail` is
 //!   a platform event) are logged at `warn` and left unacked, so the redrive
 //!   policy moves them to the DLQ, where they can be inspected.
-//! - **Order** is not guaranteed across events (SQS standard queues); the
-//!   platform's consumers do not depend on it.
+//! - **Order** is not guaranteed across events (SQS standard queues; moto
+//!   happens to keep it). The platform's consumers re-read current state
+//!   when an event arrives (drift re-checks the environment, knowledge
+//!   syncs it), so they do not depend on order.
 //!
 //! # AWS resources (what the CDK app creates; [`provision`] creates the same
 //! for dev and tests)
@@ -84,8 +86,8 @@
 //! Permissions of the services: publishers `events:PutEvents` on the bus;
 //! a consumer of group `g`: `sqs:ReceiveMessage`, `sqs:DeleteMessage`,
 //! `sqs:ChangeMessageVisibility` and `sqs:GetQueueAttributes` (checked at
-//! `subscribe`) on `g`'s queue (and `kms:Decrypt` if the
-//! queues use a customer managed KMS key). In AWS a new rule may take a
+//! `subscribe`) on `g`'s queue (and `kms:Decrypt` if the queues use a
+//! customer managed KMS key). In AWS a new rule may take a
 //! moment before it routes events; moto routes at once.
 
 mod bus;
