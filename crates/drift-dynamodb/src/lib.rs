@@ -1,1 +1,240 @@
-//! The drift store (DriftStore port) on Amazon DynamoDB
+//! The drift store ([`DriftStore`](westtek_domain::DriftStore) port) on
+//! Amazon DynamoDB, with the SQLite adapter's semantics (held to them by the
+//! shared conformance suite, run on moto).
+//!
+//! # The table
+//!
+//! One table (single-table design), on-demand billing, keys and index keys
+//! all strings:
+//!
+//! - primary key: partition `pk`, sort `sk`;
+//! - GSI `gsi1`: partition `gsi1pk`, sort `gsi1sk`, projection `ALL`;
+//! - GSI `gsi2`: partition `gsi2pk`, sort `gsi2sk`, projection `ALL`;
+//! - TTL on the number attribute `expires_at` (epoch seconds), set on drift
+//!   events only, when the store is given a retention
+//!   ([`DynamoDriftStore::with_event_retention`]).
+//!
+//! | item | `pk` | `sk` | `gsi1pk` / `gsi1sk` | `gsi2pk` / `gsi2sk` | other attributes |
+//! |---|---|---|---|---|---|
+//! | `seq` counter | `COUNTER` | `drift_seq` | | | `n` (N): the last `seq` handed out |
+//! | event | `EVENTS#<seq / 1000>` | `seq`, 20 digits | `LAB#<lab>` / `<detected_at>#<seq>` | `ENV#<env>` / `<detected_at>#<seq>` | `doc`, `seq` (N), `expires_at` |
+//! | event id | `EVENT#<id>` | `EVENT` | | | `seq` (N), `expires_at` |
+//! | state | `STATE#<env>` | `STATE` | `STATES` / `<lab>#<env>` | | `fingerprint`, `doc` |
+//! | webhook | `WEBHOOK#<id>` | `WEBHOOK` | | | `doc` |
+//! | webhook of a lab | `WEBHOOKS#<lab>` | `URL#<url>` | | | `id`, `doc` |
+//! | dead letter | `DEADLETTERS#<lab>` | `<at>#<id>` | | | `doc` |
+//! | recommendation | `RECS#<env>` | `<created_at>#<id>` | | | `doc` |
+//!
+//! Times in keys are RFC 3339 in UTC with microseconds (fixed width, so they
+//! sort as strings). [`provision`] creates exactly this table; the CDK app
+//! creates the same (point-in-time recovery and encryption are its business).
+//!
+//! # Policy
+//!
+//! - **Documents are JSON strings** (`doc`), not DynamoDB maps: findings,
+//!   payloads and recommendation bodies are free-form JSON that must come
+//!   back exactly (a map would turn `3` and `3.0` into the same number and
+//!   reject empty strings in older tables), and nothing filters on their
+//!   inside server-side. Attributes that queries use are written beside the
+//!   document.
+//! - **Compare-and-set**: `record_drift` is one `TransactWriteItems` of four
+//!   writes: the state (condition: its `fingerprint` is the expected one, or
+//!   `attribute_not_exists(pk)` when none is expected), the event id claim
+//!   (`attribute_not_exists`: a reused id is a `Conflict`), the counter
+//!   (condition: `n` is the value read just before) and the event. Racing
+//!   callers cannot both win; the loser re-reads and reports `Stale`.
+//! - **`seq` order visibility**: every recording advances the one counter
+//!   item inside its transaction, conditioned on the value it read, so
+//!   recordings commit one at a time in `seq` order (a conflict is retried
+//!   with a fresh read, with jittered backoff). Events live in the base
+//!   table under partitions of 1000 consecutive `seq`s, so a resume
+//!   (`after_seq`) is a strongly consistent `Query` of those partitions. It
+//!   first reads the counter (`c`) and returns only events with `seq <= c`:
+//!   every one of them committed before the counter showed `c`, so a stream
+//!   that resumes after `n` never misses a smaller `seq` committed later
+//!   (without the cap, one `Query` could see `c + 2` but not `c + 1`, which
+//!   committed in between). The cost: recordings are serialised table-wide
+//!   (tens a second), far above the rate environments drift at.
+//! - **Listings by lab or environment** without `after_seq` use the GSIs
+//!   (key conditions on the time window), which are eventually consistent
+//!   (normally well under a second behind). `total` needs every match, so a
+//!   listing reads all events of its lab/environment in the window; the
+//!   retention bounds that.
+//! - **TTL**: DynamoDB deletes expired items within days (moto never does),
+//!   so every read drops items whose `expires_at` has passed.
+//! - Listing limits are clamped to `1..=1000` (0 means the default, 50).
+//! - Adapter failures become `DomainError::Internal` naming the table, the
+//!   operation and how to fix it (a missing table says to provision it).
+
+mod error;
+mod keys;
+mod store;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
+};
+use aws_sdk_dynamodb::Client;
+use std::time::Duration;
+use westtek_domain::Result;
+
+pub use error::dynamo_error;
+pub use keys::{GSI1, GSI2, TTL_ATTRIBUTE};
+
+/// The drift store on one DynamoDB table (see the crate docs for its
+/// schema). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DynamoDriftStore {
+    client: Client,
+    table: String,
+    retention: Option<chrono::TimeDelta>,
+}
+
+impl DynamoDriftStore {
+    /// The store on `table`, with credentials, region and endpoint from the
+    /// standard AWS environment (`AWS_ENDPOINT_URL` points it at moto).
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        Self::with_config(&westtek_aws::shared_config(5).await, table)
+    }
+
+    /// The store on `table` with an explicit SDK configuration.
+    pub fn with_config(config: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::with_client(Client::new(config), table)
+    }
+
+    /// The store on `table` through an existing client.
+    pub fn with_client(client: Client, table: impl Into<String>) -> Self {
+        DynamoDriftStore {
+            client,
+            table: table.into(),
+            retention: None,
+        }
+    }
+
+    /// Keeps drift events for `retention` after their detection (DynamoDB's
+    /// TTL deletes them later; reads hide them at once). `None`, the
+    /// default, keeps them for ever, as the SQLite store does. States,
+    /// webhooks, dead letters and recommendations never expire.
+    pub fn with_event_retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention =
+            retention.map(|d| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX));
+        self
+    }
+
+    /// The table this store uses.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The client this store uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+fn string_key(name: &str) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| westtek_domain::DomainError::internal(format!("attribute {name}: {e}")))
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| westtek_domain::DomainError::internal(format!("key {name}: {e}")))
+}
+
+fn gsi(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(pk, KeyType::Hash)?)
+        .key_schema(key(sk, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| westtek_domain::DomainError::internal(format!("index {name}: {e}")))
+}
+
+/// Creates the drift table `table` (schema in the crate docs: keys, the two
+/// GSIs, on-demand billing), waits until it is active, and turns on TTL on
+/// `expires_at`. For development and tests; production tables come from
+/// the CDK app. Idempotent: an existing table is kept (and gets its TTL).
+///
+/// # Errors
+/// `Internal` naming the table when DynamoDB refuses (no permission, a
+/// table of that name with another schema is not detected), or the table
+/// does not become active within two minutes.
+pub async fn provision(client: &Client, table: &str) -> Result<()> {
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_key(keys::PK)?)
+        .attribute_definitions(string_key(keys::SK)?)
+        .attribute_definitions(string_key(keys::GSI1PK)?)
+        .attribute_definitions(string_key(keys::GSI1SK)?)
+        .attribute_definitions(string_key(keys::GSI2PK)?)
+        .attribute_definitions(string_key(keys::GSI2SK)?)
+        .key_schema(key(keys::PK, KeyType::Hash)?)
+        .key_schema(key(keys::SK, KeyType::Range)?)
+        .global_secondary_indexes(gsi(GSI1, keys::GSI1PK, keys::GSI1SK)?)
+        .global_secondary_indexes(gsi(GSI2, keys::GSI2PK, keys::GSI2SK)?)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                == Some("ResourceInUseException") => {}
+        Err(e) => return Err(dynamo_error(table, "CreateTable", e)),
+    }
+    client
+        .wait_until_table_exists()
+        .table_name(table)
+        .wait(Duration::from_secs(120))
+        .await
+        .map_err(|e| {
+            westtek_domain::DomainError::internal(format!(
+                "DynamoDB table {table} did not become active within 2 minutes: {e}"
+            ))
+        })?;
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| dynamo_error(table, "DescribeTimeToLive", e))?;
+    let status = ttl
+        .time_to_live_description()
+        .and_then(|d| d.time_to_live_status());
+    if !matches!(
+        status,
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    ) {
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .map_err(|e| {
+                        westtek_domain::DomainError::internal(format!("TTL of {table}: {e}"))
+                    })?,
+            )
+            .send()
+            .await
+            .map_err(|e| dynamo_error(table, "UpdateTimeToLive", e))?;
+    }
+    Ok(())
+}
