@@ -33,28 +33,36 @@
 //!
 //! - **Documents are JSON strings** (`doc`), not DynamoDB maps: findings,
 //!   payloads and recommendation bodies are free-form JSON that must come
-//!   back exactly (a map would turn `3` and `3.0` into the same number and
-//!   reject empty strings in older tables), and nothing filters on their
-//!   inside server-side. Attributes that queries use are written beside the
+//!   back exactly (DynamoDB numbers are normalised decimals, so in a map
+//!   `3.0` would come back as `3`, and numbers past 38 digits are refused),
+//!   and nothing filters on their inside server-side. Attributes that queries use are written beside the
 //!   document.
-//! - **Compare-and-set**: `record_drift` is one `TransactWriteItems` of four
-//!   writes: the state (condition: its `fingerprint` is the expected one, or
-//!   `attribute_not_exists(pk)` when none is expected), the event id claim
-//!   (`attribute_not_exists`: a reused id is a `Conflict`), the counter
-//!   (condition: `n` is the value read just before) and the event. Racing
-//!   callers cannot both win; the loser re-reads and reports `Stale`.
+//! - **Compare-and-set**: `record_drift` reads the counter, then runs one
+//!   `TransactWriteItems` of four writes: the state (condition: its
+//!   `fingerprint` is the expected one, or `attribute_not_exists(pk)` when
+//!   none is expected; `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so
+//!   a stale caller gets the current state without another read), the
+//!   event id claim (`attribute_not_exists`: a reused id is a `Conflict`,
+//!   checked after staleness as in SQLite), the counter (condition: `n` is
+//!   the value just read) and the event. The cancellation reasons, one per
+//!   write in that order, say which outcome it is; a moved counter or a
+//!   `TransactionConflict` is retried with a fresh read and jittered
+//!   backoff. Racing callers cannot both win, whichever process they are in.
 //! - **`seq` order visibility**: every recording advances the one counter
 //!   item inside its transaction, conditioned on the value it read, so
-//!   recordings commit one at a time in `seq` order (a conflict is retried
-//!   with a fresh read, with jittered backoff). Events live in the base
-//!   table under partitions of 1000 consecutive `seq`s, so a resume
-//!   (`after_seq`) is a strongly consistent `Query` of those partitions. It
-//!   first reads the counter (`c`) and returns only events with `seq <= c`:
-//!   every one of them committed before the counter showed `c`, so a stream
-//!   that resumes after `n` never misses a smaller `seq` committed later
-//!   (without the cap, one `Query` could see `c + 2` but not `c + 1`, which
-//!   committed in between). The cost: recordings are serialised table-wide
-//!   (tens a second), far above the rate environments drift at.
+//!   recordings commit one at a time in `seq` order. Events live in the
+//!   base table under partitions of 1000 consecutive `seq`s, so a resume
+//!   (`after_seq`) is a strongly consistent `Query` of those partitions
+//!   (a GSI would be eventually consistent, and could show `n + 1` before
+//!   `n`). It first reads the counter (`c`) and returns only events with
+//!   `seq <= c`: every one of them committed before the counter showed `c`,
+//!   so a stream that resumes after `n` never misses a smaller `seq`
+//!   committed later (without the cap, one `Query` could see `c + 2` but
+//!   not `c + 1`, which committed in between). The cost: recordings are
+//!   serialised table-wide (tens a second), far above the rate environments
+//!   drift at. Within one process they queue on a lock per table instead of
+//!   racing (a lost race still costs write capacity); this also keeps moto
+//!   usable, whose transactions are not isolated from concurrent requests.
 //! - **Listings by lab or environment** without `after_seq` use the GSIs
 //!   (key conditions on the time window), which are eventually consistent
 //!   (normally well under a second behind). `total` needs every match, so a
@@ -62,6 +70,11 @@
 //!   retention bounds that.
 //! - **TTL**: DynamoDB deletes expired items within days (moto never does),
 //!   so every read drops items whose `expires_at` has passed.
+//! - Dead letters and recommendations are keyed by time and id: inserting
+//!   the same id at the same time again is a `Conflict`.
+//! - An item holds at most 400 KB (DynamoDB's limit): recording an event
+//!   whose document is larger fails as a whole (nothing is written), with
+//!   DynamoDB's reason in the error text.
 //! - Listing limits are clamped to `1..=1000` (0 means the default, 50).
 //! - Adapter failures become `DomainError::Internal` naming the table, the
 //!   operation and how to fix it (a missing table says to provision it).

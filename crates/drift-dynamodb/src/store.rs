@@ -169,11 +169,15 @@ impl DynamoDriftStore {
             if let Some(m) = max {
                 q = q.limit(i32::try_from(m - items.len()).unwrap_or(i32::MAX));
             }
+            let index = q.get_index_name().clone();
             let out = q
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| dynamo_error(&self.table, "Query", e))?;
+                .map_err(|e| match index {
+                    Some(i) => dynamo_error(&self.table, &format!("Query on index {i}"), e),
+                    None => dynamo_error(&self.table, "Query", e),
+                })?;
             items.extend(out.items.unwrap_or_default());
             if max.is_some_and(|m| items.len() >= m) {
                 items.truncate(max.unwrap_or(usize::MAX));

@@ -355,3 +355,163 @@ async fn a_missing_table_gives_an_error_naming_the_table_and_the_fix() {
         assert!(text.contains("provision"), "{text}");
     }
 }
+
+/// Another process moving the counter, or holding an item in its own
+/// transaction, between this process's read and its transaction: moto
+/// cannot show it (its transactions are not isolated from concurrent
+/// requests), so the SDK's mock client replays DynamoDB's responses
+/// (`TransactionCanceledException` with per-write `CancellationReasons`).
+/// The recording reads the counter again and commits with the next seq.
+#[tokio::test]
+async fn a_recording_that_loses_the_counter_to_another_process_retries_with_the_next_seq() {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::transact_write_items::{
+        TransactWriteItemsError, TransactWriteItemsOutput,
+    };
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    let counter = |n: u64| {
+        let n = n.to_string();
+        mock!(aws_sdk_dynamodb::Client::get_item)
+            .match_requests(|r| {
+                r.key()
+                    .and_then(|k| k.get("pk"))
+                    .is_some_and(|pk| pk.as_s().is_ok_and(|s| s == "COUNTER"))
+            })
+            .then_output(move || {
+                GetItemOutput::builder()
+                    .item("pk", AttributeValue::S("COUNTER".into()))
+                    .item("sk", AttributeValue::S("drift_seq".into()))
+                    .item("n", AttributeValue::N(n.clone()))
+                    .build()
+            })
+    };
+    let cancelled = |codes: [&'static str; 4]| {
+        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_error(move || {
+            let mut e = TransactionCanceledException::builder().message(format!(
+                "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                codes.join(", ")
+            ));
+            for code in codes {
+                e = e.cancellation_reasons(CancellationReason::builder().code(code).build());
+            }
+            TransactWriteItemsError::TransactionCanceledException(e.build())
+        })
+    };
+    // The counter condition of a transaction (`:v` of its third write).
+    fn counter_condition(
+        r: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput,
+    ) -> Option<String> {
+        r.transact_items()
+            .get(2)?
+            .put()?
+            .expression_attribute_values()?
+            .get(":v")?
+            .as_n()
+            .ok()
+            .cloned()
+    }
+    let commit = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .match_requests(|r| counter_condition(r).as_deref() == Some("7"))
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let rules = [
+        counter(5),
+        // Another process's transaction holds the state item.
+        cancelled(["TransactionConflict", "None", "None", "None"]),
+        counter(6),
+        // Another process took seq 7 meanwhile.
+        cancelled(["None", "None", "ConditionalCheckFailed", "None"]),
+        counter(7),
+        commit,
+    ];
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &rules);
+    let store = DynamoDriftStore::with_client(client, "mocked-drift-table");
+    let event = drift_event(LabId::new(), EnvironmentId::new(), "fp");
+    let outcome = store.record_drift(event.clone(), None).await.unwrap();
+    let RecordOutcome::Recorded(stored) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(stored.seq, 8);
+    assert_eq!(stored.id, event.id);
+    assert!(
+        rules.iter().all(|r| r.num_calls() == 1),
+        "every response was used once"
+    );
+}
+
+/// DynamoDB holds at most 400 KB an item: a bigger event fails as a whole
+/// and leaves the environment's state as it was.
+#[tokio::test]
+async fn an_event_too_big_for_an_item_fails_and_writes_nothing() {
+    let moto = Moto::start();
+    let store = store(&moto).await;
+    let lab = LabId::new();
+    let env = EnvironmentId::new();
+    let mut big = drift_event(lab, env, "big");
+    big.findings = serde_json::json!([{ "details": "x".repeat(500 * 1024) }]);
+    let e = store.record_drift(big.clone(), None).await.unwrap_err();
+    let DomainError::Internal(text) = &e else {
+        panic!("not internal: {e:?}");
+    };
+    assert!(text.contains(TABLE), "{text}");
+    assert_eq!(store.get_drift_state(env).await.unwrap(), None);
+    assert!(matches!(
+        store.get_drift_event(big.id).await,
+        Err(DomainError::NotFound { .. })
+    ));
+    // The counter did not move: the next event takes the first seq.
+    let RecordOutcome::Recorded(next) = store
+        .record_drift(drift_event(lab, env, "small"), None)
+        .await
+        .unwrap()
+    else {
+        panic!("stale");
+    };
+    assert_eq!(next.seq, 1);
+}
+
+/// A table made by hand (or an outdated stack) without the indexes: the
+/// error names the table and the missing index.
+#[tokio::test]
+async fn a_table_without_the_indexes_gives_an_error_naming_the_index() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let moto = Moto::start();
+    let store = DynamoDriftStore::with_config(&moto.config(), "bare-drift-table");
+    let mut create = store
+        .client()
+        .create_table()
+        .table_name("bare-drift-table")
+        .billing_mode(BillingMode::PayPerRequest);
+    for (name, kind) in [("pk", KeyType::Hash), ("sk", KeyType::Range)] {
+        create = create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    create.send().await.unwrap();
+    let e = store
+        .list_drift_events(&DriftEventFilter {
+            environment_id: Some(EnvironmentId::new()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("bare-drift-table"), "{text}");
+    assert!(text.contains(GSI2), "{text}");
+}
