@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use westtek_domain::DomainError;
 
 /// An `Internal` error for a failed DynamoDB call `op` on `table`.
-pub fn dynamo_error<E, R>(table: &str, op: &str, e: SdkError<E, R>) -> DomainError
+pub(crate) fn dynamo_error<E, R>(table: &str, op: &str, e: SdkError<E, R>) -> DomainError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -25,9 +25,18 @@
 //! | dead letter | `DEADLETTERS#<lab>` | `<at>#<id>` | | | `doc` |
 //! | recommendation | `RECS#<env>` | `<created_at>#<id>` | | | `doc` |
 //!
+//! States share one `gsi1` partition (`STATES`): their writes follow the
+//! recordings, which the counter serialises anyway.
+//!
 //! Times in keys are RFC 3339 in UTC with microseconds (fixed width, so they
 //! sort as strings). [`provision`] creates exactly this table; the CDK app
 //! creates the same (point-in-time recovery and encryption are its business).
+//!
+//! Permissions: the store needs `dynamodb:GetItem`, `PutItem`,
+//! `DeleteItem`, `Query` (table and indexes), `TransactWriteItems`
+//! (`ConditionCheckItem` is not used) and, for [`DynamoDriftStore::check`],
+//! `DescribeTable` (CDK's `grantReadWriteData` covers them); [`provision`]
+//! also needs `CreateTable`, `DescribeTimeToLive` and `UpdateTimeToLive`.
 //!
 //! # Policy
 //!
@@ -87,13 +96,13 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
+    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_dynamodb::Client;
 use std::time::Duration;
-use westtek_domain::Result;
+use westtek_domain::{DomainError, Result};
 
-pub use error::dynamo_error;
+use error::dynamo_error;
 pub use keys::{GSI1, GSI2, TTL_ATTRIBUTE};
 
 /// The drift store on one DynamoDB table (see the crate docs for its
@@ -145,6 +154,57 @@ impl DynamoDriftStore {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    /// Checks that the table exists, is active and has both indexes (for
+    /// start-up and readiness; needs `dynamodb:DescribeTable`).
+    ///
+    /// # Errors
+    /// `Internal` naming the table and what is wrong with it (missing, not
+    /// active, an index missing) and how to fix it, or DynamoDB's error.
+    pub async fn check(&self) -> Result<()> {
+        let table = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| dynamo_error(&self.table, "DescribeTable", e))?
+            .table
+            .ok_or_else(|| {
+                DomainError::internal(format!(
+                    "DynamoDB DescribeTable on table {} returned no table",
+                    self.table
+                ))
+            })?;
+        if let Some(status) = table
+            .table_status()
+            .filter(|s| !matches!(s, TableStatus::Active | TableStatus::Updating))
+        {
+            return Err(DomainError::internal(format!(
+                "DynamoDB table {} is {status}, not ACTIVE: wait for it or recreate it",
+                self.table
+            )));
+        }
+        let indexes: Vec<&str> = table
+            .global_secondary_indexes()
+            .iter()
+            .filter_map(|i| i.index_name())
+            .collect();
+        let missing: Vec<&str> = [GSI1, GSI2]
+            .into_iter()
+            .filter(|i| !indexes.contains(i))
+            .collect();
+        if !missing.is_empty() {
+            return Err(DomainError::internal(format!(
+                "DynamoDB table {} lacks the global secondary index(es) {} the drift store \
+                 needs (schema in the westtek-drift-dynamodb docs); recreate it with \
+                 westtek_drift_dynamodb::provision or the CDK app",
+                self.table,
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn string_key(name: &str) -> Result<AttributeDefinition> {
@@ -152,7 +212,7 @@ fn string_key(name: &str) -> Result<AttributeDefinition> {
         .attribute_name(name)
         .attribute_type(ScalarAttributeType::S)
         .build()
-        .map_err(|e| westtek_domain::DomainError::internal(format!("attribute {name}: {e}")))
+        .map_err(|e| DomainError::internal(format!("attribute {name}: {e}")))
 }
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {
@@ -160,7 +220,7 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {
         .attribute_name(name)
         .key_type(kind)
         .build()
-        .map_err(|e| westtek_domain::DomainError::internal(format!("key {name}: {e}")))
+        .map_err(|e| DomainError::internal(format!("key {name}: {e}")))
 }
 
 fn gsi(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex> {
@@ -174,7 +234,7 @@ fn gsi(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex> {
                 .build(),
         )
         .build()
-        .map_err(|e| westtek_domain::DomainError::internal(format!("index {name}: {e}")))
+        .map_err(|e| DomainError::internal(format!("index {name}: {e}")))
 }
 
 /// Creates the drift table `table` (schema in the crate docs: keys, the two
@@ -216,7 +276,7 @@ pub async fn provision(client: &Client, table: &str) -> Result<()> {
         .wait(Duration::from_secs(120))
         .await
         .map_err(|e| {
-            westtek_domain::DomainError::internal(format!(
+            DomainError::internal(format!(
                 "DynamoDB table {table} did not become active within 2 minutes: {e}"
             ))
         })?;
@@ -241,9 +301,7 @@ pub async fn provision(client: &Client, table: &str) -> Result<()> {
                     .enabled(true)
                     .attribute_name(TTL_ATTRIBUTE)
                     .build()
-                    .map_err(|e| {
-                        westtek_domain::DomainError::internal(format!("TTL of {table}: {e}"))
-                    })?,
+                    .map_err(|e| DomainError::internal(format!("TTL of {table}: {e}")))?,
             )
             .send()
             .await

@@ -514,4 +514,19 @@ async fn a_table_without_the_indexes_gives_an_error_naming_the_index() {
     let text = e.to_string();
     assert!(text.contains("bare-drift-table"), "{text}");
     assert!(text.contains(GSI2), "{text}");
+    // The start-up check says so before any request does.
+    let text = store.check().await.unwrap_err().to_string();
+    assert!(text.contains("bare-drift-table"), "{text}");
+    assert!(text.contains(&format!("{GSI1}, {GSI2}")), "{text}");
+    assert!(text.contains("provision"), "{text}");
+}
+
+#[tokio::test]
+async fn the_start_up_check_passes_on_a_provisioned_table_and_names_a_missing_one() {
+    let moto = Moto::start();
+    store(&moto).await.check().await.unwrap();
+    let missing = DynamoDriftStore::with_config(&moto.config(), "no-such-drift-table");
+    let text = missing.check().await.unwrap_err().to_string();
+    assert!(text.contains("no-such-drift-table"), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
 }
