@@ -83,8 +83,13 @@ pub(crate) fn lab_webhooks_pk(lab: impl std::fmt::Display) -> String {
     format!("WEBHOOKS#{lab}")
 }
 
+/// The claim of `url` among a lab's webhooks. Keyed by the URL's BLAKE3
+/// digest: a sort key holds at most 1024 bytes, a webhook URL up to 2048.
 pub(crate) fn lab_webhook_key(lab: impl std::fmt::Display, url: &str) -> Item {
-    key(lab_webhooks_pk(lab), format!("URL#{url}"))
+    key(
+        lab_webhooks_pk(lab),
+        format!("URL#{}", blake3::hash(url.as_bytes()).to_hex()),
+    )
 }
 
 pub(crate) fn dead_letters_pk(lab: impl std::fmt::Display) -> String {
@@ -164,6 +169,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_webhook_url_of_any_length_makes_a_short_distinct_key() {
+        let long = format!("https://hooks.example/{}", "a".repeat(2048));
+        let k = lab_webhook_key("lab", &long);
+        assert!(string(&k, SK).unwrap().len() < 100);
+        assert_ne!(k, lab_webhook_key("lab", &format!("{long}b")));
+        assert_eq!(k, lab_webhook_key("lab", &long));
+    }
 
     #[test]
     fn seq_keys_sort_as_numbers() {

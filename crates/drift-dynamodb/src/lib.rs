@@ -21,7 +21,7 @@
 //! | event id | `EVENT#<id>` | `EVENT` | | | `seq` (N), `expires_at` |
 //! | state | `STATE#<env>` | `STATE` | `STATES` / `<lab>#<env>` | | `fingerprint`, `doc` |
 //! | webhook | `WEBHOOK#<id>` | `WEBHOOK` | | | `doc` |
-//! | webhook of a lab | `WEBHOOKS#<lab>` | `URL#<url>` | | | `id`, `doc` |
+//! | webhook of a lab | `WEBHOOKS#<lab>` | `URL#<BLAKE3 of the url, hex>` | | | `id`, `doc` |
 //! | dead letter | `DEADLETTERS#<lab>` | `<at>#<id>` | | | `doc` |
 //! | recommendation | `RECS#<env>` | `<created_at>#<id>` | | | `doc` |
 //!

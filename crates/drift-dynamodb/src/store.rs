@@ -116,7 +116,7 @@ enum Attempt {
 fn jitter(max: Duration) -> Duration {
     let millis = u64::try_from(max.as_millis()).unwrap_or(u64::MAX).max(1);
     let random = uuid::Uuid::new_v4().as_u128();
-    Duration::from_millis(u64::try_from(random % u128::from(millis + 1)).unwrap_or(0))
+    Duration::from_millis(u64::try_from(random % u128::from(millis.saturating_add(1))).unwrap_or(0))
 }
 
 /// The queue of `record_drift` calls on `table` in this process.

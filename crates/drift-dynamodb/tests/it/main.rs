@@ -530,3 +530,34 @@ async fn the_start_up_check_passes_on_a_provisioned_table_and_names_a_missing_on
     assert!(text.contains("no-such-drift-table"), "{text}");
     assert!(text.contains("does not exist"), "{text}");
 }
+
+/// The drift service accepts webhook URLs up to 2048 characters; a sort key
+/// holds 1024 bytes, so the lab's claim on a URL is keyed by its digest.
+#[tokio::test]
+async fn a_long_webhook_url_is_unique_per_lab_too() {
+    use westtek_domain::{UserId, Webhook, WebhookFormat, WebhookId};
+    let moto = Moto::start();
+    let store = store(&moto).await;
+    let lab = LabId::new();
+    let url = format!("https://hooks.example/{}", "x".repeat(2000));
+    let hook = |lab| Webhook {
+        id: WebhookId::new(),
+        lab_id: lab,
+        url: url.clone(),
+        secret: "s".into(),
+        format: WebhookFormat::Generic,
+        min_severity: "INFO".into(),
+        created_by: UserId::new(),
+        created_at: Utc::now(),
+    };
+    let first = hook(lab);
+    store.insert_webhook(first.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_webhook(hook(lab)).await,
+        Err(DomainError::Conflict(_))
+    ));
+    store.insert_webhook(hook(LabId::new())).await.unwrap();
+    assert_eq!(store.list_webhooks(lab).await.unwrap(), vec![first.clone()]);
+    store.delete_webhook(first.id).await.unwrap();
+    store.insert_webhook(hook(lab)).await.unwrap();
+}
