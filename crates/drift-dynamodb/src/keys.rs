@@ -110,17 +110,6 @@ pub(crate) fn time_seq(at: DateTime<Utc>, seq: u64) -> String {
     format!("{}#{}", format_time(at), seq_key(seq))
 }
 
-/// The lowest index sort key of an event detected at or after `t`.
-pub(crate) fn time_floor(t: DateTime<Utc>) -> String {
-    format_time(t)
-}
-
-/// A sort key above every event detected at `t`'s microsecond (`~` sorts
-/// after `#`): the exact bound is checked on the documents.
-pub(crate) fn time_ceiling(t: DateTime<Utc>) -> String {
-    format!("{}~", format_time(t))
-}
-
 /// `value` as a JSON document attribute.
 pub(crate) fn doc<T: Serialize>(value: &T) -> Result<AttributeValue> {
     serde_json::to_string(value)
@@ -187,12 +176,11 @@ mod tests {
     }
 
     #[test]
-    fn an_event_at_a_bound_sorts_inside_the_window_keys() {
-        let t = Utc::now();
-        let at_t = time_seq(t, 42);
-        assert!(time_floor(t) <= at_t && at_t <= time_ceiling(t));
-        let later = time_seq(t + chrono::TimeDelta::microseconds(1), 1);
-        assert!(later > time_ceiling(t));
+    fn an_events_index_key_sorts_after_its_time_and_before_the_next_microsecond() {
+        let t = westtek_domain::audit::truncate_micros(Utc::now());
+        let key = time_seq(t, 42);
+        assert!(format_time(t) < key);
+        assert!(key < format_time(t + chrono::TimeDelta::microseconds(1)));
     }
 
     #[test]

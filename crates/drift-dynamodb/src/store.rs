@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tracing::instrument;
+use westtek_domain::audit::format_time;
 use westtek_domain::{
     DeadLetterRecord, DomainError, DriftEvent, DriftEventFilter, DriftEventId, DriftStateRecord,
     DriftStore, EnvironmentId, LabId, Page, RecommendationRecord, RecordOutcome, Result, Webhook,
@@ -55,11 +56,14 @@ fn state_after(event: &DriftEvent) -> DriftStateRecord {
 }
 
 /// Whether `e` passes every filter of `f` (the queries only narrow).
+/// Times compare at microseconds, as their keys (and the SQLite adapter's
+/// columns) hold them.
 fn wanted(f: &DriftEventFilter, e: &DriftEvent) -> bool {
+    let at = format_time(e.detected_at);
     f.lab_id.is_none_or(|l| l == e.lab_id)
         && f.environment_id.is_none_or(|v| v == e.environment_id)
-        && f.since.is_none_or(|s| e.detected_at >= s)
-        && f.until.is_none_or(|u| e.detected_at < u)
+        && f.since.is_none_or(|s| at >= format_time(s))
+        && f.until.is_none_or(|u| at < format_time(u))
         && f.after_seq.is_none_or(|n| e.seq > n)
 }
 
@@ -406,23 +410,27 @@ impl DynamoDriftStore {
             .index_name(index)
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":pk", s(pk));
-        let condition = match (f.since, f.until) {
+        // `<time>#<seq>` never equals a bare time: `>= since` and `< until`
+        // (or `BETWEEN since AND until`) select exactly the events whose
+        // time is in `[since, until)`.
+        let (since, until) = (f.since.map(format_time), f.until.map(format_time));
+        let condition = match (since, until) {
             (Some(since), Some(until)) => {
                 if since >= until {
                     return Ok(Vec::new());
                 }
                 query = query
-                    .expression_attribute_values(":low", s(time_floor(since)))
-                    .expression_attribute_values(":high", s(time_ceiling(until)));
+                    .expression_attribute_values(":low", s(since))
+                    .expression_attribute_values(":high", s(until));
                 "#pk = :pk AND #sk BETWEEN :low AND :high"
             }
             (Some(since), None) => {
-                query = query.expression_attribute_values(":low", s(time_floor(since)));
+                query = query.expression_attribute_values(":low", s(since));
                 "#pk = :pk AND #sk >= :low"
             }
             (None, Some(until)) => {
-                query = query.expression_attribute_values(":high", s(time_ceiling(until)));
-                "#pk = :pk AND #sk <= :high"
+                query = query.expression_attribute_values(":high", s(until));
+                "#pk = :pk AND #sk < :high"
             }
             (None, None) => "#pk = :pk",
         };
@@ -781,6 +789,26 @@ mod tests {
         assert_eq!(page_limit(0), 50);
         assert_eq!(page_limit(7), 7);
         assert_eq!(page_limit(u32::MAX), 1000);
+    }
+
+    #[test]
+    fn time_filters_compare_at_microseconds_like_the_sqlite_store() {
+        let lab = LabId::new();
+        let mut e = westtek_store::conformance::drift_event(lab, EnvironmentId::new(), "fp");
+        let micro = westtek_domain::audit::truncate_micros(Utc::now());
+        e.detected_at = micro + chrono::TimeDelta::nanoseconds(300);
+        let at = |since, until| DriftEventFilter {
+            since,
+            until,
+            ..Default::default()
+        };
+        let later_in_the_same_micro = micro + chrono::TimeDelta::nanoseconds(600);
+        assert!(wanted(&at(Some(later_in_the_same_micro), None), &e));
+        assert!(!wanted(&at(None, Some(later_in_the_same_micro)), &e));
+        assert!(wanted(
+            &at(None, Some(micro + chrono::TimeDelta::microseconds(1))),
+            &e
+        ));
     }
 
     #[test]
