@@ -110,9 +110,18 @@ enum Attempt {
     Stale(Option<DriftStateRecord>),
     /// The event id is taken (and the state still matched).
     IdTaken,
-    /// The counter moved, or a concurrent transaction held an item: read
-    /// the counter again and retry.
+    /// The counter moved, a concurrent transaction held an item, or the
+    /// table is throttled: read the counter again and retry.
     Retry,
+}
+
+/// Whether a transaction cancelled for `reason` is worth retrying: another
+/// transaction held one of its items, or the table is throttled.
+fn retried(reason: &str) -> bool {
+    matches!(
+        reason,
+        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+    )
 }
 
 /// A random delay in `0..=max` (jitter spreads the retries of racing
@@ -329,7 +338,7 @@ impl DynamoDriftStore {
         if let Some(other) = codes
             .iter()
             .flatten()
-            .find(|c| !matches!(**c, "ConditionalCheckFailed" | "TransactionConflict"))
+            .find(|c| **c != "ConditionalCheckFailed" && !retried(c))
         {
             return Err(DomainError::internal(format!(
                 "DynamoDB TransactWriteItems on table {} (recording drift event {}) was \

@@ -356,23 +356,22 @@ async fn a_missing_table_gives_an_error_naming_the_table_and_the_fix() {
     }
 }
 
-/// Another process moving the counter, or holding an item in its own
-/// transaction, between this process's read and its transaction: moto
-/// cannot show it (its transactions are not isolated from concurrent
-/// requests), so the SDK's mock client replays DynamoDB's responses
-/// (`TransactionCanceledException` with per-write `CancellationReasons`).
-/// The recording reads the counter again and commits with the next seq.
-#[tokio::test]
-async fn a_recording_that_loses_the_counter_to_another_process_retries_with_the_next_seq() {
+/// Tests on the SDK's mock client, replaying DynamoDB's responses
+/// (`TransactionCanceledException` with one `CancellationReason` per
+/// write): what moto cannot show, since its transactions are not isolated
+/// from concurrent requests and it reports other reason codes.
+mod mocked {
+    use super::*;
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::operation::transact_write_items::{
-        TransactWriteItemsError, TransactWriteItemsOutput,
+        TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
     };
     use aws_sdk_dynamodb::types::error::TransactionCanceledException;
     use aws_sdk_dynamodb::types::CancellationReason;
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 
-    let counter = |n: u64| {
+    /// GetItem of the seq counter, answering `n`.
+    fn counter(n: u64) -> Rule {
         let n = n.to_string();
         mock!(aws_sdk_dynamodb::Client::get_item)
             .match_requests(|r| {
@@ -387,8 +386,11 @@ async fn a_recording_that_loses_the_counter_to_another_process_retries_with_the_
                     .item("n", AttributeValue::N(n.clone()))
                     .build()
             })
-    };
-    let cancelled = |codes: [&'static str; 4]| {
+    }
+
+    /// A transaction cancelled with these reasons (state, id claim,
+    /// counter, event).
+    fn cancelled(codes: [&'static str; 4]) -> Rule {
         mock!(aws_sdk_dynamodb::Client::transact_write_items).then_error(move || {
             let mut e = TransactionCanceledException::builder().message(format!(
                 "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
@@ -399,11 +401,10 @@ async fn a_recording_that_loses_the_counter_to_another_process_retries_with_the_
             }
             TransactWriteItemsError::TransactionCanceledException(e.build())
         })
-    };
-    // The counter condition of a transaction (`:v` of its third write).
-    fn counter_condition(
-        r: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput,
-    ) -> Option<String> {
+    }
+
+    /// The counter condition of a transaction (`:v` of its third write).
+    fn counter_condition(r: &TransactWriteItemsInput) -> Option<String> {
         r.transact_items()
             .get(2)?
             .put()?
@@ -413,32 +414,63 @@ async fn a_recording_that_loses_the_counter_to_another_process_retries_with_the_
             .ok()
             .cloned()
     }
-    let commit = mock!(aws_sdk_dynamodb::Client::transact_write_items)
-        .match_requests(|r| counter_condition(r).as_deref() == Some("7"))
-        .then_output(|| TransactWriteItemsOutput::builder().build());
-    let rules = [
-        counter(5),
-        // Another process's transaction holds the state item.
-        cancelled(["TransactionConflict", "None", "None", "None"]),
-        counter(6),
-        // Another process took seq 7 meanwhile.
-        cancelled(["None", "None", "ConditionalCheckFailed", "None"]),
-        counter(7),
-        commit,
-    ];
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &rules);
-    let store = DynamoDriftStore::with_client(client, "mocked-drift-table");
-    let event = drift_event(LabId::new(), EnvironmentId::new(), "fp");
-    let outcome = store.record_drift(event.clone(), None).await.unwrap();
-    let RecordOutcome::Recorded(stored) = outcome else {
-        panic!("{outcome:?}");
-    };
-    assert_eq!(stored.seq, 8);
-    assert_eq!(stored.id, event.id);
-    assert!(
-        rules.iter().all(|r| r.num_calls() == 1),
-        "every response was used once"
-    );
+
+    /// Another process moving the counter, holding an item in its own
+    /// transaction, or the table throttled, between this process's read
+    /// and its transaction: the recording reads the counter again and
+    /// commits with the next seq.
+    #[tokio::test]
+    async fn a_recording_that_loses_the_counter_to_another_process_retries_with_the_next_seq() {
+        let commit = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .match_requests(|r| counter_condition(r).as_deref() == Some("7"))
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let rules = [
+            counter(5),
+            // Another process's transaction holds the state item.
+            cancelled(["TransactionConflict", "None", "None", "None"]),
+            counter(6),
+            // Another process took seq 7 meanwhile.
+            cancelled(["None", "None", "ConditionalCheckFailed", "None"]),
+            counter(7),
+            // On-demand capacity catching up.
+            cancelled(["None", "None", "None", "ThrottlingError"]),
+            counter(7),
+            commit,
+        ];
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &rules);
+        let store = DynamoDriftStore::with_client(client, "mocked-drift-table");
+        let event = drift_event(LabId::new(), EnvironmentId::new(), "fp");
+        let outcome = store.record_drift(event.clone(), None).await.unwrap();
+        let RecordOutcome::Recorded(stored) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(stored.seq, 8);
+        assert_eq!(stored.id, event.id);
+        assert!(
+            rules.iter().all(|r| r.num_calls() == 1),
+            "every response was used once"
+        );
+    }
+
+    /// DynamoDB cancels a transaction whose event item is over 400 KB with
+    /// reason `ValidationError`: not retried, reported with the table.
+    #[tokio::test]
+    async fn a_transaction_cancelled_for_another_reason_fails_without_retrying() {
+        let rules = [
+            counter(3),
+            cancelled(["None", "None", "None", "ValidationError"]),
+        ];
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &rules);
+        let store = DynamoDriftStore::with_client(client, "mocked-drift-table-2");
+        let e = store
+            .record_drift(drift_event(LabId::new(), EnvironmentId::new(), "fp"), None)
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("mocked-drift-table-2"), "{text}");
+        assert!(text.contains("ValidationError"), "{text}");
+        assert!(rules.iter().all(|r| r.num_calls() == 1));
+    }
 }
 
 /// DynamoDB holds at most 400 KB an item: a bigger event fails as a whole
