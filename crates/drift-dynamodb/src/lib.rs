@@ -25,8 +25,9 @@
 //! | dead letter | `DEADLETTERS#<lab>` | `<at>#<id>` | | | `doc` |
 //! | recommendation | `RECS#<env>` | `<created_at>#<id>` | | | `doc` |
 //!
-//! States share one `gsi1` partition (`STATES`): their writes follow the
-//! recordings, which the counter serialises anyway.
+//! States share one `gsi1` partition (`STATES`): they are written at the
+//! rate environments drift and get new baselines, far below a partition's
+//! 1000 writes a second.
 //!
 //! Times in keys are RFC 3339 in UTC with microseconds (fixed width, so they
 //! sort as strings). [`provision`] creates exactly this table; the CDK app
@@ -73,10 +74,16 @@
 //!   racing (a lost race still costs write capacity); this also keeps moto
 //!   usable, whose transactions are not isolated from concurrent requests.
 //! - **Listings by lab or environment** without `after_seq` use the GSIs
-//!   (key conditions on the time window), which are eventually consistent
-//!   (normally well under a second behind). `total` needs every match, so a
-//!   listing reads all events of its lab/environment in the window; the
-//!   retention bounds that.
+//!   (key conditions on the time window, exact at microseconds like the
+//!   SQLite columns), which are eventually consistent (normally well under
+//!   a second behind); the states of a lab likewise. Webhooks, dead letters
+//!   and recommendations are read from the base table (strongly
+//!   consistent).
+//! - **Cost of a listing**: `total` counts every match, so a listing reads
+//!   every event it matches (its lab or environment in the window; all
+//!   events after `after_seq`; every retained event when neither lab nor
+//!   environment is given), then sorts by `seq` and pages. A retention
+//!   bounds that.
 //! - **TTL**: DynamoDB deletes expired items within days (moto never does),
 //!   so every read drops items whose `expires_at` has passed.
 //! - Dead letters and recommendations are keyed by time and id: inserting
@@ -137,8 +144,10 @@ impl DynamoDriftStore {
 
     /// Keeps drift events for `retention` after their detection (DynamoDB's
     /// TTL deletes them later; reads hide them at once). `None`, the
-    /// default, keeps them for ever, as the SQLite store does. States,
-    /// webhooks, dead letters and recommendations never expire.
+    /// default, keeps them for ever, as the SQLite store does. It applies
+    /// to events recorded from then on (the expiry is written with each
+    /// event). States, webhooks, dead letters and recommendations never
+    /// expire.
     pub fn with_event_retention(mut self, retention: Option<Duration>) -> Self {
         self.retention =
             retention.map(|d| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX));
