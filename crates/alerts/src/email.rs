@@ -8,6 +8,11 @@
 //! (4xx, connection, TLS, timeout) is retried. A configuration that cannot
 //! work (an unparsable address, a TLS host name that is not a DNS name) is
 //! refused by [`SmtpNotifier::new`].
+//!
+//! The message itself — headers, subject, body, Message-ID — is built by
+//! [`AlertEmail`], which every e-mail channel shares: the SMTP notifier here
+//! and the SES notifier of `westtek-alerts-aws` (which hands SES the very
+//! same MIME message), so an alert reads the same whichever way it went.
 
 use std::fmt;
 
@@ -62,12 +67,125 @@ pub struct SmtpConfig {
     pub to: Vec<String>,
 }
 
+/// An alert e-mail's sender and recipients, and the message built for an
+/// alert: the one definition of what alert e-mail looks like, shared by
+/// every e-mail channel (SMTP here, SES in `westtek-alerts-aws`).
+///
+/// Subject "[West Tek] CRITICAL drift in demo", a `text/plain` body
+/// ([`Alert::text_body`]), and one Message-ID per drift event
+/// (`<drift-<event id>@<sender's domain>>`), the same on every retry, so a
+/// message the server took but whose reply was lost is recognisably a
+/// duplicate.
+#[derive(Clone, Debug)]
+pub struct AlertEmail {
+    from: Mailbox,
+    to: Vec<Mailbox>,
+}
+
+fn mailbox(field: &str, s: &str) -> Result<Mailbox> {
+    s.trim()
+        .parse()
+        .map_err(|e| Error::Config(format!("e-mail {field} address {s:?} is invalid: {e}")))
+}
+
+impl AlertEmail {
+    /// The sender `from` and the recipients `to`, each `alerts@lab.example`
+    /// or `West Tek <alerts@lab.example>`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the address that does not parse, or saying
+    /// there is no recipient.
+    pub fn new(from: &str, to: &[String]) -> Result<Self> {
+        let from = mailbox("from", from)?;
+        let to = to
+            .iter()
+            .map(|t| mailbox("to", t))
+            .collect::<Result<Vec<_>>>()?;
+        if to.is_empty() {
+            return Err(Error::Config("alert e-mail has no recipient".into()));
+        }
+        Ok(Self { from, to })
+    }
+
+    /// The subject line: "[West Tek] CRITICAL drift in demo".
+    pub fn subject(alert: &Alert) -> String {
+        format!("[West Tek] {}", alert.title())
+    }
+
+    /// The sender as given (`West Tek <alerts@lab.example>`).
+    pub fn from(&self) -> String {
+        self.from.to_string()
+    }
+
+    /// The recipients' bare addresses (the envelope's `RCPT TO`).
+    pub fn recipients(&self) -> Vec<String> {
+        self.to.iter().map(|m| m.email.to_string()).collect()
+    }
+
+    /// The Message-ID of `alert`'s e-mail: `<drift-<event id>@<domain>>`.
+    pub fn message_id(&self, alert: &Alert) -> String {
+        format!("<drift-{}@{}>", alert.event_id, self.from.email.domain())
+    }
+
+    pub(crate) fn message(&self, alert: &Alert) -> Result<Message, String> {
+        let mut b = Message::builder()
+            .from(self.from.clone())
+            .subject(Self::subject(alert))
+            .message_id(Some(self.message_id(alert)))
+            .user_agent(concat!("WestTek-Alerts/", env!("CARGO_PKG_VERSION")).to_string())
+            .header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            b = b.to(to.clone());
+        }
+        b.body(alert.text_body())
+            .map_err(|e| format!("cannot build the message: {e}"))
+    }
+
+    /// `alert`'s e-mail as an RFC 5322 message (the bytes an SMTP server
+    /// receives after `DATA`, or SES's raw content).
+    ///
+    /// # Errors
+    /// The message cannot be built (it always can from a parsed sender and
+    /// recipients; the error says why if not).
+    pub fn formatted(&self, alert: &Alert) -> Result<Vec<u8>, String> {
+        self.message(alert).map(|m| m.formatted())
+    }
+
+    /// The dead letter of `alert`'s e-mail given up on after `attempts`
+    /// (`target_id`: [`EMAIL_TARGET_ID`] for SMTP, the channel's own id
+    /// otherwise). Its payload is `{"to", "subject", "body"}`.
+    pub fn dead_letter(
+        &self,
+        target_id: &str,
+        alert: &Alert,
+        attempts: u32,
+        error: &str,
+        status: Option<u16>,
+    ) -> DeadLetter {
+        let to: Vec<String> = self.to.iter().map(ToString::to_string).collect();
+        DeadLetter {
+            target_id: target_id.into(),
+            channel: Channel::Email,
+            event_id: alert.event_id,
+            lab_id: alert.lab_id,
+            attempts,
+            last_error: one_line(error),
+            last_status: status,
+            payload: json!({
+                "to": to,
+                "subject": Self::subject(alert),
+                "body": alert.text_body(),
+            }),
+            at: Utc::now(),
+        }
+    }
+}
+
 /// Delivers alerts by email to one [`SmtpConfig`]'s recipients.
 #[derive(Clone)]
 pub struct SmtpNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
-    to: Vec<Mailbox>,
+    email: AlertEmail,
     server: String,
     policy: RetryPolicy,
     cancel: CancellationToken,
@@ -77,17 +195,11 @@ impl fmt::Debug for SmtpNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmtpNotifier")
             .field("server", &self.server)
-            .field("from", &self.from.to_string())
-            .field("to", &self.to.len())
+            .field("from", &self.email.from())
+            .field("to", &self.email.to.len())
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
-}
-
-fn mailbox(field: &str, s: &str) -> Result<Mailbox> {
-    s.trim()
-        .parse()
-        .map_err(|e| Error::Config(format!("SMTP {field} address {s:?} is invalid: {e}")))
 }
 
 impl SmtpNotifier {
@@ -99,15 +211,7 @@ impl SmtpNotifier {
     /// recipient, a password comes without a user name, or a TLS host is not
     /// a valid name.
     pub fn new(config: SmtpConfig, policy: RetryPolicy) -> Result<Self> {
-        let from = mailbox("from", &config.from)?;
-        let to = config
-            .to
-            .iter()
-            .map(|t| mailbox("to", t))
-            .collect::<Result<Vec<_>>>()?;
-        if to.is_empty() {
-            return Err(Error::Config("SMTP configuration has no recipient".into()));
-        }
+        let email = AlertEmail::new(&config.from, &config.to)?;
         let tls_error = |e: lettre::transport::smtp::Error| {
             Error::Config(format!("SMTP host {:?}: {e}", config.host))
         };
@@ -139,8 +243,7 @@ impl SmtpNotifier {
         }
         Ok(Self {
             transport: builder.build(),
-            from,
-            to,
+            email,
             server: format!("{}:{}", config.host, config.port),
             policy,
             cancel: CancellationToken::new(),
@@ -154,27 +257,10 @@ impl SmtpNotifier {
         self
     }
 
-    /// The subject line: "[West Tek] CRITICAL drift in demo".
+    /// The subject line: "[West Tek] CRITICAL drift in demo" (see
+    /// [`AlertEmail::subject`]).
     pub fn subject(alert: &Alert) -> String {
-        format!("[West Tek] {}", alert.title())
-    }
-
-    fn message(&self, alert: &Alert) -> Result<Message, String> {
-        // One Message-ID per drift event, the same on every retry, so a
-        // message the server took but whose reply was lost is recognisably a
-        // duplicate.
-        let message_id = format!("<drift-{}@{}>", alert.event_id, self.from.email.domain());
-        let mut b = Message::builder()
-            .from(self.from.clone())
-            .subject(Self::subject(alert))
-            .message_id(Some(message_id))
-            .user_agent(concat!("WestTek-Alerts/", env!("CARGO_PKG_VERSION")).to_string())
-            .header(ContentType::TEXT_PLAIN);
-        for to in &self.to {
-            b = b.to(to.clone());
-        }
-        b.body(alert.text_body())
-            .map_err(|e| format!("cannot build the message: {e}"))
+        AlertEmail::subject(alert)
     }
 
     fn dead_letter(
@@ -184,22 +270,13 @@ impl SmtpNotifier {
         error: String,
         status: Option<u16>,
     ) -> Error {
-        let to: Vec<String> = self.to.iter().map(ToString::to_string).collect();
-        Error::Undelivered(Box::new(DeadLetter {
-            target_id: EMAIL_TARGET_ID.into(),
-            channel: Channel::Email,
-            event_id: alert.event_id,
-            lab_id: alert.lab_id,
+        Error::Undelivered(Box::new(self.email.dead_letter(
+            EMAIL_TARGET_ID,
+            alert,
             attempts,
-            last_error: one_line(&error),
-            last_status: status,
-            payload: json!({
-                "to": to,
-                "subject": Self::subject(alert),
-                "body": alert.text_body(),
-            }),
-            at: Utc::now(),
-        }))
+            &error,
+            status,
+        )))
     }
 
     async fn attempt(&self, message: &Message) -> Outcome {
@@ -228,7 +305,7 @@ impl SmtpNotifier {
 impl Notifier for SmtpNotifier {
     #[tracing::instrument(skip_all, fields(server = %self.server, event_id = %alert.event_id))]
     async fn notify(&self, alert: &Alert) -> Result<DeliveryReport> {
-        let message = match self.message(alert) {
+        let message = match self.email.message(alert) {
             Ok(m) => m,
             Err(error) => return Err(self.dead_letter(alert, 0, error, None)),
         };

@@ -18,7 +18,8 @@ use crate::{Alert, Result};
 /// How one alert reached one target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryReport {
-    /// Which target: a webhook target's id, or `email`.
+    /// Which target: a webhook target's id, `email`, or a
+    /// [`crate::RoutedChannel`]'s id.
     pub target_id: String,
     /// How many attempts it took (1 when the first succeeded).
     pub attempts: u32,
@@ -45,8 +46,10 @@ pub trait Notifier: Send + Sync {
 pub enum Channel {
     /// A webhook target.
     Webhook,
-    /// Email to the lab's recipients.
+    /// Email to the lab's recipients (SMTP or Amazon SES).
     Email,
+    /// A text message (Amazon SNS: a phone number or a topic).
+    Sms,
     /// Never left the router: its queue was full, it was closed, or the
     /// lab's targets could not be looked up.
     Router,
@@ -56,7 +59,8 @@ pub enum Channel {
 /// diagnose and replay it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// The webhook target's id, `email`, or `router` (see [`Channel`]).
+    /// The webhook target's id, `email`, `router` (see [`Channel`]), or
+    /// the id of a [`crate::RoutedChannel`] (`ses`, `sms:+15555550100`, …).
     pub target_id: String,
     /// Which way it was to go.
     pub channel: Channel,
@@ -71,7 +75,8 @@ pub struct DeadLetter {
     /// The last HTTP status or SMTP reply code, when the target answered.
     pub last_status: Option<u16>,
     /// What was to be sent: the exact webhook JSON; `{"to", "subject",
-    /// "body"}` for email; the alert itself when nothing was built (every
+    /// "body"}` for email; `{"to", "message"}` for SMS; the alert itself
+    /// when nothing was built (every
     /// [`Channel::Router`] letter, and email whose settings were unusable).
     pub payload: serde_json::Value,
     /// When it was given up on.

@@ -9,6 +9,9 @@
 //! Every attempt is bounded by [`RetryPolicy::attempt_timeout`], so a target
 //! that hangs costs at most `attempts × (timeout + max delay)` and never
 //! blocks anything else. A permanent failure stops at once.
+//!
+//! [`run`] and [`Outcome`] are public so that channels in other crates (SES
+//! and SNS in `westtek-alerts-aws`) retry exactly as webhooks and SMTP do.
 
 use std::future::Future;
 use std::time::Duration;
@@ -71,31 +74,47 @@ impl RetryPolicy {
 
 /// What one attempt came to.
 #[derive(Debug)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Done; the target's status code, if it gave one.
-    Delivered { status: Option<u16> },
+    Delivered {
+        /// The HTTP status or SMTP reply code of the answer.
+        status: Option<u16>,
+    },
     /// Failed, may succeed later.
     Retry {
+        /// Why, in words (it becomes the dead letter's `last_error`).
         error: String,
+        /// The target's status code, if it answered.
         status: Option<u16>,
+        /// The target's hint on when to try again.
         retry_after: Option<Duration>,
     },
     /// Failed, will fail again: do not retry.
-    Permanent { error: String, status: Option<u16> },
+    Permanent {
+        /// Why, in words.
+        error: String,
+        /// The target's status code, if it answered.
+        status: Option<u16>,
+    },
 }
 
 /// A delivery that succeeded.
 #[derive(Debug)]
-pub(crate) struct Success {
+pub struct Success {
+    /// Attempts made, the successful one included.
     pub attempts: u32,
+    /// The successful answer's status code, if any.
     pub status: Option<u16>,
 }
 
 /// A delivery given up on.
 #[derive(Debug)]
-pub(crate) struct Failure {
+pub struct Failure {
+    /// Attempts made.
     pub attempts: u32,
+    /// Why the last one failed (or that it was abandoned at shutdown).
     pub error: String,
+    /// The last status code the target gave, if any.
     pub status: Option<u16>,
 }
 
@@ -103,7 +122,11 @@ pub(crate) struct Failure {
 /// one fails permanently, the attempts run out, or `cancel` fires (which
 /// abandons the delivery at once, even mid-attempt). `target` names the
 /// target in logs.
-pub(crate) async fn run<F, Fut>(
+///
+/// # Errors
+/// The [`Failure`] (attempts made, last error and status) when the delivery
+/// is given up on.
+pub async fn run<F, Fut>(
     policy: &RetryPolicy,
     cancel: &CancellationToken,
     target: &str,

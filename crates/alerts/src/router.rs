@@ -6,7 +6,12 @@
 //! - a webhook target gets every alert its `min_severity` admits — so by
 //!   default (critical) only critical ones, and all of them when it asks for
 //!   `Info`;
-//! - email goes out for **critical** alerts only, when the lab has SMTP.
+//! - email goes out for **critical** alerts only, when the lab has SMTP;
+//! - every other channel the lab has ([`TargetSource::channels_for`]: SES
+//!   e-mail, SNS SMS) gets what its [`RoutedChannel::min_severity`] admits
+//!   (the adapters default to critical: e-mail and SMS for critical drift,
+//!   as the product seed says), retried with the same policy and
+//!   dead-lettered the same way as webhooks and SMTP.
 //!
 //! [`AlertRouter::dispatch`] never waits: it puts the alert on a bounded
 //! queue and returns. When the queue is full (or the router is closed) the
@@ -64,6 +69,67 @@ pub trait TargetSource: Send + Sync {
     /// # Errors
     /// When they cannot be read; the alert is then dead-lettered for email.
     async fn smtp_for(&self, lab: LabId) -> Result<Option<SmtpConfig>>;
+
+    /// The lab's other channels (SES e-mail, SNS SMS, …); none by default.
+    /// The router filters them by their [`RoutedChannel::min_severity`].
+    ///
+    /// # Errors
+    /// When they cannot be read; the alert is then dead-lettered (channel
+    /// [`Channel::Router`]).
+    async fn channels_for(&self, lab: LabId) -> Result<Vec<Arc<dyn RoutedChannel>>> {
+        let _ = lab;
+        Ok(Vec::new())
+    }
+}
+
+/// A delivery channel from another crate (Amazon SES e-mail and Amazon SNS
+/// SMS in `westtek-alerts-aws`), routed, retried and dead-lettered like
+/// webhooks and SMTP.
+pub trait RoutedChannel: Send + Sync {
+    /// Names the channel in delivery reports and dead letters (`ses`,
+    /// `sms:+15555550100`, `sns:arn:aws:sns:…`).
+    fn target_id(&self) -> String;
+
+    /// Which way it delivers (the dead letters' [`Channel`]).
+    fn channel(&self) -> Channel;
+
+    /// The least severe alert it wants.
+    fn min_severity(&self) -> Severity;
+
+    /// A notifier for one delivery, retrying per `retry` (the router's
+    /// policy) and abandoning (as a dead letter) when `cancel` fires.
+    fn notifier(&self, retry: RetryPolicy, cancel: CancellationToken) -> Box<dyn Notifier>;
+}
+
+/// A [`TargetSource`] with fixed channels added for every lab: how
+/// platform-wide SES/SNS settings join the lab's own targets.
+pub struct WithChannels {
+    targets: Arc<dyn TargetSource>,
+    channels: Vec<Arc<dyn RoutedChannel>>,
+}
+
+impl WithChannels {
+    /// `targets` plus `channels` for every lab.
+    pub fn new(targets: Arc<dyn TargetSource>, channels: Vec<Arc<dyn RoutedChannel>>) -> Self {
+        Self { targets, channels }
+    }
+}
+
+#[async_trait]
+impl TargetSource for WithChannels {
+    async fn webhooks_for(&self, lab: LabId) -> Result<Vec<WebhookTarget>> {
+        self.targets.webhooks_for(lab).await
+    }
+
+    async fn smtp_for(&self, lab: LabId) -> Result<Option<SmtpConfig>> {
+        self.targets.smtp_for(lab).await
+    }
+
+    async fn channels_for(&self, lab: LabId) -> Result<Vec<Arc<dyn RoutedChannel>>> {
+        let mut all = self.targets.channels_for(lab).await?;
+        all.extend(self.channels.iter().cloned());
+        Ok(all)
+    }
 }
 
 /// The router's limits.
@@ -344,6 +410,26 @@ async fn deliver(ctx: Ctx, alert: Alert, _slot: Option<OwnedSemaphorePermit>) {
             }
         }
     }
+    let channels = match tokio::time::timeout(lookup, ctx.targets.channels_for(alert.lab_id)).await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            let why = format!("alert channels could not be read: {e}");
+            record(ctx.sink.clone(), router_letter(&alert, why)).await;
+            Vec::new()
+        }
+        Err(_) => {
+            let why = "alert channels could not be read: timed out".to_string();
+            record(ctx.sink.clone(), router_letter(&alert, why)).await;
+            Vec::new()
+        }
+    };
+    notifiers.extend(
+        channels
+            .iter()
+            .filter(|c| admits(c.min_severity(), alert.severity))
+            .map(|c| c.notifier(ctx.retry, ctx.abandon.clone())),
+    );
     let alert = &alert;
     join_all(notifiers.iter().map(|n| {
         let sink = ctx.sink.clone();

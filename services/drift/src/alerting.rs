@@ -67,6 +67,7 @@ impl DeadLetterSink for StoreDeadLetters {
         let channel = match letter.channel {
             westtek_alerts::Channel::Webhook => "webhook",
             westtek_alerts::Channel::Email => "email",
+            westtek_alerts::Channel::Sms => "sms",
             westtek_alerts::Channel::Router => "router",
         };
         let rec = DeadLetterRecord {

@@ -1,12 +1,14 @@
 //! `AlertRouter`: severity routing, dead letters, a non-blocking queue and
-//! shutdown, against real receivers.
+//! shutdown, against real receivers; channels added from other crates
+//! (`RoutedChannel`, `WithChannels`) routed and retried the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use westtek_alerts::{
-    http_client, AlertRouter, Channel, Dispatch, RouterConfig, Severity, Shutdown, WebhookFormat,
-    EVENT_ID_HEADER,
+    http_client, AlertRouter, CancellationToken, Channel, Dispatch, Notifier, Result, RetryPolicy,
+    RoutedChannel, RouterConfig, Severity, Shutdown, TargetSource, WebhookFormat, WebhookNotifier,
+    WithChannels, EVENT_ID_HEADER,
 };
 use westtek_domain::LabId;
 
@@ -262,4 +264,143 @@ async fn a_full_queue_dead_letters_instead_of_blocking_and_close_abandons_the_re
     );
     let letters = sink.wait_for(full + accepted + 1, SOON).await;
     assert!(letters.iter().any(|l| l.last_error == "router closed"));
+}
+
+/// A channel from "another crate": here a webhook, so the test can see
+/// what arrives and fail it on purpose.
+struct HookChannel {
+    target: westtek_alerts::WebhookTarget,
+    min: Severity,
+}
+
+impl RoutedChannel for HookChannel {
+    fn target_id(&self) -> String {
+        self.target.id.clone()
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Webhook
+    }
+
+    fn min_severity(&self) -> Severity {
+        self.min
+    }
+
+    fn notifier(&self, retry: RetryPolicy, cancel: CancellationToken) -> Box<dyn Notifier> {
+        Box::new(
+            WebhookNotifier::new(http_client().unwrap(), self.target.clone(), retry)
+                .with_cancellation(cancel),
+        )
+    }
+}
+
+/// Lab targets whose channel lookup fails (a database down).
+struct BrokenChannels;
+
+#[async_trait::async_trait]
+impl TargetSource for BrokenChannels {
+    async fn webhooks_for(&self, _lab: LabId) -> Result<Vec<westtek_alerts::WebhookTarget>> {
+        Ok(Vec::new())
+    }
+
+    async fn smtp_for(&self, _lab: LabId) -> Result<Option<westtek_alerts::SmtpConfig>> {
+        Ok(None)
+    }
+
+    async fn channels_for(&self, _lab: LabId) -> Result<Vec<Arc<dyn RoutedChannel>>> {
+        Err(westtek_alerts::Error::backend(
+            "reading channels",
+            "database is down",
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_channels_get_what_their_minimum_severity_admits_with_the_routers_retries() {
+    let lab = LabId::new();
+    let minor_up = Receiver::start("m", Behaviour::Statuses(vec![200])).await;
+    let broken = Receiver::start("b", Behaviour::Statuses(vec![503])).await;
+    let channels: Vec<Arc<dyn RoutedChannel>> = vec![
+        Arc::new(HookChannel {
+            target: target(
+                "minor-up",
+                &minor_up.url,
+                "m",
+                WebhookFormat::Generic,
+                Severity::Info,
+            ),
+            min: Severity::Minor,
+        }),
+        Arc::new(HookChannel {
+            target: target(
+                "broken",
+                &broken.url,
+                "b",
+                WebhookFormat::Generic,
+                Severity::Info,
+            ),
+            min: Severity::Critical,
+        }),
+    ];
+    let targets = WithChannels::new(Arc::new(StaticTargets::default()), channels);
+    let sink = MemorySink::new();
+    let cfg = config(3, Duration::from_secs(5));
+    let router =
+        AlertRouter::start(cfg, http_client().unwrap(), Arc::new(targets), sink.clone()).unwrap();
+    let (info, minor, critical) = (
+        alert(lab, Severity::Info),
+        alert(lab, Severity::Minor),
+        alert(lab, Severity::Critical),
+    );
+    for a in [&info, &minor, &critical] {
+        router.dispatch(a.clone());
+    }
+    assert_eq!(router.close(SOON).await, Shutdown::Drained);
+
+    let mut got: Vec<String> = minor_up
+        .received()
+        .iter()
+        .map(|r| r.header(EVENT_ID_HEADER).to_string())
+        .collect();
+    got.sort();
+    let mut want = vec![minor.event_id.to_string(), critical.event_id.to_string()];
+    want.sort();
+    assert_eq!(
+        got, want,
+        "the channel's minimum is minor: info is not sent"
+    );
+    // The critical-only channel got the critical alert only, with the
+    // router's three attempts, then a dead letter.
+    assert_eq!(broken.received().len(), 3);
+    let letters = sink.letters();
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(letters[0].target_id, "broken");
+    assert_eq!(letters[0].event_id, critical.event_id);
+    assert_eq!(letters[0].attempts, 3);
+    assert_eq!(letters[0].last_status, Some(503));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_channel_lookup_is_dead_lettered_by_the_router() {
+    let sink = MemorySink::new();
+    let router = AlertRouter::start(
+        config(2, Duration::from_secs(5)),
+        http_client().unwrap(),
+        Arc::new(BrokenChannels),
+        sink.clone(),
+    )
+    .unwrap();
+    let a = alert(LabId::new(), Severity::Critical);
+    router.dispatch(a.clone());
+    let letters = sink.wait_for(1, SOON).await;
+    assert_eq!(router.close(SOON).await, Shutdown::Drained);
+    assert_eq!(letters[0].channel, Channel::Router);
+    assert_eq!(letters[0].event_id, a.event_id);
+    assert!(
+        letters[0]
+            .last_error
+            .starts_with("alert channels could not be read: reading channels: database is down"),
+        "{}",
+        letters[0].last_error
+    );
 }
