@@ -5,10 +5,11 @@
 //! A request becomes one `InvokeAgent` call on the agent's id and alias,
 //! with tracing on and, in the session state, the caller's scope as session
 //! attributes (`lab_id`, `environment_id`, `user_id`, which the action
-//! groups' Lambda receives) and, when a Knowledge Base id is configured, a
-//! retrieval filter `lab_id = <the caller's lab>` on it, so retrieval only
-//! ever sees the caller's lab's documents (their metadata files say whose
-//! they are, see [`crate::layout`]).
+//! groups' Lambda receives) and, when the agent has a Knowledge Base
+//! ([`BedrockAgentIds::knowledge_base_id`]), a retrieval filter
+//! `lab_id = <the caller's lab>` on it, so retrieval only ever sees the
+//! caller's lab's documents (their metadata files say whose they are, see
+//! [`crate::layout`]).
 //!
 //! Bedrock's event stream is mapped by [`StreamMapper`], a pure function of
 //! the events (tested on events of the SDK's own types):
@@ -53,13 +54,20 @@ use westtek_domain::LabId;
 /// Longest tool result summary, in characters.
 const SUMMARY_CHARS: usize = 200;
 
-/// A Bedrock Agent's ids: the agent and the alias to invoke.
+/// One agent's settings: the agent, the alias to invoke, and the Knowledge
+/// Base associated with it, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BedrockAgentIds {
     /// The agent id (10 characters, `AGENT12345`).
     pub agent_id: String,
     /// The alias id (`TSTALIASID` is the draft's test alias).
     pub alias_id: String,
+    /// The Knowledge Base associated with the agent (the Knowledge Transfer
+    /// agent's), whose retrieval is filtered on the caller's lab. It must be
+    /// set whenever the agent has one: without it Bedrock retrieves from
+    /// every lab's documents (citations of other labs are still dropped,
+    /// but the generated text is not filtered).
+    pub knowledge_base_id: Option<String>,
 }
 
 /// One of the platform's agents on Bedrock.
@@ -68,7 +76,6 @@ pub struct BedrockAgent {
     client: Client,
     kind: AgentKind,
     ids: BedrockAgentIds,
-    knowledge_base_id: Option<String>,
     layout: S3Layout,
 }
 
@@ -82,24 +89,16 @@ pub struct BedrockAgents {
 }
 
 impl BedrockAgents {
-    /// Both agents, from the standard AWS environment. `knowledge_base_id`
-    /// is the Knowledge Base whose retrieval is filtered on the caller's lab
-    /// (`None` when the agents have none); `documents` is where its data
-    /// source's documents are, to map citations back onto document paths.
+    /// Both agents, from the standard AWS environment. `documents` is where
+    /// the Knowledge Base's data source keeps the documents, to map
+    /// citations back onto document paths.
     pub async fn from_env(
         drift_analyzer: BedrockAgentIds,
         knowledge_transfer: BedrockAgentIds,
-        knowledge_base_id: Option<String>,
         documents: S3Layout,
     ) -> Self {
         let config = westtek_aws::shared_config(3).await;
-        Self::with_config(
-            &config,
-            drift_analyzer,
-            knowledge_transfer,
-            knowledge_base_id,
-            documents,
-        )
+        Self::with_config(&config, drift_analyzer, knowledge_transfer, documents)
     }
 
     /// Both agents, with an SDK configuration of the caller's.
@@ -107,14 +106,12 @@ impl BedrockAgents {
         config: &SdkConfig,
         drift_analyzer: BedrockAgentIds,
         knowledge_transfer: BedrockAgentIds,
-        knowledge_base_id: Option<String>,
         documents: S3Layout,
     ) -> Self {
         Self::with_client(
             Client::new(config),
             drift_analyzer,
             knowledge_transfer,
-            knowledge_base_id,
             documents,
         )
     }
@@ -124,16 +121,10 @@ impl BedrockAgents {
         client: Client,
         drift_analyzer: BedrockAgentIds,
         knowledge_transfer: BedrockAgentIds,
-        knowledge_base_id: Option<String>,
         documents: S3Layout,
     ) -> Self {
-        let agent = |kind, ids| BedrockAgent {
-            client: client.clone(),
-            kind,
-            ids,
-            knowledge_base_id: knowledge_base_id.clone(),
-            layout: documents.clone(),
-        };
+        let agent =
+            |kind, ids| BedrockAgent::with_client(client.clone(), kind, ids, documents.clone());
         BedrockAgents {
             drift_analyzer: agent(AgentKind::DriftAnalyzer, drift_analyzer),
             knowledge_transfer: agent(AgentKind::KnowledgeTransfer, knowledge_transfer),
@@ -147,14 +138,12 @@ impl BedrockAgent {
         client: Client,
         kind: AgentKind,
         ids: BedrockAgentIds,
-        knowledge_base_id: Option<String>,
         documents: S3Layout,
     ) -> Self {
         BedrockAgent {
             client,
             kind,
             ids,
-            knowledge_base_id,
             layout: documents,
         }
     }
@@ -169,7 +158,7 @@ impl BedrockAgent {
         if let Some(env) = req.environment_id {
             state = state.session_attributes("environment_id", env.to_string());
         }
-        if let Some(kb) = &self.knowledge_base_id {
+        if let Some(kb) = &self.ids.knowledge_base_id {
             let filter = FilterAttribute::builder()
                 .key("lab_id")
                 .value(aws_smithy_types::Document::String(req.lab_id.to_string()))

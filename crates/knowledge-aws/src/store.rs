@@ -66,6 +66,7 @@ pub struct S3DocumentStore {
     client: Client,
     layout: S3Layout,
     labs: Option<Arc<dyn EnvironmentLabs>>,
+    page_size: i32,
 }
 
 impl std::fmt::Debug for S3DocumentStore {
@@ -116,7 +117,17 @@ impl S3DocumentStore {
             client,
             layout,
             labs: None,
+            page_size: 1000,
         }
+    }
+
+    /// Keys asked for per `ListObjectsV2` page (1–1000; S3's default and
+    /// maximum is 1000). Smaller pages only make listing slower; tests use
+    /// them to exercise pagination.
+    #[must_use]
+    pub fn with_list_page_size(mut self, keys: i32) -> Self {
+        self.page_size = keys.clamp(1, 1000);
+        self
     }
 
     /// Resolves the lab of environment documents through `labs` (see
@@ -362,6 +373,7 @@ impl DocumentStore for S3DocumentStore {
                 .list_objects_v2()
                 .bucket(bucket)
                 .prefix(&key_prefix)
+                .max_keys(self.page_size)
                 .set_continuation_token(token.take())
                 .send()
                 .await

@@ -108,12 +108,13 @@ fn agents(client: Client) -> BedrockAgents {
         BedrockAgentIds {
             agent_id: "DRIFT12345".into(),
             alias_id: "ALIAS12345".into(),
+            knowledge_base_id: None,
         },
         BedrockAgentIds {
             agent_id: "KNOWL12345".into(),
             alias_id: "ALIAS67890".into(),
+            knowledge_base_id: Some("KB12345678".into()),
         },
-        Some("KB12345678".into()),
         S3Layout::new(BUCKET, "knowledge").unwrap(),
     )
 }
@@ -217,11 +218,11 @@ async fn an_answer_streams_text_document_citations_and_tool_trace_then_done() {
             )]),
         ),
     ];
-    let (chunks, input) = ask(AgentKind::DriftAnalyzer, lab, env, frames).await;
+    let (chunks, input) = ask(AgentKind::KnowledgeTransfer, lab, env, frames).await;
 
     // The request: the right agent, session, trace on, scope and lab filter.
-    assert_eq!(input.agent_id(), Some("DRIFT12345"));
-    assert_eq!(input.agent_alias_id(), Some("ALIAS12345"));
+    assert_eq!(input.agent_id(), Some("KNOWL12345"));
+    assert_eq!(input.agent_alias_id(), Some("ALIAS67890"));
     assert_eq!(input.session_id(), Some(SESSION));
     assert_eq!(input.enable_trace(), Some(true));
     let state = input.session_state().unwrap();
@@ -364,7 +365,18 @@ async fn an_exception_in_the_stream_ends_the_answer_with_an_error_and_no_done() 
             json!({"message": "Your request rate is too high."}),
         ),
     ];
-    let (chunks, _) = ask(AgentKind::DriftAnalyzer, lab, env, frames).await;
+    let (chunks, input) = ask(AgentKind::DriftAnalyzer, lab, env, frames).await;
+    // The Drift Analyzer's own ids, and no Knowledge Base configured for it.
+    assert_eq!(
+        (input.agent_id(), input.agent_alias_id()),
+        (Some("DRIFT12345"), Some("ALIAS12345"))
+    );
+    let state = input.session_state().unwrap();
+    assert!(state.knowledge_base_configurations().is_empty());
+    assert_eq!(
+        state.session_attributes().unwrap()["lab_id"],
+        lab.to_string()
+    );
     assert_eq!(
         chunks[0],
         AgentChunk::Text {

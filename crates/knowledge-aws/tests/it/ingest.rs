@@ -243,3 +243,18 @@ async fn an_unknown_knowledge_base_is_reported_naming_the_settings() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_job_stopped_by_someone_else_is_an_error_naming_it() {
+    let rules = [start_ok(), poll(IngestionJobStatus::Stopped, 1, 0, &[])];
+    let client = mock_client!(aws_sdk_bedrockagent, RuleMode::Sequential, &rules);
+    let err = sync(client, Duration::from_secs(10))
+        .ingest()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, IngestionError::Stopped { progress, .. } if progress.job_id == JOB),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("stopped (STOPPED)"), "{err}");
+}

@@ -251,3 +251,56 @@ async fn a_missing_bucket_is_reported_with_how_to_fix_it() {
     );
     assert!(S3DocumentStore::with_config(&moto.config(), "x", "").is_err());
 }
+
+/// Listing follows S3's pages to the end (pages of 3 keys here, where each
+/// document also has its metadata file), sorted by path.
+#[tokio::test]
+async fn listing_follows_every_page() {
+    let moto = Moto::start();
+    let s = store(&moto, "kb").await.with_list_page_size(3);
+    let mut want = Vec::new();
+    for i in (0..11).rev() {
+        let p = path(&format!("package-manifests/e1/s{i:02}.txt"));
+        s.put(&p, b"x", "text/plain").await.unwrap();
+        want.push(p.to_string());
+    }
+    want.sort();
+    let got: Vec<String> = s
+        .list("package-manifests/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.path.to_string())
+        .collect();
+    assert_eq!(got, want);
+}
+
+struct Broken;
+
+#[async_trait]
+impl EnvironmentLabs for Broken {
+    async fn lab_of(&self, _: EnvironmentId) -> Result<Option<LabId>, String> {
+        Err("metadata store unreachable".into())
+    }
+}
+
+/// A document whose lab cannot be found out is not written (the sync
+/// fails and is retried) rather than stored without an owner.
+#[tokio::test]
+async fn a_document_whose_lab_cannot_be_resolved_is_not_written() {
+    let moto = Moto::start();
+    let s = store(&moto, "")
+        .await
+        .with_environment_labs(Arc::new(Broken));
+    let p = DocPath::environment_summary(EnvironmentId::new());
+    let err = s
+        .put(&p, b"# x", "text/markdown")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("metadata store unreachable") && err.contains(p.as_str()),
+        "{err}"
+    );
+    assert_eq!(s.get(&p).await.unwrap(), None);
+}
