@@ -150,7 +150,15 @@ impl BedrockAgent {
 
     /// The session state sent with every request: the caller's scope and
     /// the lab filter on the Knowledge Base.
-    fn session_state(&self, req: &AgentRequest) -> SessionState {
+    ///
+    /// # Errors
+    /// When the filter cannot be built (the SDK's builders refuse a missing
+    /// required field; all are set): the request is then not sent, as
+    /// sending it unfiltered would retrieve from every lab.
+    fn session_state(
+        &self,
+        req: &AgentRequest,
+    ) -> Result<SessionState, aws_smithy_types::error::operation::BuildError> {
         let mut state = SessionState::builder()
             .session_attributes("lab_id", req.lab_id.to_string())
             .session_attributes("user_id", req.caller.user_id.to_string())
@@ -162,29 +170,22 @@ impl BedrockAgent {
             let filter = FilterAttribute::builder()
                 .key("lab_id")
                 .value(aws_smithy_types::Document::String(req.lab_id.to_string()))
-                .build();
-            let config = filter.and_then(|f| {
-                KnowledgeBaseConfiguration::builder()
-                    .knowledge_base_id(kb)
-                    .retrieval_configuration(
-                        KnowledgeBaseRetrievalConfiguration::builder()
-                            .vector_search_configuration(
-                                KnowledgeBaseVectorSearchConfiguration::builder()
-                                    .filter(RetrievalFilter::Equals(f))
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build()
-            });
-            match config {
-                Ok(c) => state = state.knowledge_base_configurations(c),
-                // Both builders only fail on a missing required field, and
-                // every field is set above.
-                Err(e) => tracing::error!(error = %e, "building the knowledge base filter"),
-            }
+                .build()?;
+            let config = KnowledgeBaseConfiguration::builder()
+                .knowledge_base_id(kb)
+                .retrieval_configuration(
+                    KnowledgeBaseRetrievalConfiguration::builder()
+                        .vector_search_configuration(
+                            KnowledgeBaseVectorSearchConfiguration::builder()
+                                .filter(RetrievalFilter::Equals(filter))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()?;
+            state = state.knowledge_base_configurations(config);
         }
-        state.build()
+        Ok(state.build())
     }
 }
 
@@ -195,20 +196,30 @@ impl Agent for BedrockAgent {
         req: AgentRequest,
     ) -> westtek_assist::Result<BoxStream<'static, AgentChunk>> {
         validate_request(&req, self.kind)?;
-        let call = self
-            .client
-            .invoke_agent()
-            .agent_id(&self.ids.agent_id)
-            .agent_alias_id(&self.ids.alias_id)
-            .session_id(&req.session_id)
-            .input_text(&req.input_text)
-            .enable_trace(true)
-            .session_state(self.session_state(&req));
+        let mut mapper = StreamMapper::new(&req.session_id, req.lab_id, self.layout.clone());
+        let mut queue = VecDeque::new();
+        let call = match self.session_state(&req) {
+            Ok(state) => Some(
+                self.client
+                    .invoke_agent()
+                    .agent_id(&self.ids.agent_id)
+                    .agent_alias_id(&self.ids.alias_id)
+                    .session_id(&req.session_id)
+                    .input_text(&req.input_text)
+                    .enable_trace(true)
+                    .session_state(state),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "building InvokeAgent's session state; the request is not sent");
+                queue.extend(mapper.fail(Failure::Other.chunk()));
+                None
+            }
+        };
         let run = Run {
-            call: Some(call),
+            call,
             receiver: None,
-            mapper: StreamMapper::new(&req.session_id, req.lab_id, self.layout.clone()),
-            queue: VecDeque::new(),
+            mapper,
+            queue,
             ended: false,
         };
         Ok(Box::pin(futures::stream::unfold(run, Run::step)))
