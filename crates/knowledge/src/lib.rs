@@ -30,4 +30,7 @@ pub use notebook::{
     INLINE_DATA_URI_MIN,
 };
 pub use redact::{redact, Redaction, RedactionKind, RedactionReport};
-pub use store::{DocPath, Document, DocumentInfo, DocumentStore, LocalFolderStore, MAX_PATH_LEN};
+pub use store::{
+    check_content_type, check_prefix, guess_content_type, DocPath, Document, DocumentInfo,
+    DocumentStore, LocalFolderStore, MAX_PATH_LEN,
+};

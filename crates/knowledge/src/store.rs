@@ -11,7 +11,7 @@
 //! environment-docs/{environment_id}/summary.md            generated summary
 //! ```
 //!
-//! [`DocumentStore`] is the port (an S3 adapter comes with the AWS issue);
+//! [`DocumentStore`] is the port (the S3 adapter is `westtek-knowledge-aws`);
 //! [`LocalFolderStore`] keeps documents as plain files under a root folder,
 //! so the folder *is* the knowledge base, readable without the platform.
 //!
@@ -114,6 +114,16 @@ impl TryFrom<&str> for DocPath {
     fn try_from(s: &str) -> Result<Self> {
         Self::parse(s)
     }
+}
+
+/// Checks a listing prefix as [`DocumentStore::list`] must: it may be
+/// empty, end with `/` or in the middle of a segment, and otherwise follows
+/// the path rules. For adapters outside this crate.
+///
+/// # Errors
+/// [`Error::InvalidPath`] naming the rule broken.
+pub fn check_prefix(prefix: &str) -> Result<()> {
+    check_path(prefix, true)
 }
 
 /// Checks a path, or a listing prefix (which may be empty, end with `/`, or
@@ -255,7 +265,13 @@ impl LocalFolderStore {
     }
 }
 
-fn check_content_type(content_type: &str) -> Result<()> {
+/// Checks a content type as [`DocumentStore::put`] must: `type/subtype`
+/// (parameters allowed), printable ASCII, at most 255 bytes. For adapters
+/// outside this crate.
+///
+/// # Errors
+/// [`Error::InvalidContentType`].
+pub fn check_content_type(content_type: &str) -> Result<()> {
     let valid = !content_type.is_empty()
         && content_type.len() <= 255
         && content_type.contains('/')
@@ -459,8 +475,8 @@ fn walk(root: &Path, rel: &str, prefix: &str, out: &mut Vec<DocumentInfo>) -> Re
     Ok(())
 }
 
-/// Content type of a document whose metadata is missing.
-fn guess_content_type(name: &str) -> &'static str {
+/// Content type of a document whose metadata is missing, from its name.
+pub fn guess_content_type(name: &str) -> &'static str {
     match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("md") => "text/markdown; charset=utf-8",
         Some("txt") => "text/plain; charset=utf-8",

@@ -8,3 +8,4 @@
 mod index;
 mod pipeline;
 mod store;
+mod store_conformance;
