@@ -456,6 +456,43 @@ fn publisher_gone() -> DomainError {
 
 #[async_trait]
 impl EventBus for EventBridgeBus {
+    /// The bus exists and answers, and so does each configured queue.
+    async fn check(&self) -> Result<()> {
+        let bus = &self.inner.config.bus;
+        self.inner
+            .events
+            .describe_event_bus()
+            .name(bus)
+            .send()
+            .await
+            .map_err(|e| {
+                DomainError::internal(format!(
+                    "EventBridge bus {bus} does not answer: {}",
+                    aws_sdk_eventbridge::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        let queues: Vec<String> = match self.inner.queues.read() {
+            Ok(q) => q.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        for url in queues {
+            self.inner
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .map_err(|e| {
+                    DomainError::internal(format!(
+                        "SQS queue {url} does not answer: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
     /// Returns once EventBridge accepted the event.
     ///
     /// # Errors

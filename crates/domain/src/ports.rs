@@ -226,6 +226,14 @@ pub trait EventBus: Send + Sync {
     /// Joins consumer group `group`: each event reaches one member of each
     /// group, at least once.
     async fn subscribe(&self, group: &str) -> Result<EventStream>;
+    /// Whether the bus answers now (readiness); the default assumes it
+    /// does (in-process).
+    ///
+    /// # Errors
+    /// `Unavailable`/`Internal` naming what does not answer.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The deliveries of one subscription.

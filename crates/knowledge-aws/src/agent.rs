@@ -133,6 +133,13 @@ impl BedrockAgents {
 }
 
 impl BedrockAgent {
+    /// The agent of `kind`, with credentials, region and endpoint from the
+    /// standard AWS environment.
+    pub async fn from_env(kind: AgentKind, ids: BedrockAgentIds, documents: S3Layout) -> Self {
+        let config = westtek_aws::shared_config(3).await;
+        Self::with_client(Client::new(&config), kind, ids, documents)
+    }
+
     /// The agent of `kind` over a client configured by the caller.
     pub fn with_client(
         client: Client,

@@ -108,6 +108,9 @@ pub struct DriftHub {
     live: broadcast::Sender<DriftEvent>,
     /// Wakes the store follower when this process recorded an event.
     recorded: tokio::sync::Notify,
+    /// The Drift Analyzer when it is not the built-in one (a Bedrock agent
+    /// on AWS); set once at start-up.
+    agent: std::sync::OnceLock<Arc<dyn westtek_assist::Agent>>,
     alerts: Option<AlertRouter>,
     pub(crate) sessions: Arc<SessionStore>,
     config: DriftConfig,
@@ -203,6 +206,7 @@ impl DriftHub {
             permits: Semaphore::new(config.max_parallel.max(1)),
             live,
             recorded: tokio::sync::Notify::new(),
+            agent: std::sync::OnceLock::new(),
             alerts: Some(alerts),
             sessions: Arc::new(SessionStore::new(1000, 20)),
             config,
@@ -303,6 +307,18 @@ impl DriftHub {
                 }
             }
         }
+    }
+
+    /// Answers as the Drift Analyzer with `agent` (a Bedrock agent) instead
+    /// of the built-in one: chat, and the analysis of each CRITICAL event.
+    /// Only the first call counts.
+    pub fn use_agent(&self, agent: Arc<dyn westtek_assist::Agent>) {
+        let _ = self.agent.set(agent);
+    }
+
+    /// The agent set by [`DriftHub::use_agent`], if any.
+    pub fn remote_agent(&self) -> Option<Arc<dyn westtek_assist::Agent>> {
+        self.agent.get().cloned()
     }
 
     /// Live drift events (every lab; subscribers filter).
@@ -806,13 +822,45 @@ impl DriftHub {
     /// The Drift Analyzer on a CRITICAL event: its explanation and
     /// recommendation are recorded (and audited) for the environment.
     async fn analyze(self: Arc<Self>, ev: DriftEvent) {
-        let tools = Arc::new(ServiceTools::new(Arc::clone(&self), false));
-        let analyzer = LocalDriftAnalyzer::new(tools, Arc::clone(&self.sessions));
-        let scope = ToolScope {
-            lab_id: ev.lab_id,
-            actor: None,
+        let chunks = match self.remote_agent() {
+            Some(agent) => {
+                use futures::StreamExt;
+                let request = westtek_assist::AgentRequest {
+                    agent: westtek_assist::AgentKind::DriftAnalyzer,
+                    session_id: format!("drift-{}", ev.id),
+                    lab_id: ev.lab_id,
+                    environment_id: Some(ev.environment_id),
+                    input_text: format!(
+                        "Drift event {} (#{}) on this environment: {} -> {}. Explain what changed, \
+                         which notebooks it affects, and recommend a snapshot or a rollback.",
+                        ev.id,
+                        ev.seq,
+                        ev.previous_status.as_str(),
+                        ev.status.as_str()
+                    ),
+                    caller: westtek_assist::CallerRef {
+                        user_id: westtek_domain::UserId::from_uuid(uuid::Uuid::nil()),
+                        display_name: "westtek (system)".into(),
+                    },
+                };
+                match agent.invoke(request).await {
+                    Ok(stream) => stream.collect::<Vec<_>>().await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, event = %ev.id, "the Drift Analyzer agent failed");
+                        return;
+                    }
+                }
+            }
+            None => {
+                let tools = Arc::new(ServiceTools::new(Arc::clone(&self), false));
+                let analyzer = LocalDriftAnalyzer::new(tools, Arc::clone(&self.sessions));
+                let scope = ToolScope {
+                    lab_id: ev.lab_id,
+                    actor: None,
+                };
+                analyzer.analyze_event(scope, event_view(&ev)).await
+            }
         };
-        let chunks = analyzer.analyze_event(scope, event_view(&ev)).await;
         let text = AgentChunk::answer_text(&chunks);
         let recs: Vec<_> = chunks
             .iter()

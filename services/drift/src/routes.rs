@@ -803,8 +803,13 @@ pub async fn chat(
     )
     .await?;
     let may_record = caller.write_scope_for(env.lab_id).is_ok();
-    let tools = Arc::new(ServiceTools::new(Arc::clone(&hub), may_record));
-    let analyzer = LocalDriftAnalyzer::new(tools, Arc::clone(&hub.sessions));
+    let analyzer: Arc<dyn Agent> = match hub.remote_agent() {
+        Some(a) => a,
+        None => Arc::new(LocalDriftAnalyzer::new(
+            Arc::new(ServiceTools::new(Arc::clone(&hub), may_record)),
+            Arc::clone(&hub.sessions),
+        )),
+    };
     let request = req.into_agent_request(
         AgentKind::DriftAnalyzer,
         env.lab_id,

@@ -40,6 +40,20 @@ pub struct KnowledgeService {
     /// Syncs run one at a time (they rewrite shared documents such as an
     /// experiment's log).
     sync_lock: tokio::sync::Mutex<()>,
+    /// Told after each sync (on AWS: the Knowledge Base ingests the bucket).
+    after_sync: Option<Arc<dyn AfterSync>>,
+    /// The Knowledge Transfer agent when it is not the built-in one (a
+    /// Bedrock agent on AWS); set once at start-up.
+    agent: std::sync::OnceLock<Arc<dyn westtek_assist::Agent>>,
+}
+
+/// Something to do after an environment's documents were synced: on AWS,
+/// start the Bedrock Knowledge Base's ingestion of the bucket. It must not
+/// block for long (start background work and return); failures are its own
+/// to report.
+#[async_trait::async_trait]
+pub trait AfterSync: Send + Sync {
+    async fn synced(&self, env: EnvironmentId, report: &sync::SyncReport);
 }
 
 /// A knowledge-library error as a domain error (paths are the caller's
@@ -65,15 +79,44 @@ impl KnowledgeService {
         dir: &Path,
     ) -> Result<Arc<Self>, westtek_knowledge::Error> {
         let docs = LocalFolderStore::new(dir.join("docs"))?;
-        let index = KnowledgeIndex::open(dir.join("index"))?;
+        Self::open_with(state, drift, Arc::new(docs), &dir.join("index"), None)
+    }
+
+    /// Documents in `docs` (e.g. S3), the search index in `index_dir` (local:
+    /// rebuilt by the next sync of each environment when lost), `after_sync`
+    /// told after each sync.
+    ///
+    /// # Errors
+    /// When the index cannot be opened (another process holds it).
+    pub fn open_with(
+        state: AppState,
+        drift: Arc<dyn DriftStore>,
+        docs: Arc<dyn DocumentStore>,
+        index_dir: &Path,
+        after_sync: Option<Arc<dyn AfterSync>>,
+    ) -> Result<Arc<Self>, westtek_knowledge::Error> {
+        let index = KnowledgeIndex::open(index_dir.to_path_buf())?;
         Ok(Arc::new(KnowledgeService {
             state,
             drift,
-            docs: Arc::new(docs),
+            docs,
             index: Arc::new(index),
             sessions: Arc::new(SessionStore::default()),
             sync_lock: tokio::sync::Mutex::new(()),
+            after_sync,
+            agent: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Answers as the Knowledge Transfer agent with `agent` (a Bedrock
+    /// agent) instead of the built-in one. Only the first call counts.
+    pub fn use_agent(&self, agent: Arc<dyn westtek_assist::Agent>) {
+        let _ = self.agent.set(agent);
+    }
+
+    /// The agent set by [`KnowledgeService::use_agent`], if any.
+    pub fn remote_agent(&self) -> Option<Arc<dyn westtek_assist::Agent>> {
+        self.agent.get().cloned()
     }
 
     /// Consumes `snapshot.created` (and `snapshot.restored`) from the bus and

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
-use westtek_assist::{Agent, AgentKind, CallerRef, ChatRequest};
+use westtek_assist::{AgentKind, CallerRef, ChatRequest};
 use westtek_domain::ports::Write;
 use westtek_domain::{
     ChecklistItem, DomainError, Environment, EnvironmentId, Handover, HandoverFilter, HandoverId,
@@ -728,7 +728,17 @@ pub async fn chat(
     if transfer::ensure_synced(&svc, &env).await.is_err() {
         tracing::warn!(env = %env.id, "knowledge not synced; answering from what is stored");
     }
-    let agent = LocalKnowledgeAgent::new(Arc::clone(&svc), env.clone(), whole_lab);
+    // The Bedrock agent's retrieval is filtered by lab only: a caller from
+    // another lab (who may see this one environment's documents, not the
+    // lab's) is answered by the built-in agent, which filters by environment.
+    let agent: Arc<dyn westtek_assist::Agent> = match svc.remote_agent().filter(|_| whole_lab) {
+        Some(a) => a,
+        None => Arc::new(LocalKnowledgeAgent::new(
+            Arc::clone(&svc),
+            env.clone(),
+            whole_lab,
+        )),
+    };
     let request = req.into_agent_request(
         AgentKind::KnowledgeTransfer,
         env.lab_id,

@@ -361,6 +361,9 @@ impl KnowledgeService {
         .map_err(DomainError::internal)?
         .map_err(crate::knowledge_error)?;
         report.documents = to_index.into_iter().map(|(p, _)| p.to_string()).collect();
+        if let Some(hook) = &self.after_sync {
+            hook.synced(env_id, &report).await;
+        }
         Ok(report)
     }
 

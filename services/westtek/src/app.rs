@@ -86,6 +86,40 @@ impl Service {
     }
 }
 
+/// The AWS adapters' settings (each `None`: the local adapter). On the
+/// `aws` profile the ones the running services need are required.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    /// DynamoDB table of drift states and events (`WESTTEK_DRIFT_TABLE`).
+    pub drift_table: Option<String>,
+    /// EventBridge bus name or ARN (`WESTTEK_EVENT_BUS`).
+    pub event_bus: Option<String>,
+    /// `group=queue-url,…` for the consumer groups this process runs
+    /// (`WESTTEK_BUS_QUEUES`).
+    pub bus_queues: Option<String>,
+    /// Verified SES sender of CRITICAL drift e-mail (`WESTTEK_ALERT_SES_FROM`;
+    /// recipients from `WESTTEK_ALERT_TO`).
+    pub alert_ses_from: Option<String>,
+    /// Recipients of the SES e-mail (`WESTTEK_ALERT_TO`).
+    pub alert_to: Vec<String>,
+    /// SNS topic ARN or E.164 numbers for CRITICAL drift SMS
+    /// (`WESTTEK_ALERT_SMS`).
+    pub alert_sms: Vec<String>,
+    /// Knowledge documents, `s3://BUCKET/PREFIX` (`WESTTEK_KNOWLEDGE_URL`).
+    pub knowledge_url: Option<String>,
+    /// Bedrock Knowledge Base and its S3 data source, ingested after each
+    /// sync (`WESTTEK_KNOWLEDGE_BASE_ID`, `WESTTEK_KNOWLEDGE_DATA_SOURCE_ID`).
+    pub knowledge_base_id: Option<String>,
+    pub knowledge_data_source_id: Option<String>,
+    /// Bedrock agent id and alias id of the Drift Analyzer
+    /// (`WESTTEK_DRIFT_AGENT_ID`, `WESTTEK_DRIFT_AGENT_ALIAS_ID`); without
+    /// them the built-in analyzer answers.
+    pub drift_agent: Option<(String, String)>,
+    /// The same for the Knowledge Transfer agent (`WESTTEK_TRANSFER_AGENT_ID`,
+    /// `WESTTEK_TRANSFER_AGENT_ALIAS_ID`).
+    pub transfer_agent: Option<(String, String)>,
+}
+
 /// Everything `start` needs.
 #[derive(Clone, Debug)]
 pub struct UpConfig {
@@ -126,6 +160,8 @@ pub struct UpConfig {
     /// the data dir, shared by every service on this one host, stands in for
     /// DocumentDB (tests, a single-host trial).
     pub metadata_in_sqlite: bool,
+    /// The AWS adapters.
+    pub aws: AwsSettings,
 }
 
 impl UpConfig {
@@ -157,6 +193,7 @@ impl UpConfig {
             profile: Profile::Local,
             mongo: None,
             metadata_in_sqlite: false,
+            aws: AwsSettings::default(),
         }
     }
 
@@ -185,11 +222,63 @@ impl UpConfig {
                 problems.push("WESTTEK_MONGO_DATABASE: must not be empty".into());
             }
         }
-        if let Some(u) = &self.vault_url {
-            if !u.starts_with("s3://") {
-                problems.push(format!(
-                    "WESTTEK_VAULT_URL: '{u}' is not s3://BUCKET/PREFIX"
-                ));
+        for (name, url) in [
+            ("WESTTEK_VAULT_URL", &self.vault_url),
+            ("WESTTEK_KNOWLEDGE_URL", &self.aws.knowledge_url),
+        ] {
+            if let Some(u) = url {
+                if let Err(e) = westtek_vault_aws::parse_s3_url(u) {
+                    problems.push(format!("{name}: {e}"));
+                }
+            }
+        }
+        if self.aws.knowledge_base_id.is_some() != self.aws.knowledge_data_source_id.is_some() {
+            problems.push(
+                "WESTTEK_KNOWLEDGE_BASE_ID and WESTTEK_KNOWLEDGE_DATA_SOURCE_ID go together".into(),
+            );
+        }
+        if self.aws.knowledge_base_id.is_some() && self.aws.knowledge_url.is_none() {
+            problems.push(
+                "WESTTEK_KNOWLEDGE_BASE_ID needs WESTTEK_KNOWLEDGE_URL (the bucket it ingests)"
+                    .into(),
+            );
+        }
+        if (self.aws.drift_agent.is_some() || self.aws.transfer_agent.is_some())
+            && self.aws.knowledge_url.is_none()
+        {
+            problems.push(
+                "the Bedrock agents need WESTTEK_KNOWLEDGE_URL (their citations point into that bucket)".into(),
+            );
+        }
+        if let Some(q) = &self.aws.bus_queues {
+            if self.aws.event_bus.is_none() {
+                problems.push("WESTTEK_BUS_QUEUES needs WESTTEK_EVENT_BUS".into());
+            }
+            if let Err(e) = westtek_bus_aws::parse_queue_map(q) {
+                problems.push(format!("WESTTEK_BUS_QUEUES: {e}"));
+            }
+        }
+        if self.aws.event_bus.is_some() && self.redis_url.is_some() {
+            problems.push(
+                "WESTTEK_EVENT_BUS and WESTTEK_REDIS_URL both name an event bus; keep one".into(),
+            );
+        }
+        if self.aws.alert_ses_from.is_some() {
+            if self.drift.smtp.is_some() {
+                problems.push(
+                    "WESTTEK_ALERT_SES_FROM and WESTTEK_SMTP both send alert e-mail; keep one"
+                        .into(),
+                );
+            }
+            if self.aws.alert_to.is_empty() {
+                problems.push(
+                    "WESTTEK_ALERT_SES_FROM is set but WESTTEK_ALERT_TO names no recipient".into(),
+                );
+            }
+        }
+        for d in &self.aws.alert_sms {
+            if let Err(e) = westtek_alerts_aws::SmsDestination::parse(d) {
+                problems.push(format!("WESTTEK_ALERT_SMS: {e}"));
             }
         }
         if self.profile == Profile::Aws {
@@ -223,6 +312,45 @@ impl UpConfig {
                 "WESTTEK_COGNITO_ISSUER",
                 "the Cognito user pool researchers sign in with",
             );
+            missing(
+                self.cognito.as_ref().is_some_and(|c| c.client_id.is_some()),
+                "WESTTEK_COGNITO_CLIENT_ID",
+                "the app client Cognito tokens must be issued for",
+            );
+            missing(
+                self.aws.drift_table.is_some(),
+                "WESTTEK_DRIFT_TABLE",
+                "the DynamoDB table of drift states and events",
+            );
+            missing(
+                self.aws.event_bus.is_some(),
+                "WESTTEK_EVENT_BUS",
+                "the EventBridge bus the services publish to",
+            );
+            let consumes = self.services.contains(&Service::Drift)
+                || self.services.contains(&Service::Knowledge);
+            missing(
+                !consumes || self.aws.bus_queues.is_some(),
+                "WESTTEK_BUS_QUEUES",
+                "group=SQS-queue-URL pairs of the drift and knowledge consumer groups",
+            );
+            if self.services.contains(&Service::Knowledge) {
+                missing(
+                    self.aws.knowledge_url.is_some(),
+                    "WESTTEK_KNOWLEDGE_URL",
+                    "the knowledge documents, s3://BUCKET/PREFIX",
+                );
+                missing(
+                    self.aws.knowledge_base_id.is_some(),
+                    "WESTTEK_KNOWLEDGE_BASE_ID",
+                    "the Bedrock Knowledge Base ingesting those documents",
+                );
+                missing(
+                    self.aws.knowledge_data_source_id.is_some(),
+                    "WESTTEK_KNOWLEDGE_DATA_SOURCE_ID",
+                    "the Knowledge Base's S3 data source",
+                );
+            }
         } else if self.metadata_in_sqlite {
             problems.push(
                 "WESTTEK_METADATA_IN_SQLITE only applies to the aws profile (the local profile always uses SQLite unless WESTTEK_MONGO_URL is set)".into(),
@@ -578,6 +706,195 @@ impl MetaStore {
     }
 }
 
+/// The event bus: EventBridge + SQS (`WESTTEK_EVENT_BUS`), Redis Streams
+/// (`WESTTEK_REDIS_URL`) or in-process.
+async fn open_bus(cfg: &UpConfig) -> anyhow::Result<Arc<dyn EventBus>> {
+    if let Some(name) = &cfg.aws.event_bus {
+        let mut bc = westtek_bus_aws::BusConfig::new(name);
+        if let Some(q) = &cfg.aws.bus_queues {
+            bc.queues = westtek_bus_aws::parse_queue_map(q)
+                .map_err(|e| anyhow!("WESTTEK_BUS_QUEUES: {e}"))?;
+        }
+        let bus = westtek_bus_aws::EventBridgeBus::from_env(bc)
+            .await
+            .map_err(|e| anyhow!("WESTTEK_EVENT_BUS {name}: {e}"))?;
+        return Ok(Arc::new(bus));
+    }
+    Ok(match &cfg.redis_url {
+        None => Arc::new(westtek_bus::InProcessBus::new()),
+        Some(u) => Arc::new(
+            westtek_bus::RedisStreamsBus::connect(u, "westtek-events")
+                .await
+                .map_err(|e| anyhow!("cannot reach Redis at WESTTEK_REDIS_URL: {e}"))?,
+        ),
+    })
+}
+
+/// The drift store: DynamoDB (`WESTTEK_DRIFT_TABLE`, checked now so a
+/// missing table is named at start-up) or the metadata store.
+async fn open_drift_store(
+    cfg: &UpConfig,
+    store: &MetaStore,
+) -> anyhow::Result<Arc<dyn DriftStore>> {
+    match &cfg.aws.drift_table {
+        None => Ok(store.drift()),
+        Some(table) => {
+            let s = westtek_drift_dynamodb::DynamoDriftStore::from_env(table.clone()).await;
+            s.check()
+                .await
+                .map_err(|e| anyhow!("WESTTEK_DRIFT_TABLE {table}: {e}"))?;
+            Ok(Arc::new(s))
+        }
+    }
+}
+
+/// Alert channels for every lab besides its webhooks: SES e-mail and SNS
+/// SMS when configured.
+async fn alert_channels(
+    cfg: &UpConfig,
+) -> anyhow::Result<Vec<Arc<dyn westtek_alerts::RoutedChannel>>> {
+    let mut channels: Vec<Arc<dyn westtek_alerts::RoutedChannel>> = Vec::new();
+    if let Some(from) = &cfg.aws.alert_ses_from {
+        let ses = westtek_alerts_aws::SesNotifier::from_env(westtek_alerts_aws::SesConfig::new(
+            from.clone(),
+            cfg.aws.alert_to.clone(),
+        ))
+        .await
+        .map_err(|e| anyhow!("WESTTEK_ALERT_SES_FROM {from}: {e}"))?;
+        channels.push(Arc::new(ses));
+    }
+    if !cfg.aws.alert_sms.is_empty() {
+        let sdk = westtek_aws::shared_config(1).await;
+        for n in westtek_alerts_aws::SnsNotifier::for_destinations(&sdk, &cfg.aws.alert_sms)
+            .map_err(|e| anyhow!("WESTTEK_ALERT_SMS: {e}"))?
+        {
+            channels.push(Arc::new(n));
+        }
+    }
+    Ok(channels)
+}
+
+/// A Bedrock agent of `kind` when its ids are set.
+async fn bedrock_agent(
+    cfg: &UpConfig,
+    kind: westtek_assist::AgentKind,
+    ids: &Option<(String, String)>,
+) -> anyhow::Result<Option<Arc<dyn westtek_assist::Agent>>> {
+    let (Some((agent_id, alias_id)), Some(url)) = (ids, &cfg.aws.knowledge_url) else {
+        return Ok(None);
+    };
+    let (bucket, prefix) =
+        westtek_vault_aws::parse_s3_url(url).map_err(|e| anyhow!("WESTTEK_KNOWLEDGE_URL: {e}"))?;
+    let layout = westtek_knowledge_aws::S3Layout::new(&bucket, &prefix)
+        .map_err(|e| anyhow!("WESTTEK_KNOWLEDGE_URL {url}: {e}"))?;
+    let ids = westtek_knowledge_aws::BedrockAgentIds {
+        agent_id: agent_id.clone(),
+        alias_id: alias_id.clone(),
+        knowledge_base_id: match kind {
+            westtek_assist::AgentKind::KnowledgeTransfer => cfg.aws.knowledge_base_id.clone(),
+            _ => None,
+        },
+    };
+    Ok(Some(Arc::new(
+        westtek_knowledge_aws::BedrockAgent::from_env(kind, ids, layout).await,
+    )))
+}
+
+/// Which lab an environment belongs to, for the knowledge bucket's
+/// metadata files.
+struct StoreEnvironmentLabs(Arc<dyn MetadataStore>);
+
+#[async_trait::async_trait]
+impl westtek_knowledge_aws::EnvironmentLabs for StoreEnvironmentLabs {
+    async fn lab_of(
+        &self,
+        environment: westtek_domain::EnvironmentId,
+    ) -> Result<Option<westtek_domain::LabId>, String> {
+        match self.0.get_environment(environment).await {
+            Ok(e) => Ok(Some(e.lab_id)),
+            Err(westtek_domain::DomainError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// After each knowledge sync, the Bedrock Knowledge Base ingests the
+/// bucket (in the background: one job at a time, polled to its end).
+struct IngestAfterSync {
+    kb: Arc<westtek_knowledge_aws::BedrockKbSync>,
+    running: tokio::sync::Mutex<()>,
+    again: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl westtek_knowledge_service::AfterSync for IngestAfterSync {
+    async fn synced(
+        &self,
+        env: westtek_domain::EnvironmentId,
+        _report: &westtek_knowledge_service::sync::SyncReport,
+    ) {
+        use std::sync::atomic::Ordering;
+        self.again.store(true, Ordering::Release);
+        // One ingestion at a time; syncs while one runs fold into one more.
+        let Ok(_one) = self.running.try_lock() else {
+            return;
+        };
+        while self.again.swap(false, Ordering::AcqRel) {
+            use westtek_knowledge_aws::KnowledgeBaseSync;
+            match self.kb.ingest().await {
+                Ok(p) => tracing::info!(env = %env, job = ?p, "knowledge base ingested the bucket"),
+                Err(e) => tracing::warn!(env = %env, error = %e, "knowledge base ingestion failed"),
+            }
+        }
+    }
+}
+
+/// The knowledge service over the configured document store.
+async fn open_knowledge(
+    cfg: &UpConfig,
+    state: &AppState,
+    drift: Arc<dyn DriftStore>,
+) -> anyhow::Result<Arc<KnowledgeService>> {
+    let dir = cfg.data_dir.join("knowledge");
+    let Some(url) = &cfg.aws.knowledge_url else {
+        return KnowledgeService::open_local(state.clone(), drift, &dir)
+            .map_err(|e| anyhow!("cannot open the knowledge base: {e}"));
+    };
+    let (bucket, prefix) =
+        westtek_vault_aws::parse_s3_url(url).map_err(|e| anyhow!("WESTTEK_KNOWLEDGE_URL: {e}"))?;
+    let docs = westtek_knowledge_aws::S3DocumentStore::from_env(&bucket, &prefix)
+        .await
+        .map_err(|e| anyhow!("WESTTEK_KNOWLEDGE_URL {url}: {e}"))?
+        .with_environment_labs(Arc::new(StoreEnvironmentLabs(state.store.clone())));
+    let after: Option<Arc<dyn westtek_knowledge_service::AfterSync>> = match (
+        &cfg.aws.knowledge_base_id,
+        &cfg.aws.knowledge_data_source_id,
+    ) {
+        (Some(kb), Some(ds)) => {
+            let sync = westtek_knowledge_aws::BedrockKbSync::from_env(
+                kb,
+                ds,
+                westtek_knowledge_aws::IngestionOptions::default(),
+            )
+            .await;
+            Some(Arc::new(IngestAfterSync {
+                kb: Arc::new(sync),
+                running: tokio::sync::Mutex::new(()),
+                again: std::sync::atomic::AtomicBool::new(false),
+            }))
+        }
+        _ => None,
+    };
+    KnowledgeService::open_with(
+        state.clone(),
+        drift,
+        Arc::new(docs),
+        &dir.join("index"),
+        after,
+    )
+    .map_err(|e| anyhow!("cannot open the knowledge index: {e}"))
+}
+
 /// Opens the metadata store of a data dir.
 ///
 /// # Errors
@@ -712,14 +1029,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
             Arc::new(CognitoVerifier::new(c.clone(), reqwest::Client::new())),
         ])),
     };
-    let bus: Arc<dyn EventBus> = match &cfg.redis_url {
-        None => Arc::new(westtek_bus::InProcessBus::new()),
-        Some(u) => Arc::new(
-            westtek_bus::RedisStreamsBus::connect(u, "westtek-events")
-                .await
-                .map_err(|e| anyhow!("cannot reach Redis at WESTTEK_REDIS_URL: {e}"))?,
-        ),
-    };
+    let bus = open_bus(&cfg).await?;
     let uv = westtek_runtime::find_uv(cfg.tools_dir.as_deref()).ok_or_else(|| {
         anyhow!("uv was not found on PATH or in the tools dir; run the README's run command (it installs uv) or `pip install uv`")
     })?;
@@ -801,12 +1111,20 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         None
     };
 
+    let drift_store = open_drift_store(&cfg, &store).await?;
     let (drift, drift_tasks) = if cfg.services.contains(&Service::Drift) {
-        let drift_store = store.drift();
-        let targets = Arc::new(westtek_drift_service::alerting::StoreTargets {
-            store: Arc::clone(&drift_store),
-            smtp: cfg.drift.smtp.clone(),
-        });
+        let drift_store = Arc::clone(&drift_store);
+        let store_targets: Arc<dyn westtek_alerts::TargetSource> =
+            Arc::new(westtek_drift_service::alerting::StoreTargets {
+                store: Arc::clone(&drift_store),
+                smtp: cfg.drift.smtp.clone(),
+            });
+        let channels = alert_channels(&cfg).await?;
+        let targets: Arc<dyn westtek_alerts::TargetSource> = if channels.is_empty() {
+            store_targets
+        } else {
+            Arc::new(westtek_alerts::WithChannels::new(store_targets, channels))
+        };
         let letters = Arc::new(westtek_drift_service::alerting::StoreDeadLetters {
             store: Arc::clone(&drift_store),
             audit: state.store.clone(),
@@ -819,19 +1137,31 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
             letters,
         )
         .map_err(|e| anyhow!("cannot start drift detection: {e}"))?;
+        if let Some(a) = bedrock_agent(
+            &cfg,
+            westtek_assist::AgentKind::DriftAnalyzer,
+            &cfg.aws.drift_agent,
+        )
+        .await?
+        {
+            hub.use_agent(a);
+        }
         let tasks = hub.spawn_background(batches);
         (Some(hub), tasks)
     } else {
         (None, Vec::new())
     };
     let knowledge = if cfg.services.contains(&Service::Knowledge) {
-        let drift_store = store.drift();
-        let k = KnowledgeService::open_local(
-            state.clone(),
-            drift_store,
-            &cfg.data_dir.join("knowledge"),
+        let k = open_knowledge(&cfg, &state, Arc::clone(&drift_store)).await?;
+        if let Some(a) = bedrock_agent(
+            &cfg,
+            westtek_assist::AgentKind::KnowledgeTransfer,
+            &cfg.aws.transfer_agent,
         )
-        .map_err(|e| anyhow!("cannot open the knowledge base: {e}"))?;
+        .await?
+        {
+            k.use_agent(a);
+        }
         Some(k)
     } else {
         None

@@ -85,6 +85,63 @@ pub struct ServeArgs {
     /// alias/NAME) instead of `<data-dir>/keys/vault.key`.
     #[arg(long, env = "WESTTEK_VAULT_KMS_KEY_ID")]
     pub vault_kms_key_id: Option<String>,
+    /// DynamoDB table of drift states and events (aws profile).
+    #[arg(long, env = "WESTTEK_DRIFT_TABLE")]
+    pub drift_table: Option<String>,
+    /// EventBridge bus (name or ARN) the services publish to, instead of
+    /// Redis or in-process.
+    #[arg(long, env = "WESTTEK_EVENT_BUS")]
+    pub event_bus: Option<String>,
+    /// `group=SQS-queue-URL` pairs (comma-separated) of the consumer groups
+    /// this process runs (`drift`, `knowledge`).
+    #[arg(long, env = "WESTTEK_BUS_QUEUES")]
+    pub bus_queues: Option<String>,
+    /// Send CRITICAL drift e-mail by Amazon SES from this verified address
+    /// (to `WESTTEK_ALERT_TO`), instead of SMTP.
+    #[arg(long, env = "WESTTEK_ALERT_SES_FROM")]
+    pub alert_ses_from: Option<String>,
+    /// Text CRITICAL drift by Amazon SNS: a topic ARN or E.164 numbers
+    /// (comma-separated).
+    #[arg(long, env = "WESTTEK_ALERT_SMS", value_delimiter = ',')]
+    pub alert_sms: Vec<String>,
+    /// Keep knowledge documents in S3 (`s3://BUCKET/PREFIX`, the seed's
+    /// layout) instead of `<data-dir>/knowledge/docs`.
+    #[arg(long, env = "WESTTEK_KNOWLEDGE_URL")]
+    pub knowledge_url: Option<String>,
+    /// Bedrock Knowledge Base that ingests those documents after each sync.
+    #[arg(long, env = "WESTTEK_KNOWLEDGE_BASE_ID")]
+    pub knowledge_base_id: Option<String>,
+    /// Its S3 data source.
+    #[arg(long, env = "WESTTEK_KNOWLEDGE_DATA_SOURCE_ID")]
+    pub knowledge_data_source_id: Option<String>,
+    /// Bedrock agent id of the Drift Analyzer (with its alias id); without
+    /// it the built-in analyzer answers.
+    #[arg(
+        long,
+        env = "WESTTEK_DRIFT_AGENT_ID",
+        requires = "drift_agent_alias_id"
+    )]
+    pub drift_agent_id: Option<String>,
+    #[arg(
+        long,
+        env = "WESTTEK_DRIFT_AGENT_ALIAS_ID",
+        requires = "drift_agent_id"
+    )]
+    pub drift_agent_alias_id: Option<String>,
+    /// Bedrock agent id of the Knowledge Transfer agent (with its alias id);
+    /// without it the built-in agent answers.
+    #[arg(
+        long,
+        env = "WESTTEK_TRANSFER_AGENT_ID",
+        requires = "transfer_agent_alias_id"
+    )]
+    pub transfer_agent_id: Option<String>,
+    #[arg(
+        long,
+        env = "WESTTEK_TRANSFER_AGENT_ALIAS_ID",
+        requires = "transfer_agent_id"
+    )]
+    pub transfer_agent_alias_id: Option<String>,
     /// Cognito user pool issuer (https://cognito-idp.REGION.amazonaws.com/POOL);
     /// enables Cognito tokens besides the platform's own.
     #[arg(long, env = "WESTTEK_COGNITO_ISSUER")]
@@ -183,7 +240,12 @@ pub enum Command {
     Openapi,
 }
 
-fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig> {
+/// The configuration of a serving process from its parsed arguments,
+/// validated.
+///
+/// # Errors
+/// A message naming every missing or wrong setting.
+pub fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig> {
     let mut cfg = UpConfig::new(args.data.data_dir);
     cfg.drift.sweep_interval = Duration::from_secs(args.drift_sweep_secs.max(5));
     if let Some(smtp) = args.smtp {
@@ -211,7 +273,7 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig
             username: args.smtp_user,
             password: args.smtp_password.map(Into::into),
             from: args.alert_from,
-            to: args.alert_to,
+            to: args.alert_to.clone(),
         });
     }
     cfg.port = args.port;
@@ -237,6 +299,23 @@ fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpConfig
         database: args.mongo_database,
     });
     cfg.metadata_in_sqlite = args.metadata_in_sqlite;
+    cfg.aws = app::AwsSettings {
+        drift_table: args.drift_table,
+        event_bus: args.event_bus,
+        bus_queues: args.bus_queues,
+        alert_ses_from: args.alert_ses_from,
+        alert_to: if cfg.drift.smtp.is_none() {
+            args.alert_to.clone()
+        } else {
+            Vec::new()
+        },
+        alert_sms: args.alert_sms,
+        knowledge_url: args.knowledge_url,
+        knowledge_base_id: args.knowledge_base_id,
+        knowledge_data_source_id: args.knowledge_data_source_id,
+        drift_agent: args.drift_agent_id.zip(args.drift_agent_alias_id),
+        transfer_agent: args.transfer_agent_id.zip(args.transfer_agent_alias_id),
+    };
     cfg.cognito = args.cognito_issuer.map(|iss| {
         let mut c = westtek_auth::cognito::CognitoConfig::for_issuer(&iss, args.cognito_client_id);
         if let Some(j) = args.cognito_jwks_url {

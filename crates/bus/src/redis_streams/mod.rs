@@ -252,6 +252,15 @@ async fn ensure_group(
 
 #[async_trait]
 impl EventBus for RedisStreamsBus {
+    async fn check(&self) -> Result<()> {
+        let mut conn = self.inner.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| DomainError::internal(format!("Redis does not answer: {e}")))
+    }
+
     #[tracing::instrument(skip_all, fields(stream = %self.inner.stream, event_id = %event.id, event_type = %event.event_type))]
     async fn publish(&self, event: &DomainEvent) -> Result<()> {
         let payload = serde_json::to_string(event).map_err(DomainError::internal)?;

@@ -73,18 +73,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when the metadata store and the event bus answer (a service
+/// without them cannot do its work); the body names what does not.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.count_users().await {
-        Ok(_) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: store unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "metadata store unreachable",
-            )
-                .into_response()
-        }
+    if let Err(e) = state.store.count_users().await {
+        tracing::warn!(error = %e, "not ready: store unreachable");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata store unreachable",
+        )
+            .into_response();
     }
+    if let Err(e) = state.bus.check().await {
+        tracing::warn!(error = %e, "not ready: event bus unreachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "event bus unreachable").into_response();
+    }
+    "ready".into_response()
 }
 
 async fn metrics_text() -> Response {

@@ -5,6 +5,7 @@
 
 mod drift;
 mod services;
+mod settings;
 mod vault_s3;
 
 use std::path::Path;

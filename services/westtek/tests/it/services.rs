@@ -1,7 +1,12 @@
 //! The services as separate processes (`westtek serve env-manager`,
 //! `snapshots`, `knowledge` and two `drift` replicas) over one data dir: a
-//! shared SQLite file stands in for DocumentDB on this one host, Redis
-//! Streams is the bus. Nothing passes between them in memory: a snapshot
+//! shared SQLite file stands in for DocumentDB on this one host. The same
+//! flow runs twice: with Redis Streams as the bus and everything else
+//! local, and on the aws profile with every AWS-backed port on moto (S3
+//! vault with a KMS-wrapped key, DynamoDB drift store, EventBridge + SQS,
+//! S3 knowledge documents; the Bedrock Knowledge Base, which moto lacks, is
+//! a stand-in HTTP server answering with Bedrock's response shapes).
+//! Nothing passes between the processes in memory: a snapshot
 //! taken by the snapshots process makes the drift processes watch (bus) and
 //! the knowledge process sync (bus); a drift event reaches the live stream
 //! of both drift replicas, so at least one of them got it from the other
@@ -40,28 +45,27 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `westtek serve SERVICE` on `port`; its stdout lines.
+/// `westtek serve SERVICE` on `port` with `env`; its stdout lines.
 fn serve(
     service: &str,
     port: u16,
     data: &Path,
-    public_url: &str,
-    redis: &str,
+    env: &[(String, String)],
     log: &Path,
 ) -> (Proc, Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_westtek"))
-        .args(["serve", service, "--port", &port.to_string()])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_westtek"));
+    cmd.args(["serve", service, "--port", &port.to_string()])
         .args(["--jupyter-idle-timeout", "0"])
         .arg("--data-dir")
         .arg(data)
-        .env("WESTTEK_PUBLIC_URL", public_url)
-        .env("WESTTEK_REDIS_URL", redis)
         .env("RUST_LOG", "warn")
         .env_remove("WESTTEK_WEB_DIR")
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
+        .stderr(std::fs::File::create(log).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
     let out = child.stdout.take().unwrap();
     let (tx, rx) = channel();
     std::thread::spawn(move || {
@@ -204,15 +208,25 @@ fn tree(root: &Path, skip: &[&str]) -> BTreeMap<PathBuf, (String, u32)> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn separate_service_processes_share_work_through_the_store_and_the_bus() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let redis = westtek_bus::testing::Redis::start();
+/// What the flow made.
+struct Made {
+    env_id: String,
+    lab_id: String,
+}
+
+/// The flow, with `env(service)` the settings of each process beyond the
+/// public URL.
+async fn flow(dir: &Path, env: impl Fn(&str) -> Vec<(String, String)>) -> Made {
+    let data = dir.join("data");
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     let public = url(0);
-    let log = |name: &str| dir.path().join(format!("{name}.log"));
+    let log = |name: &str| dir.join(format!("{name}.log"));
+    let env_of = |service: &str| {
+        let mut e = env(service);
+        e.push(("WESTTEK_PUBLIC_URL".into(), public.clone()));
+        e
+    };
 
     // The env-manager first (it makes the data dir's first lab and admin),
     // then the others at once.
@@ -220,8 +234,7 @@ async fn separate_service_processes_share_work_through_the_store_and_the_bus() {
         "env-manager",
         ports[0],
         &data,
-        &public,
-        &redis.url(),
+        &env_of("env-manager"),
         &log("env-manager"),
     );
     let link = started(&rx, &log("env-manager")).expect("the env-manager prints the sign-in link");
@@ -233,7 +246,7 @@ async fn separate_service_processes_share_work_through_the_store_and_the_bus() {
         (4, "knowledge"),
     ] {
         let l = log(&format!("{name}-{i}"));
-        let (p, rx) = serve(name, ports[i], &data, &public, &redis.url(), &l);
+        let (p, rx) = serve(name, ports[i], &data, &env_of(name), &l);
         procs.push((p, rx, l));
     }
     for (_, rx, l) in &procs {
@@ -247,8 +260,7 @@ async fn separate_service_processes_share_work_through_the_store_and_the_bus() {
         "snapshots",
         free_port(),
         &data,
-        &public,
-        &redis.url(),
+        &env_of("snapshots"),
         &log("twin"),
     );
     let status = twin.0.wait().unwrap();
@@ -272,6 +284,7 @@ async fn separate_service_processes_share_work_through_the_store_and_the_bus() {
         http,
         token: t["access_token"].as_str().unwrap().to_string(),
     };
+    let lab_id = t["user"]["labs"][0]["lab_id"].as_str().unwrap().to_string();
     for i in 0..5 {
         assert_eq!(
             api.get(format!("{}/api/me", url(i))).await["username"],
@@ -381,7 +394,7 @@ async fn separate_service_processes_share_work_through_the_store_and_the_bus() {
         .await;
     assert_eq!(s, 200, "{sync}");
     assert!(
-        sync["documents"].to_string().contains("yield.ipynb"),
+        sync["documents"].to_string().contains("/yield.md"),
         "{sync}"
     );
 
@@ -416,4 +429,231 @@ async fn separate_service_processes_share_work_through_the_store_and_the_bus() {
     );
     // The live venv moved on (0.9.0) since.
     assert_ne!(packages_at_snapshot, tree(&root.join("venv/lib"), &[]));
+    Made { env_id, lab_id }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn separate_service_processes_share_work_through_the_store_and_the_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = westtek_bus::testing::Redis::start();
+    flow(dir.path(), |_| {
+        vec![("WESTTEK_REDIS_URL".to_string(), redis.url())]
+    })
+    .await;
+    // The local vault's key file is where the local profile keeps it.
+    assert!(dir.path().join("data/keys/vault.key").is_file());
+}
+
+/// A stand-in for the Bedrock Knowledge Base's ingestion API (moto has no
+/// Bedrock): answers StartIngestionJob and GetIngestionJob with Bedrock's
+/// response shapes (the job completes at once) and records the calls.
+async fn fake_bedrock_agent() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::extract::Request;
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&calls);
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let seen = std::sync::Arc::clone(&seen);
+        async move {
+            let path = req.uri().path().to_string();
+            seen.lock()
+                .unwrap()
+                .push(format!("{} {path}", req.method()));
+            // /knowledgebases/{kb}/datasources/{ds}/ingestionjobs[/{id}]
+            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let (kb, ds) = (
+                parts.get(1).copied().unwrap_or(""),
+                parts.get(3).copied().unwrap_or(""),
+            );
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let status = if parts.len() > 5 {
+                "COMPLETE"
+            } else {
+                "STARTING"
+            };
+            axum::Json(serde_json::json!({ "ingestionJob": {
+                "knowledgeBaseId": kb, "dataSourceId": ds, "ingestionJobId": "JOB0000001",
+                "status": status, "startedAt": now, "updatedAt": now,
+                "statistics": { "numberOfDocumentsScanned": 3, "numberOfNewDocumentsIndexed": 3 }
+            }}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_aws_profile_runs_the_same_flow_with_every_aws_port_on_moto() {
+    use westtek_domain::DriftStore;
+    let dir = tempfile::tempdir().unwrap();
+    let moto = westtek_aws::testing::Moto::start();
+    let sdk = moto.config();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket("vault").send().await.unwrap();
+    westtek_knowledge_aws::provision(&sdk, "knowledge")
+        .await
+        .unwrap();
+    let key = aws_sdk_kms::Client::new(&sdk)
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    westtek_drift_dynamodb::provision(&aws_sdk_dynamodb::Client::new(&sdk), "drift")
+        .await
+        .unwrap();
+    let bus = westtek_bus_aws::provision(
+        &sdk,
+        "westtek",
+        &["drift", "knowledge"],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let queue = |g: &str| bus.groups[g].queue_url.clone();
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let pool = cognito
+        .create_user_pool()
+        .pool_name("researchers")
+        .send()
+        .await
+        .unwrap()
+        .user_pool
+        .unwrap()
+        .id
+        .unwrap();
+    let client = cognito
+        .create_user_pool_client()
+        .user_pool_id(&pool)
+        .client_name("portal")
+        .send()
+        .await
+        .unwrap()
+        .user_pool_client
+        .unwrap()
+        .client_id
+        .unwrap();
+    let (bedrock, ingestions) = fake_bedrock_agent().await;
+
+    let made = flow(dir.path(), |service| {
+        let mut e: Vec<(String, String)> = [
+            ("WESTTEK_PROFILE", "aws".to_string()),
+            ("WESTTEK_METADATA_IN_SQLITE", "true".into()),
+            ("WESTTEK_VAULT_URL", "s3://vault/westtek".into()),
+            ("WESTTEK_VAULT_KMS_KEY_ID", key.clone()),
+            ("WESTTEK_DRIFT_TABLE", "drift".into()),
+            ("WESTTEK_EVENT_BUS", "westtek".into()),
+            (
+                "WESTTEK_COGNITO_ISSUER",
+                format!("https://cognito-idp.us-east-1.amazonaws.com/{pool}"),
+            ),
+            (
+                "WESTTEK_COGNITO_JWKS_URL",
+                format!("{}/{pool}/.well-known/jwks.json", moto.endpoint()),
+            ),
+            ("WESTTEK_COGNITO_CLIENT_ID", client.clone()),
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_ENDPOINT_URL_BEDROCK_AGENT", bedrock.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        match service {
+            "drift" => e.push((
+                "WESTTEK_BUS_QUEUES".into(),
+                format!("drift={}", queue("drift")),
+            )),
+            "knowledge" => {
+                e.push((
+                    "WESTTEK_BUS_QUEUES".into(),
+                    format!("knowledge={}", queue("knowledge")),
+                ));
+                e.push(("WESTTEK_KNOWLEDGE_URL".into(), "s3://knowledge/".into()));
+                e.push(("WESTTEK_KNOWLEDGE_BASE_ID".into(), "KB12345678".into()));
+                e.push((
+                    "WESTTEK_KNOWLEDGE_DATA_SOURCE_ID".into(),
+                    "DS12345678".into(),
+                ));
+            }
+            _ => {}
+        }
+        e
+    })
+    .await;
+
+    // The vault is in the bucket, encrypted, its key wrapped by KMS.
+    assert!(!dir.path().join("data/vault").exists());
+    assert!(!dir.path().join("data/keys/vault.key").exists());
+    let objects = s3
+        .list_objects_v2()
+        .bucket("vault")
+        .prefix("westtek/")
+        .send()
+        .await
+        .unwrap()
+        .contents
+        .unwrap_or_default();
+    let packs: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o.key.clone())
+        .filter(|k| k.contains("/packs/") || k.contains("/data/"))
+        .collect();
+    assert!(!packs.is_empty(), "no packs in the bucket: {objects:?}");
+    for k in &packs {
+        let body = s3.get_object().bucket("vault").key(k).send().await.unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        assert!(
+            !bytes.windows(10).any(|w| w == b"heliotrope"),
+            "{k} holds the notebook in clear"
+        );
+    }
+    // The drift event is in DynamoDB.
+    let drift = westtek_drift_dynamodb::DynamoDriftStore::with_config(&sdk, "drift");
+    let events = drift
+        .list_drift_events(&westtek_domain::DriftEventFilter {
+            environment_id: Some(westtek_domain::EnvironmentId::parse(&made.env_id).unwrap()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.status == westtek_domain::DriftStatus::CriticalDrift),
+        "{:?}",
+        events.items
+    );
+    // The notebook is in the knowledge bucket in the seed's layout, and the
+    // Knowledge Base was asked to ingest it.
+    let docs: Vec<String> = s3
+        .list_objects_v2()
+        .bucket("knowledge")
+        .prefix(format!("notebooks/{}/", made.lab_id))
+        .send()
+        .await
+        .unwrap()
+        .contents
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| o.key)
+        .collect();
+    assert!(docs.iter().any(|k| k.ends_with("/yield.md")), "{docs:?}");
+    let calls = ingestions.lock().unwrap().clone();
+    assert!(
+        calls.iter().any(|c| c
+            .starts_with("PUT /knowledgebases/KB12345678/datasources/DS12345678/ingestionjobs")),
+        "{calls:?}"
+    );
 }
