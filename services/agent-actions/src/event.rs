@@ -1,0 +1,319 @@
+//! The event Bedrock sends an action group's Lambda, and the reply it
+//! expects (`messageVersion` 1.0), as serde types of our own
+//! (`aws_lambda_events` covers only the OpenAPI shape).
+//!
+//! Two shapes arrive, by how the action group was defined:
+//!
+//! - OpenAPI schema: `apiPath`, `httpMethod`, `parameters` (path and query
+//!   parameters) and `requestBody.content."application/json".properties`;
+//!   the reply is `response.{actionGroup, apiPath, httpMethod,
+//!   httpStatusCode, responseBody."application/json".body}`.
+//! - Function details: `function` and `parameters`; the reply is
+//!   `response.{actionGroup, function, functionResponse.responseBody.TEXT.body}`.
+//!
+//! Every value Bedrock sends is a string (whatever the declared `type`);
+//! both shapes carry `sessionAttributes` and `promptSessionAttributes`,
+//! which the reply echoes so the session keeps them.
+//!
+//! Policy: an event that is not one of these shapes (no `actionGroup`,
+//! both or neither of `apiPath` and `function`, another `messageVersion`)
+//! is refused with an [`EventError`] naming what is wrong; the Lambda
+//! returns it as a function error, never a panic.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The only message version Bedrock sends and accepts.
+pub const MESSAGE_VERSION: &str = "1.0";
+
+/// The agent that called the action group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct AgentInfo {
+    /// The agent's name.
+    #[serde(default)]
+    pub name: String,
+    /// The agent's id.
+    #[serde(default)]
+    pub id: String,
+    /// The alias invoked.
+    #[serde(default)]
+    pub alias: String,
+    /// The agent version.
+    #[serde(default)]
+    pub version: String,
+}
+
+/// One parameter or request-body property: Bedrock sends every value as
+/// a string.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Parameter {
+    /// Its name in the schema.
+    pub name: String,
+    /// The type the schema declares (`string`, `integer`, `number`,
+    /// `boolean`, `array`).
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The value, as text.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// The properties of one media type of a request body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MediaProperties {
+    /// Its properties.
+    #[serde(default)]
+    pub properties: Vec<Parameter>,
+}
+
+/// An OpenAPI operation's request body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RequestBody {
+    /// By media type (`application/json`).
+    #[serde(default)]
+    pub content: HashMap<String, MediaProperties>,
+}
+
+/// The raw event, as Bedrock sends it (both shapes).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEvent {
+    message_version: Option<String>,
+    #[serde(default)]
+    agent: Option<AgentInfo>,
+    #[serde(default)]
+    input_text: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+    action_group: Option<String>,
+    #[serde(default)]
+    api_path: Option<String>,
+    #[serde(default)]
+    http_method: Option<String>,
+    #[serde(default)]
+    function: Option<String>,
+    #[serde(default)]
+    parameters: Option<Vec<Parameter>>,
+    #[serde(default)]
+    request_body: Option<RequestBody>,
+    #[serde(default)]
+    session_attributes: Option<HashMap<String, String>>,
+    #[serde(default)]
+    prompt_session_attributes: Option<HashMap<String, String>>,
+}
+
+/// Which kind of action group the event is for, and the operation called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invocation {
+    /// An OpenAPI action group: the operation's path and method.
+    Api {
+        /// `apiPath` (`/drift-events`).
+        path: String,
+        /// `httpMethod`, upper case (`GET`).
+        method: String,
+    },
+    /// A function-details action group: the function's name.
+    Function {
+        /// `function` (`GetDriftEvents`).
+        name: String,
+    },
+}
+
+/// A well-formed action-group event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionEvent {
+    /// The agent that called.
+    pub agent: AgentInfo,
+    /// The user's input of the turn.
+    pub input_text: String,
+    /// The agent session.
+    pub session_id: String,
+    /// The action group's name (echoed in the reply).
+    pub action_group: String,
+    /// What was called.
+    pub invocation: Invocation,
+    /// Path and query parameters (OpenAPI) or the function's parameters.
+    pub parameters: Vec<Parameter>,
+    /// The request body, OpenAPI groups only.
+    pub request_body: Option<RequestBody>,
+    /// Set by whoever invoked the agent (the platform): trusted.
+    pub session_attributes: HashMap<String, String>,
+    /// Set by whoever invoked the agent for this turn.
+    pub prompt_session_attributes: HashMap<String, String>,
+}
+
+/// Why an event is not an action-group event this Lambda can answer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    /// Not JSON of the expected shape.
+    #[error("not a Bedrock action-group event: {0}")]
+    Shape(String),
+    /// A required field is missing.
+    #[error("not a Bedrock action-group event: `{0}` is missing")]
+    Missing(&'static str),
+    /// Another message version.
+    #[error("unsupported messageVersion {0:?}: this Lambda speaks {MESSAGE_VERSION}")]
+    Version(String),
+    /// Both or neither of `apiPath` and `function`.
+    #[error("ambiguous action-group event: {0}")]
+    Ambiguous(&'static str),
+}
+
+impl ActionEvent {
+    /// Reads an event.
+    ///
+    /// # Errors
+    /// [`EventError`] naming what is wrong with it (see the module docs).
+    pub fn parse(event: &Value) -> Result<Self, EventError> {
+        let raw = RawEvent::deserialize(event).map_err(|e| EventError::Shape(e.to_string()))?;
+        let version = raw
+            .message_version
+            .ok_or(EventError::Missing("messageVersion"))?;
+        if version != MESSAGE_VERSION {
+            return Err(EventError::Version(version));
+        }
+        let action_group = raw
+            .action_group
+            .filter(|g| !g.is_empty())
+            .ok_or(EventError::Missing("actionGroup"))?;
+        let invocation = match (raw.api_path, raw.function) {
+            (Some(path), None) => Invocation::Api {
+                path,
+                method: raw
+                    .http_method
+                    .ok_or(EventError::Missing("httpMethod"))?
+                    .to_ascii_uppercase(),
+            },
+            (None, Some(name)) => Invocation::Function { name },
+            (Some(_), Some(_)) => {
+                return Err(EventError::Ambiguous(
+                    "it has both `apiPath` (OpenAPI group) and `function` (function-details group)",
+                ))
+            }
+            (None, None) => return Err(EventError::Ambiguous(
+                "it has neither `apiPath` (OpenAPI group) nor `function` (function-details group)",
+            )),
+        };
+        Ok(ActionEvent {
+            agent: raw.agent.unwrap_or_default(),
+            input_text: raw.input_text.unwrap_or_default(),
+            session_id: raw.session_id.unwrap_or_default(),
+            action_group,
+            invocation,
+            parameters: raw.parameters.unwrap_or_default(),
+            request_body: raw.request_body,
+            session_attributes: raw.session_attributes.unwrap_or_default(),
+            prompt_session_attributes: raw.prompt_session_attributes.unwrap_or_default(),
+        })
+    }
+
+    /// The operation as one string for logs and messages
+    /// (`GET /drift-events`, `function GetDriftEvents`).
+    pub fn operation(&self) -> String {
+        match &self.invocation {
+            Invocation::Api { path, method } => format!("{method} {path}"),
+            Invocation::Function { name } => format!("function {name}"),
+        }
+    }
+}
+
+/// How a failed action should continue (`responseState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ResponseState {
+    /// The agent stops the turn with a dependency failure: the platform is
+    /// misconfigured or failed, the model cannot fix it.
+    Failure,
+    /// The message goes back to the model, which can ask again differently
+    /// (a missing or invalid parameter, something not found).
+    Reprompt,
+}
+
+/// What an action produced: a JSON result, or an error for the model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The action's result.
+    Ok(Value),
+    /// The action failed.
+    Err(ActionFailure),
+}
+
+/// A failed action: what the reply says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionFailure {
+    /// How the agent continues.
+    pub state: ResponseState,
+    /// The HTTP status of an OpenAPI reply (400, 403, 404, 500, 502).
+    pub status: u16,
+    /// A stable code (`invalid_argument`, `not_found`, `unknown_action`, …).
+    pub code: &'static str,
+    /// A sentence for the model: what failed and what to do.
+    pub message: String,
+}
+
+impl ActionFailure {
+    /// A failure the model can correct (REPROMPT).
+    pub fn reprompt(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ActionFailure {
+            state: ResponseState::Reprompt,
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that ends the turn (FAILURE).
+    pub fn failure(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ActionFailure {
+            state: ResponseState::Failure,
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The reply to `event` carrying `outcome`, in the shape of its kind of
+/// action group, echoing the session's attributes.
+pub fn reply(event: &ActionEvent, outcome: &Outcome) -> Value {
+    let (body, failure) = match outcome {
+        Outcome::Ok(v) => (v.to_string(), None),
+        Outcome::Err(f) => (
+            serde_json::json!({ "error": f.code, "message": f.message }).to_string(),
+            Some(f),
+        ),
+    };
+    let response = match &event.invocation {
+        Invocation::Api { path, method } => {
+            let mut r = serde_json::json!({
+                "actionGroup": event.action_group,
+                "apiPath": path,
+                "httpMethod": method,
+                "httpStatusCode": failure.map_or(200, |f| f.status),
+                "responseBody": { "application/json": { "body": body } },
+            });
+            if let (Some(f), Some(o)) = (failure, r.as_object_mut()) {
+                o.insert("responseState".into(), serde_json::json!(f.state));
+            }
+            r
+        }
+        Invocation::Function { name } => {
+            let mut fr = serde_json::json!({ "responseBody": { "TEXT": { "body": body } } });
+            if let (Some(f), Some(o)) = (failure, fr.as_object_mut()) {
+                o.insert("responseState".into(), serde_json::json!(f.state));
+            }
+            serde_json::json!({
+                "actionGroup": event.action_group,
+                "function": name,
+                "functionResponse": fr,
+            })
+        }
+    };
+    serde_json::json!({
+        "messageVersion": MESSAGE_VERSION,
+        "response": response,
+        "sessionAttributes": event.session_attributes,
+        "promptSessionAttributes": event.prompt_session_attributes,
+    })
+}

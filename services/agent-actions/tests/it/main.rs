@@ -1,0 +1,13 @@
+//! The action-group handler on real Bedrock event JSON (both action-group
+//! kinds), over in-memory tool ports and a knowledge folder; the OpenAPI
+//! schemas against the handler; the Lambda's forwarder against the
+//! services' route on a loopback port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod drift;
+mod fakes;
+mod knowledge;
+mod remote;
+mod schemas;
+mod shapes;
