@@ -274,11 +274,67 @@ impl ActionFailure {
     }
 }
 
+/// Longest result body, in bytes. Bedrock limits the size of what an
+/// action group returns to the agent, and every byte of it goes into the
+/// model's prompt; results are cut to fit (see [`fit`]).
+pub const MAX_BODY_BYTES: usize = 20_000;
+
+/// `result` cut to at most `max` bytes of JSON, keeping its shape: an
+/// array keeps its leading items (results are listed most relevant first:
+/// the newest drift events), an excerpt (`lines`) its leading lines with a
+/// `note` saying how many were left out. Anything else is returned whole
+/// (and logged), as no result of the tools grows without bound otherwise.
+pub fn fit(result: Value, max: usize) -> Value {
+    let len = |v: &Value| v.to_string().len();
+    if len(&result) <= max {
+        return result;
+    }
+    let mut v = result;
+    let lines_total = v.get("lines").and_then(Value::as_array).map(Vec::len);
+    match (&mut v, lines_total) {
+        (Value::Array(items), _) => {
+            let total = items.len();
+            while !items.is_empty() && len(&Value::Array(items.clone())) > max {
+                items.truncate(items.len() * 3 / 4);
+            }
+            tracing::warn!(
+                total,
+                kept = items.len(),
+                "action result cut to fit the reply"
+            );
+        }
+        (Value::Object(o), Some(total)) => {
+            let mut keep = total;
+            loop {
+                keep = keep * 3 / 4;
+                if let Some(Value::Array(lines)) = o.get_mut("lines") {
+                    lines.truncate(keep);
+                }
+                o.insert(
+                    "note".into(),
+                    Value::String(format!(
+                        "only the first {keep} of {total} lines fit in the answer; ask about something narrower (a package, a time range)"
+                    )),
+                );
+                if keep == 0 || len(&Value::Object(o.clone())) <= max {
+                    break;
+                }
+            }
+        }
+        _ => tracing::warn!(
+            bytes = len(&v),
+            "action result over the reply limit, sent whole"
+        ),
+    }
+    v
+}
+
 /// The reply to `event` carrying `outcome`, in the shape of its kind of
-/// action group, echoing the session's attributes.
+/// action group, echoing the session's attributes; a result is cut to
+/// [`MAX_BODY_BYTES`] by [`fit`].
 pub fn reply(event: &ActionEvent, outcome: &Outcome) -> Value {
     let (body, failure) = match outcome {
-        Outcome::Ok(v) => (v.to_string(), None),
+        Outcome::Ok(v) => (fit(v.clone(), MAX_BODY_BYTES).to_string(), None),
         Outcome::Err(f) => (
             serde_json::json!({ "error": f.code, "message": f.message }).to_string(),
             Some(f),
@@ -316,4 +372,40 @@ pub fn reply(event: &ActionEvent, outcome: &Outcome) -> Value {
         "sessionAttributes": event.session_attributes,
         "promptSessionAttributes": event.prompt_session_attributes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_long_array_keeps_its_leading_items_within_the_limit() {
+        let items: Vec<Value> = (0..1000)
+            .map(|i| json!({"n": i, "pad": "x".repeat(50)}))
+            .collect();
+        let cut = fit(Value::Array(items), 5_000);
+        let kept = cut.as_array().unwrap();
+        assert!(cut.to_string().len() <= 5_000);
+        assert!(kept.len() > 10);
+        assert!(kept.iter().enumerate().all(|(i, v)| v["n"] == i));
+    }
+
+    #[test]
+    fn a_long_excerpt_keeps_its_leading_lines_and_says_so() {
+        let lines: Vec<Value> = (0..1000)
+            .map(|i| json!({"text": format!("line {i} {}", "y".repeat(40)), "start": i, "end": i}))
+            .collect();
+        let cut = fit(json!({"path": "p", "lines": lines}), 5_000);
+        assert!(cut.to_string().len() <= 5_000);
+        let kept = cut["lines"].as_array().unwrap().len();
+        assert!(kept > 10 && kept < 1000);
+        assert!(cut["note"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("first {kept} of 1000 lines")));
+        // A small result is untouched.
+        let small = json!({"path": "p", "lines": []});
+        assert_eq!(fit(small.clone(), 5_000), small);
+    }
 }

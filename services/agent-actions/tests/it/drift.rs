@@ -249,3 +249,35 @@ async fn without_an_environment_in_the_session_one_must_be_given() {
     assert_eq!(function_body(&reply)["error"], "not_found");
     assert_eq!(w.drift.calls()[0].2["environment_id"], other.to_string());
 }
+
+#[tokio::test]
+async fn a_result_too_long_for_the_reply_keeps_its_newest_items() {
+    let mut w = World::new().await;
+    let mut many = crate::fakes::FakeDrift::new(w.lab, w.env);
+    many.events = 500;
+    w.tools.drift = Some(std::sync::Arc::new(many));
+    let reply = handle(&w.tools, &w.event("openapi-get-drift-events.json"))
+        .await
+        .unwrap();
+    assert_eq!(reply["response"]["httpStatusCode"], 200);
+    let body = reply["response"]["responseBody"]["application/json"]["body"]
+        .as_str()
+        .unwrap();
+    assert!(
+        body.len() <= westtek_agent_actions::event::MAX_BODY_BYTES,
+        "{} bytes",
+        body.len()
+    );
+    let events: Vec<Value> = serde_json::from_str(body).unwrap();
+    assert!(
+        events.len() > 10 && events.len() < 500,
+        "{} events",
+        events.len()
+    );
+    // Newest first, as the tools list them: the kept ones are the newest.
+    let times: Vec<&str> = events
+        .iter()
+        .map(|e| e["detected_at"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|t| t[0] > t[1]));
+}

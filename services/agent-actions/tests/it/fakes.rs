@@ -26,6 +26,8 @@ pub struct FakeDrift {
     pub calls: Mutex<Vec<Call>>,
     /// Every call fails with an internal error (a database outage).
     pub broken: bool,
+    /// How many drift events the environment has (newest first).
+    pub events: usize,
 }
 
 impl FakeDrift {
@@ -36,6 +38,7 @@ impl FakeDrift {
             snapshots: [SnapshotId::new(), SnapshotId::new()],
             calls: Mutex::new(Vec::new()),
             broken: false,
+            events: 1,
         }
     }
 
@@ -108,14 +111,17 @@ impl DriftTools for FakeDrift {
             json!({"environment_id": environment_id, "since": since, "until": until}),
         )?;
         self.check_env(environment_id)?;
-        Ok(vec![DriftEventView {
-            id: EventId::new(),
-            environment_id,
-            detected_at: Utc::now(),
-            status: DriftStatus::CriticalDrift,
-            severity: Severity::Critical,
-            findings: vec![finding()],
-        }])
+        let now = Utc::now();
+        Ok((0..self.events)
+            .map(|i| DriftEventView {
+                id: EventId::new(),
+                environment_id,
+                detected_at: now - chrono::Duration::minutes(i as i64),
+                status: DriftStatus::CriticalDrift,
+                severity: Severity::Critical,
+                findings: vec![finding()],
+            })
+            .collect())
     }
 
     async fn get_package_changelog(
