@@ -32,7 +32,15 @@ struct Config {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() {
+    if let Err(e) = run().await {
+        // Display, not Debug: the message names the setting to fix.
+        eprintln!("agent-actions: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
     // JSON lines, no ANSI: what CloudWatch Logs reads best.
     tracing_subscriber::fmt()
         .json()
@@ -54,10 +62,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     )?;
     let forwarder = &forwarder;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        forwarder
-            .handle(&event.payload)
-            .await
-            .map_err(lambda_runtime::Error::from)
+        // A malformed event is a function error: the runtime reports its
+        // message (the sentence, not the enum) to Lambda and the logs.
+        forwarder.handle(&event.payload).await.map_err(|e| {
+            tracing::warn!(error = %e, "not an action-group event");
+            lambda_runtime::Error::from(e.to_string())
+        })
     }))
     .await
 }
