@@ -13,7 +13,7 @@
 //! | missing or invalid argument | REPROMPT | 400 |
 //! | a `lab_id` argument naming another lab | REPROMPT | 403 |
 //! | environment or snapshot not found in the lab (or another lab's) | REPROMPT | 404 |
-//! | the actor may not (read-only member) | REPROMPT | 403 |
+//! | the actor may not (not a member of the lab, see [`crate::gate`]) | REPROMPT | 403 |
 //! | unknown `apiPath` or `function` | FAILURE | 404 |
 //! | no `lab_id` in the session, or a malformed one | FAILURE | 403 |
 //! | the agent's tools are not served here | FAILURE | 501 |
@@ -131,7 +131,7 @@ fn tool_failure(e: ToolError) -> ActionFailure {
         ToolError::Forbidden => ActionFailure::reprompt(
             403,
             "forbidden",
-            "the user this conversation is for may not do this (a read-only member cannot record recommendations); say so instead",
+            "the user this conversation is for may not do this (only a member of the lab can record a recommendation); say so instead",
         ),
         ToolError::Invalid(m) => ActionFailure::reprompt(400, "invalid_argument", m),
         ToolError::Failed(source) => {

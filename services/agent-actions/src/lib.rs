@@ -15,7 +15,7 @@
 //! The Lambda binary (`agent-actions`, on the official `lambda_runtime`)
 //! is a thin [`Forwarder`]: the services serve [`router`] and run the tools
 //! themselves, the same code as their HTTP API and local agents; [`remote`]
-//! says why and how.
+//! says why and how, and [`gate`] who may record a recommendation.
 //!
 //! The OpenAPI schemas the CDK app attaches to the agents are
 //! `schemas/drift-analyzer.json` and `schemas/knowledge-transfer.json`; a
@@ -29,6 +29,7 @@
 
 pub mod catalog;
 pub mod event;
+pub mod gate;
 pub mod handler;
 pub mod knowledge;
 pub mod params;
@@ -37,6 +38,7 @@ pub mod scope;
 
 pub use catalog::{Action, AgentGroup, Operation, OPERATIONS};
 pub use event::{ActionEvent, ActionFailure, EventError, Invocation, Outcome, ResponseState};
+pub use gate::{Memberships, RecordingGate, StoreMemberships};
 pub use handler::{handle, Tools};
 pub use knowledge::{
     CitedLine, DocumentKnowledgeTools, Excerpt, KnowledgeAction, KnowledgeScope, KnowledgeTools,

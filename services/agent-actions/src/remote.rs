@@ -15,7 +15,7 @@
 //!
 //! | side | what |
 //! |---|---|
-//! | drift service | `router(Tools { drift: Some(ServiceTools::new(hub, true)), .. }, token)` |
+//! | drift service | `router(Tools { drift: Some(RecordingGate::new(ServiceTools::new(hub, true), StoreMemberships(store))), .. }, token)` (only lab members record, see [`crate::gate`]) |
 //! | knowledge service | `router(Tools { knowledge: Some(DocumentKnowledgeTools::new(store)), .. }, token)` |
 //! | Lambda | [`Forwarder`]: `POST {service}/internal/agent-actions` with the event as is |
 //!

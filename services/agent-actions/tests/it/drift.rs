@@ -281,3 +281,57 @@ async fn a_result_too_long_for_the_reply_keeps_its_newest_items() {
         .collect();
     assert!(times.windows(2).all(|t| t[0] > t[1]));
 }
+
+/// Members of the world's lab, for the recording gate.
+struct Members(Vec<(westtek_domain::UserId, westtek_domain::LabId)>);
+
+#[async_trait::async_trait]
+impl westtek_agent_actions::Memberships for Members {
+    async fn is_member(
+        &self,
+        user: westtek_domain::UserId,
+        lab: westtek_domain::LabId,
+    ) -> Result<bool, westtek_assist::ToolError> {
+        Ok(self.0.contains(&(user, lab)))
+    }
+}
+
+#[tokio::test]
+async fn only_a_member_of_the_lab_records_a_recommendation_through_the_gate() {
+    let mut w = World::new().await;
+    let gate = |members| {
+        westtek_agent_actions::RecordingGate::new(
+            w.drift.clone(),
+            std::sync::Arc::new(Members(members)),
+        )
+    };
+    // The session's user is a member: recorded.
+    w.tools.drift = Some(std::sync::Arc::new(gate(vec![(w.user, w.lab)])));
+    let reply = handle(&w.tools, &w.event("openapi-post-rollback.json"))
+        .await
+        .unwrap();
+    assert_eq!(reply["response"]["httpStatusCode"], 200, "{reply}");
+    assert_eq!(w.drift.calls().len(), 1);
+    // A viewer through a share (no membership): forbidden, nothing recorded; reads still work.
+    w.tools.drift = Some(std::sync::Arc::new(gate(vec![])));
+    let reply = handle(&w.tools, &w.event("openapi-post-rollback.json"))
+        .await
+        .unwrap();
+    assert_eq!(reply["response"]["responseState"], "REPROMPT");
+    assert_eq!(reply["response"]["httpStatusCode"], 403);
+    assert_eq!(api_body(&reply)["error"], "forbidden");
+    assert_eq!(w.drift.calls().len(), 1);
+    let reply = handle(&w.tools, &w.event("openapi-get-drift-events.json"))
+        .await
+        .unwrap();
+    assert_eq!(reply["response"]["httpStatusCode"], 200);
+    // No user in the session: forbidden too.
+    let mut event = w.function("CreateSnapshotRecommendation", &[("reason", "x".into())]);
+    event["sessionAttributes"]
+        .as_object_mut()
+        .unwrap()
+        .remove("user_id");
+    w.tools.drift = Some(std::sync::Arc::new(gate(vec![(w.user, w.lab)])));
+    let reply = handle(&w.tools, &event).await.unwrap();
+    assert_eq!(function_body(&reply)["error"], "forbidden");
+}
