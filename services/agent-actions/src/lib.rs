@@ -17,10 +17,12 @@
 //! themselves, the same code as their HTTP API and local agents; [`remote`]
 //! says why and how, and [`gate`] who may record a recommendation.
 //!
-//! The OpenAPI schemas the CDK app attaches to the agents are
-//! `schemas/drift-analyzer.json` and `schemas/knowledge-transfer.json`; a
-//! function-details group uses the action names of [`catalog`] as function
-//! names and the same parameter names.
+//! What the CDK app attaches to the agents: the OpenAPI schemas
+//! `schemas/drift-analyzer.json` and `schemas/knowledge-transfer.json`
+//! (`apiSchema`), or the same actions as function details
+//! `schemas/*.functions.json` (`functionSchema.functions`: the action names
+//! of [`catalog`] as function names, the same parameters). Tests run every
+//! operation and function of both through the handler.
 //!
 //! Settings of the Lambda (environment): `WESTTEK_AGENT_ACTIONS_DRIFT_URL`,
 //! `WESTTEK_AGENT_ACTIONS_KNOWLEDGE_URL` (the services' internal base URLs;

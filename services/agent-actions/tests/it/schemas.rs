@@ -121,3 +121,92 @@ fn required_parameters_in_the_schemas_are_the_ones_the_handler_requires() {
         .collect();
     assert_eq!(found, required);
 }
+
+#[tokio::test]
+async fn every_function_in_the_function_schemas_is_handled_and_matches_the_openapi_one() {
+    let w = World::new().await;
+    for (openapi, functions) in [
+        ("drift-analyzer.json", "drift-analyzer.functions.json"),
+        (
+            "knowledge-transfer.json",
+            "knowledge-transfer.functions.json",
+        ),
+    ] {
+        let api = schema(openapi);
+        let fns = schema(functions);
+        let api_ops: BTreeSet<String> = api["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .map(|op| op["operationId"].as_str().unwrap().to_string())
+            .collect();
+        let mut fn_names = BTreeSet::new();
+        for f in fns["functions"].as_array().unwrap() {
+            let name = f["name"].as_str().unwrap();
+            fn_names.insert(name.to_string());
+            let params: Vec<(&str, String)> = f["parameters"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|n| (n.as_str(), value_for(&w, n)))
+                .collect();
+            let reply = handle(&w.tools, &w.function(name, &params)).await.unwrap();
+            assert!(
+                reply["response"]["functionResponse"]
+                    .get("responseState")
+                    .is_none(),
+                "{functions} {name}: {reply}"
+            );
+        }
+        assert_eq!(
+            fn_names, api_ops,
+            "{functions} declares the same actions as {openapi}"
+        );
+        // The same parameters, required alike.
+        let mut api_params = BTreeSet::new();
+        for item in api["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap().to_string();
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    api_params.insert((
+                        id.clone(),
+                        p["name"].as_str().unwrap().to_string(),
+                        p["required"] == true,
+                    ));
+                }
+                let body = &op["requestBody"]["content"]["application/json"]["schema"];
+                let required: Vec<&str> = body["required"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect();
+                for n in body["properties"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|o| o.keys())
+                {
+                    api_params.insert((id.clone(), n.clone(), required.contains(&n.as_str())));
+                }
+            }
+        }
+        let fn_params: BTreeSet<(String, String, bool)> = fns["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| {
+                let name = f["name"].as_str().unwrap().to_string();
+                f["parameters"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(move |(n, p)| (name.clone(), n.clone(), p["required"] == true))
+            })
+            .collect();
+        assert_eq!(
+            fn_params, api_params,
+            "{functions} and {openapi} take the same parameters"
+        );
+    }
+}
