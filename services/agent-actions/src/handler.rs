@@ -16,6 +16,7 @@
 //! | the actor may not (not a member of the lab, see [`crate::gate`]) | REPROMPT | 403 |
 //! | unknown `apiPath` or `function` | FAILURE | 404 |
 //! | no `lab_id` in the session, or a malformed one | FAILURE | 403 |
+//! | an action of the other agent than the session's `agent` | FAILURE | 403 |
 //! | the agent's tools are not served here | FAILURE | 501 |
 //! | the tool failed (database, storage) | FAILURE | 500 (detail logged, not sent) |
 
@@ -73,6 +74,13 @@ async fn call(tools: &Tools, event: &ActionEvent) -> Result<Value, ActionFailure
     let action =
         resolve(&event.invocation).map_err(|m| ActionFailure::failure(404, "unknown_action", m))?;
     let scope = SessionScope::of(event)?;
+    if scope.agent.is_some_and(|a| a != action.group()) {
+        return Err(ActionFailure::failure(
+            403,
+            "wrong_agent",
+            format!("{} is not an action of the agent this session was opened for; attach each action group to its own agent", action.name()),
+        ));
+    }
     let params = Params::of(event)?;
     if let Some(lab) = params.opt("lab_id") {
         if LabId::parse(lab).ok() != Some(scope.lab_id) {

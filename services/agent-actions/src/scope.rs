@@ -12,6 +12,7 @@
 //! by the invoker, for one turn) fill in what the session lacks, and a
 //! lab that differs between the two is refused as misconfigured.
 
+use crate::catalog::AgentGroup;
 use crate::event::{ActionEvent, ActionFailure};
 use std::collections::HashMap;
 use westtek_domain::{EnvironmentId, LabId, UserId};
@@ -22,6 +23,11 @@ pub const LAB_ID: &str = "lab_id";
 pub const ENVIRONMENT_ID: &str = "environment_id";
 /// Session attribute naming the user the agent acts for (optional).
 pub const USER_ID: &str = "user_id";
+/// Session attribute naming the agent the session was opened for
+/// (`DriftAnalyzer`, `KnowledgeTransfer`, as the Bedrock adapter writes
+/// `AgentKind`), optional: when present, an action of the other agent is
+/// refused (an action group attached to the wrong agent).
+pub const AGENT: &str = "agent";
 
 /// The scope of one action, from the agent session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +38,8 @@ pub struct SessionScope {
     pub environment_id: Option<EnvironmentId>,
     /// The user on whose behalf the agent acts, if known.
     pub user_id: Option<UserId>,
+    /// The agent the platform opened the session for, if it said.
+    pub agent: Option<AgentGroup>,
 }
 
 fn attribute<'a>(event: &'a ActionEvent, name: &str) -> Result<Option<&'a str>, ActionFailure> {
@@ -77,10 +85,23 @@ impl SessionScope {
         let user_id = attribute(event, USER_ID)?
             .map(|u| UserId::parse(u).map_err(|_| bad(USER_ID)))
             .transpose()?;
+        let agent = match attribute(event, AGENT)? {
+            None => None,
+            Some("DriftAnalyzer" | "drift_analyzer") => Some(AgentGroup::DriftAnalyzer),
+            Some("KnowledgeTransfer" | "knowledge_transfer") => Some(AgentGroup::KnowledgeTransfer),
+            Some(_) => {
+                return Err(ActionFailure::failure(
+                    403,
+                    "invalid_session",
+                    "the agent session's `agent` attribute names no agent of the platform (DriftAnalyzer, KnowledgeTransfer)",
+                ))
+            }
+        };
         Ok(SessionScope {
             lab_id,
             environment_id,
             user_id,
+            agent,
         })
     }
 }

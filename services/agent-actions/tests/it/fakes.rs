@@ -395,8 +395,7 @@ impl World {
         json!({
             "lab_id": self.lab.to_string(),
             "user_id": self.user.to_string(),
-            "environment_id": self.env.to_string(),
-            "agent": "DriftAnalyzer"
+            "environment_id": self.env.to_string()
         })
     }
 }

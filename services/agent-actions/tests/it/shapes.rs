@@ -269,3 +269,23 @@ async fn an_agent_not_served_here_is_a_failure() {
     );
     assert_eq!(function_body(&reply)["error"], "not_served");
 }
+
+#[tokio::test]
+async fn an_action_of_the_other_agent_than_the_session_s_is_a_failure() {
+    let w = World::new().await;
+    // A Knowledge Transfer session calling a Drift Analyzer action.
+    let mut event = w.event("openapi-post-rollback.json");
+    event["sessionAttributes"]["agent"] = json!("KnowledgeTransfer");
+    let reply = handle(&w.tools, &event).await.unwrap();
+    assert_eq!(reply["response"]["responseState"], "FAILURE");
+    assert_eq!(api_body(&reply)["error"], "wrong_agent");
+    assert!(w.drift.calls().is_empty());
+    // The adapter's own value for the right agent passes.
+    event["sessionAttributes"]["agent"] = json!("DriftAnalyzer");
+    let reply = handle(&w.tools, &event).await.unwrap();
+    assert_eq!(reply["response"]["httpStatusCode"], 200);
+    // An agent the platform does not have.
+    event["sessionAttributes"]["agent"] = json!("Mallory");
+    let reply = handle(&w.tools, &event).await.unwrap();
+    assert_eq!(api_body(&reply)["error"], "invalid_session");
+}
