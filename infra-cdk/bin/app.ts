@@ -9,7 +9,8 @@ import { App } from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
 import { parseStage, Stage } from '../lib/config';
 
-const probe = new App();
+// Only reads the context: it must not synthesise (an App auto-synthesises under the CLI).
+const probe = new App({ autoSynth: false });
 const ctx = (key: string): string | undefined => {
   const v: unknown = probe.node.tryGetContext(key);
   return typeof v === 'string' && v !== '' ? v : undefined;

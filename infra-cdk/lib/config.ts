@@ -34,8 +34,12 @@ export interface StageConfig {
   readonly stage: Stage;
   /** Account and region to deploy to (explicit: no lookups at synth time). */
   readonly env: { readonly account: string; readonly region: string };
-  /** Availability zones the VPC spans (at least 2: ALB, DocumentDB, WorkSpaces Web need 2). */
-  readonly maxAzs: number;
+  /**
+   * Availability zones the VPC spans (at least 2: ALB, DocumentDB, WorkSpaces
+   * Web need 2), named explicitly so synth needs no AWS lookup. Check the
+   * names against your account (`aws ec2 describe-availability-zones`).
+   */
+  readonly availabilityZones: readonly string[];
   /** NAT gateways (outbound only): 1 in dev, one per AZ in prod. */
   readonly natGateways: number;
   readonly vpcCidr: string;
@@ -86,7 +90,7 @@ export function stageConfig(stage: Stage, overrides: { account?: string; region?
     dev: {
       ...base,
       stage: 'dev',
-      maxAzs: 2,
+      availabilityZones: [`${region}a`, `${region}b`],
       natGateways: 1,
       docdbInstances: 1,
       docdbInstanceType: 't3.medium',
@@ -103,7 +107,7 @@ export function stageConfig(stage: Stage, overrides: { account?: string; region?
     prod: {
       ...base,
       stage: 'prod',
-      maxAzs: 3,
+      availabilityZones: [`${region}a`, `${region}b`, `${region}c`],
       natGateways: 3,
       docdbInstances: 3,
       docdbInstanceType: 'r6g.large',

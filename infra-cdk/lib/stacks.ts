@@ -30,9 +30,26 @@ import { suppressNetwork, suppressPlatform, suppressStateful } from './suppressi
 
 export interface StageStackProps extends StackProps {
   readonly config: StageConfig;
+  /** AZs of this stack's region when it is not the stage's (the replica). */
+  readonly azs?: readonly string[];
 }
 
-export class NetworkStack extends Stack {
+/**
+ * A stack of a stage: its availability zones come from the stage config, so
+ * synth never asks AWS for them (a context lookup would need credentials).
+ */
+abstract class StageStack extends Stack {
+  private readonly azs: readonly string[];
+  constructor(scope: Construct, id: string, props: StageStackProps) {
+    super(scope, id, props);
+    this.azs = props.azs ?? props.config.availabilityZones;
+  }
+  override get availabilityZones(): string[] {
+    return [...this.azs];
+  }
+}
+
+export class NetworkStack extends StageStack {
   readonly network: Network;
   constructor(scope: Construct, id: string, props: StageStackProps) {
     super(scope, id, props);
@@ -41,7 +58,7 @@ export class NetworkStack extends Stack {
   }
 }
 
-export class ReplicaStack extends Stack {
+export class ReplicaStack extends StageStack {
   readonly replica: VaultReplica;
   constructor(scope: Construct, id: string, props: StageStackProps) {
     super(scope, id, props);
@@ -54,7 +71,7 @@ export interface StatefulStackProps extends StageStackProps {
   readonly replica?: ReplicaTarget;
 }
 
-export class StatefulStack extends Stack {
+export class StatefulStack extends StageStack {
   readonly data: Data;
   constructor(scope: Construct, id: string, props: StatefulStackProps) {
     super(scope, id, { ...props, terminationProtection: props.config.stage === 'prod' });
@@ -69,7 +86,7 @@ export interface PlatformStackProps extends StageStackProps {
   readonly actionsCode?: lambda.Code;
 }
 
-export class PlatformStack extends Stack {
+export class PlatformStack extends StageStack {
   readonly events: Events;
   readonly ai: Ai;
   readonly access: Access;
@@ -175,7 +192,11 @@ export function buildStage(scope: Construct, config: StageConfig, actionsCode?: 
   const env = config.env;
   const network = new NetworkStack(scope, `${prefix}-Network`, { config, env });
   const replica = config.vaultReplicaRegion
-    ? new ReplicaStack(scope, `${prefix}-VaultReplica`, { config, env: { account: env.account, region: config.vaultReplicaRegion } })
+    ? new ReplicaStack(scope, `${prefix}-VaultReplica`, {
+        config,
+        env: { account: env.account, region: config.vaultReplicaRegion },
+        azs: [`${config.vaultReplicaRegion}a`, `${config.vaultReplicaRegion}b`],
+      })
     : undefined;
   const stateful = new StatefulStack(scope, `${prefix}-Stateful`, {
     config,
@@ -183,7 +204,7 @@ export function buildStage(scope: Construct, config: StageConfig, actionsCode?: 
     network: network.network,
     replica: replica?.replica,
   });
-  if (replica) stateful.addDependency(replica);
+  if (replica) stateful.addStackDependency(replica);
   const platform = new PlatformStack(scope, `${prefix}-Platform`, {
     config,
     env,

@@ -63,6 +63,10 @@ describe('synth', () => {
     for (const s of assembly.stacks) expect(Object.keys(s.template.Resources).length).toBeGreaterThan(0);
   });
 
+  test('synth needs no AWS lookup (no missing context)', () => {
+    expect(assembly.manifest.missing ?? []).toEqual([]);
+  });
+
   test('cdk-nag AwsSolutions: no unsuppressed error or warning in any stack', () => {
     for (const stage of [dev, prod]) {
       for (const stack of Object.values(stage)) {
@@ -96,6 +100,12 @@ describe('settings (docs/aws-settings.json)', () => {
     const named = [...env.keys(), ...secrets.keys()].filter((n) => n.startsWith('WESTTEK_'));
     expect(named.filter((n) => !allowed.has(n))).toEqual([]);
     expect(env.get('WESTTEK_PROFILE')).toBe('aws');
+  });
+
+  test('the plain settings are stack outputs described by the setting\'s name', () => {
+    const outputs = Object.values(template.toJSON().Outputs as Json).map((o) => (o as Json).Description);
+    const plain = SETTINGS.filter((s) => !s.secret && s.required && s.name !== 'WESTTEK_BUS_QUEUES').map((s) => s.name);
+    expect(outputs).toEqual(expect.arrayContaining(plain));
   });
 
   test('the consumer services get their own queue only', () => {

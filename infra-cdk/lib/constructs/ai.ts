@@ -76,8 +76,8 @@ export class Ai extends Construct {
       ]),
     });
     const collection = new aoss.CfnCollection(this, 'Collection', { name, type: 'VECTORSEARCH', standbyReplicas: config.stage === 'prod' ? 'ENABLED' : 'DISABLED' });
-    collection.addDependency(encryption);
-    collection.addDependency(network);
+    collection.addResourceDependency(encryption);
+    collection.addResourceDependency(network);
     const deployRole = `arn:${stack.partition}:iam::${stack.account}:role/cdk-hnb659fds-cfn-exec-role-${stack.account}-${stack.region}`;
     const access = new aoss.CfnAccessPolicy(this, 'CollectionAccess', {
       name: `${name}-access`,
@@ -105,7 +105,7 @@ export class Ai extends Construct {
         },
       },
     });
-    index.addDependency(access);
+    index.addResourceDependency(access);
 
     this.knowledgeBase = new bedrock.CfnKnowledgeBase(this, 'KnowledgeBase', {
       name,
@@ -124,7 +124,7 @@ export class Ai extends Construct {
         },
       },
     });
-    this.knowledgeBase.addDependency(index);
+    this.knowledgeBase.addResourceDependency(index);
     this.knowledgeBase.node.addDependency(kbRole);
     this.dataSource = new bedrock.CfnDataSource(this, 'DataSource', {
       name: `${name}-s3`,

@@ -39,7 +39,7 @@ export class Network extends Construct {
     const { config } = props;
     this.vpc = new ec2.Vpc(this, 'Vpc', {
       ipAddresses: ec2.IpAddresses.cidr(config.vpcCidr),
-      maxAzs: config.maxAzs,
+      availabilityZones: [...config.availabilityZones],
       natGateways: config.natGateways,
       subnetConfiguration: [
         { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
