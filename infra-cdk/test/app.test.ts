@@ -333,6 +333,23 @@ describe('api and access', () => {
       ]),
     });
     template.resourceCountIs('AWS::WAFv2::WebACLAssociation', 1);
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Scheme: 'internal' });
+    template.hasResourceProperties('AWS::Route53::HostedZone', { Name: 'westtek-dev.example.org.', VPCs: Match.anyValue() });
+  });
+
+  test('path routing: each service\'s own routes go to it, everything else to env-manager', () => {
+    const tgOf = (name: string) => Object.keys(template.findResources('AWS::ElasticLoadBalancingV2::TargetGroup')).find((id) => id.startsWith(`Api${name.replace('-', '')}tg`));
+    const rules = Object.values(template.findResources('AWS::ElasticLoadBalancingV2::ListenerRule')) as Json[];
+    const routed = (path: string) =>
+      rules
+        .filter((r) => (r.Properties.Conditions as Json[]).some((c) => (c.PathPatternConfig?.Values as string[]).includes(path)))
+        .map((r) => r.Properties.Actions[0].TargetGroupArn.Ref);
+    expect(routed('/api/snapshots/*')).toEqual([tgOf('snapshots')]);
+    expect(routed('/api/drift/*')).toEqual([tgOf('drift')]);
+    expect(routed('/api/environments/*/drift')).toEqual([tgOf('drift')]);
+    expect(routed('/api/knowledge/*')).toEqual([tgOf('knowledge')]);
+    const listener = Object.values(template.findResources('AWS::ElasticLoadBalancingV2::Listener'))[0] as Json;
+    expect(listener.Properties.DefaultActions[0].TargetGroupArn.Ref).toBe(tgOf('env-manager'));
   });
 
   test('Cognito groups and a Secure Browser allowing only the platform URL on 2 subnets', () => {

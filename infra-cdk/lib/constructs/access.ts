@@ -14,6 +14,7 @@ import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as web from 'aws-cdk-lib/aws-workspacesweb';
 import { Construct } from 'constructs';
+import { acknowledgeMaintenanceMode } from '../suppressions';
 import { StageConfig } from '../config';
 
 /** Cognito groups, one per platform role. */
@@ -137,5 +138,6 @@ export class Access extends Construct {
         identityProviderDetails: { MetadataURL: config.saml.metadataUrl },
       });
     }
+    acknowledgeMaintenanceMode(this, 'WorkSpaces Secure Browser (AWS::WorkSpacesWeb::*)');
   }
 }

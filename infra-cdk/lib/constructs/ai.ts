@@ -20,6 +20,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as aoss from 'aws-cdk-lib/aws-opensearchserverless';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { acknowledgeMaintenanceMode } from '../suppressions';
 import { StageConfig } from '../config';
 
 /** Where the knowledge documents live in the bucket (WESTTEK_KNOWLEDGE_URL's prefix). */
@@ -228,6 +229,7 @@ export class Ai extends Construct {
     this.driftAlias = drift.alias;
     this.transferAgent = transfer.cfnAgent;
     this.transferAlias = transfer.alias;
+    acknowledgeMaintenanceMode(this, 'Bedrock Agents (AWS::Bedrock::Agent, AgentAlias)');
   }
 
   /** `bedrock:InvokeAgent` on the Drift Analyzer's alias. */

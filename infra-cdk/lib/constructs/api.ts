@@ -8,13 +8,16 @@
  * lab (`X-Westtek-Lab` header: the per-lab quota the seed asks for, on top
  * of the services' own).
  *
- * Policy: invalid headers dropped; access logs to the access log bucket.
+ * Policy: invalid headers dropped; access logs to the access log bucket;
+ * the platform's host name is a private hosted zone in the VPC.
  */
 import { Duration } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as r53targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
@@ -45,6 +48,7 @@ export class Api extends Construct {
   readonly alb: elbv2.ApplicationLoadBalancer;
   readonly listener: elbv2.ApplicationListener;
   readonly webAcl: wafv2.CfnWebACL;
+  readonly zone: route53.PrivateHostedZone;
   readonly targetGroups: Record<ServiceName, elbv2.ApplicationTargetGroup>;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
@@ -59,6 +63,13 @@ export class Api extends Construct {
       deletionProtection: config.stage === 'prod',
     });
     this.alb.logAccessLogs(props.accessLogs, 'alb');
+    // The platform's name resolves to the internal load balancer inside the
+    // VPC (where the Secure Browser sessions run).
+    this.zone = new route53.PrivateHostedZone(this, 'Zone', { zoneName: config.domainName, vpc });
+    new route53.ARecord(this, 'AlbRecord', {
+      zone: this.zone,
+      target: route53.RecordTarget.fromAlias(new r53targets.LoadBalancerTarget(this.alb)),
+    });
 
     this.listener = this.alb.addListener('Https', {
       port: 443,

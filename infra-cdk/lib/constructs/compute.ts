@@ -188,7 +188,8 @@ export class Compute extends Construct {
       portMappings: [{ containerPort: JUPYTER_PORT, name: 'jupyter' }],
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'jupyter', logGroup: jupyterLogs }),
       healthCheck: {
-        command: ['CMD-SHELL', `curl -fsS http://127.0.0.1:${JUPYTER_PORT}/api/status || exit 1`],
+        // The Jupyter image has Python, not necessarily curl.
+        command: ['CMD', 'python3', '-c', `import urllib.request; urllib.request.urlopen('http://127.0.0.1:${JUPYTER_PORT}/api', timeout=4)`],
         interval: Duration.seconds(15),
         timeout: Duration.seconds(5),
         retries: 4,
