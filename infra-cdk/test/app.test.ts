@@ -1,0 +1,374 @@
+/**
+ * The CDK app's assertions: what a deployer relies on, checked on the
+ * synthesised templates of both stages (dummy account 111111111111).
+ */
+import { Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildApp } from '../lib/app';
+import { SERVICES, ServiceName } from '../lib/config';
+import { StageStacks } from '../lib/stacks';
+
+const { app, stages } = buildApp({ stages: ['dev', 'prod'], account: '111111111111', region: 'eu-west-1' });
+const assembly = app.synth();
+const dev = stages.dev as StageStacks;
+const prod = stages.prod as StageStacks;
+const t = (s: Stack) => Template.fromStack(s);
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+interface Setting {
+  name: string;
+  services: ServiceName[];
+  required: boolean;
+  secret?: boolean;
+}
+const settingsFile = path.join(__dirname, '..', '..', 'docs', 'aws-settings.json');
+const SETTINGS: Setting[] = JSON.parse(fs.readFileSync(settingsFile, 'utf8')).settings;
+
+/** The container definition of `westtek serve SERVICE` in a platform template. */
+function serviceContainer(template: Template, service: ServiceName): Json {
+  const defs = Object.values(template.findResources('AWS::ECS::TaskDefinition')) as Json[];
+  const found = defs
+    .flatMap((d) => d.Properties.ContainerDefinitions as Json[])
+    .filter((c) => Array.isArray(c.Command) && c.Command[0] === 'serve' && c.Command[1] === service);
+  expect(found).toHaveLength(1);
+  return found[0];
+}
+
+function statementsOf(template: Template, roleLogicalIdPrefix: string): Json[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  return Object.entries(policies)
+    .filter(([id]) => id.startsWith(roleLogicalIdPrefix))
+    .flatMap(([, p]) => (p as Json).Properties.PolicyDocument.Statement as Json[]);
+}
+
+const actionsOf = (st: Json): string[] => (Array.isArray(st.Action) ? st.Action : [st.Action]);
+
+describe('synth', () => {
+  test('every stage synthesises into a cloud assembly', () => {
+    const names = assembly.stacks.map((s) => s.stackName).sort();
+    expect(names).toEqual(
+      [
+        'Westtek-dev-Network',
+        'Westtek-dev-Platform',
+        'Westtek-dev-Stateful',
+        'Westtek-prod-Network',
+        'Westtek-prod-Platform',
+        'Westtek-prod-Stateful',
+        'Westtek-prod-VaultReplica',
+      ].sort(),
+    );
+    for (const s of assembly.stacks) expect(Object.keys(s.template.Resources).length).toBeGreaterThan(0);
+  });
+
+  test('synth needs no AWS lookup (no missing context)', () => {
+    expect(assembly.manifest.missing ?? []).toEqual([]);
+  });
+
+  test('cdk-nag AwsSolutions: no unsuppressed error or warning in any stack', () => {
+    for (const stage of [dev, prod]) {
+      for (const stack of Object.values(stage)) {
+        if (!stack) continue;
+        const a = Annotations.fromStack(stack as Stack);
+        expect(a.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
+        expect(a.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
+        expect(a.findError('*', Match.stringLikeRegexp('CdkNagValidationFailure.*'))).toEqual([]);
+      }
+    }
+  });
+});
+
+describe('settings (docs/aws-settings.json)', () => {
+  const template = t(dev.platform);
+  test.each(SERVICES)('%s gets every required setting, secrets from Secrets Manager, no other WESTTEK_*', (service) => {
+    const c = serviceContainer(template, service);
+    const env = new Map<string, unknown>((c.Environment ?? []).map((e: Json) => [e.Name, e.Value]));
+    const secrets = new Map<string, Json>((c.Secrets ?? []).map((e: Json) => [e.Name, e.ValueFrom]));
+    const mine = SETTINGS.filter((s) => s.services.includes(service));
+    for (const s of mine) {
+      if (s.secret) {
+        expect(env.has(s.name)).toBe(false);
+        if (s.required) expect(secrets.has(s.name)).toBe(true);
+        if (secrets.has(s.name)) expect(JSON.stringify(secrets.get(s.name))).toContain('MongoUrl');
+      } else if (s.required) {
+        expect({ service, name: s.name, set: env.has(s.name) }).toEqual({ service, name: s.name, set: true });
+      }
+    }
+    const allowed = new Set(mine.map((s) => s.name));
+    const named = [...env.keys(), ...secrets.keys()].filter((n) => n.startsWith('WESTTEK_'));
+    expect(named.filter((n) => !allowed.has(n))).toEqual([]);
+    expect(env.get('WESTTEK_PROFILE')).toBe('aws');
+  });
+
+  test('the plain settings are stack outputs described by the setting\'s name', () => {
+    const outputs = Object.values(template.toJSON().Outputs as Json).map((o) => (o as Json).Description);
+    const plain = SETTINGS.filter((s) => !s.secret && s.required && s.name !== 'WESTTEK_BUS_QUEUES').map((s) => s.name);
+    expect(outputs).toEqual(expect.arrayContaining(plain));
+  });
+
+  test('the consumer services get their own queue only', () => {
+    const drift = serviceContainer(template, 'drift').Environment.find((e: Json) => e.Name === 'WESTTEK_BUS_QUEUES');
+    const knowledge = serviceContainer(template, 'knowledge').Environment.find((e: Json) => e.Name === 'WESTTEK_BUS_QUEUES');
+    expect(JSON.stringify(drift.Value)).toMatch(/^\{"Fn::Join":\["",\["drift=/);
+    expect(JSON.stringify(knowledge.Value)).toMatch(/^\{"Fn::Join":\["",\["knowledge=/);
+  });
+});
+
+describe('data (stateful stack)', () => {
+  const template = t(dev.stateful);
+
+  test('every bucket is encrypted, private and TLS-only', () => {
+    for (const s of [dev.stateful, prod.stateful, prod.replica as Stack]) {
+      const tpl = t(s);
+      const buckets = tpl.findResources('AWS::S3::Bucket');
+      expect(Object.keys(buckets).length).toBeGreaterThan(0);
+      for (const [id, b] of Object.entries(buckets) as [string, Json][]) {
+        expect({ id, enc: b.Properties.BucketEncryption?.ServerSideEncryptionConfiguration?.length }).toEqual({ id, enc: 1 });
+        expect(b.Properties.PublicAccessBlockConfiguration).toEqual({
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        });
+        expect(b.DeletionPolicy).toBe('Retain');
+      }
+      const policies = Object.values(tpl.findResources('AWS::S3::BucketPolicy')) as Json[];
+      expect(policies.length).toBe(Object.keys(buckets).length);
+      for (const p of policies) {
+        const deny = (p.Properties.PolicyDocument.Statement as Json[]).find((st) => st.Effect === 'Deny');
+        expect(deny?.Condition?.Bool?.['aws:SecureTransport']).toBe('false');
+      }
+    }
+  });
+
+  test('the vault: versioned, SSE-KMS, Standard -> IA at 30 d -> Deep Archive at 365 d', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }), BucketKeyEnabled: true }),
+        ],
+      },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({
+            Status: 'Enabled',
+            Transitions: [
+              { StorageClass: 'STANDARD_IA', TransitionInDays: 30 },
+              { StorageClass: 'DEEP_ARCHIVE', TransitionInDays: 365 },
+            ],
+          }),
+        ]),
+      },
+    });
+  });
+
+  test('prod replicates the vault to another region under KMS; dev does not', () => {
+    const replicated = (s: Stack) =>
+      Object.values(t(s).findResources('AWS::S3::Bucket')).filter((b) => (b as Json).Properties.ReplicationConfiguration);
+    expect(replicated(dev.stateful)).toHaveLength(0);
+    const [vault] = replicated(prod.stateful) as Json[];
+    const rule = vault.Properties.ReplicationConfiguration.Rules[0];
+    expect(rule.Status).toBe('Enabled');
+    expect(rule.Destination.EncryptionConfiguration.ReplicaKmsKeyID).toContain(':kms:eu-central-1:');
+    expect(rule.SourceSelectionCriteria.SseKmsEncryptedObjects.Status).toBe('Enabled');
+    expect(prod.replica?.region).toBe('eu-central-1');
+  });
+
+  test('the drift table as crates/drift-dynamodb documents it', () => {
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      SSESpecification: Match.objectLike({ SSEEnabled: true, SSEType: 'KMS' }),
+      GlobalSecondaryIndexes: [
+        Match.objectLike({ IndexName: 'gsi1', KeySchema: [{ AttributeName: 'gsi1pk', KeyType: 'HASH' }, { AttributeName: 'gsi1sk', KeyType: 'RANGE' }], Projection: { ProjectionType: 'ALL' } }),
+        Match.objectLike({ IndexName: 'gsi2', KeySchema: [{ AttributeName: 'gsi2pk', KeyType: 'HASH' }, { AttributeName: 'gsi2sk', KeyType: 'RANGE' }], Projection: { ProjectionType: 'ALL' } }),
+      ],
+      Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } })],
+    });
+  });
+
+  test('DocumentDB, EFS and keys: encrypted, retained; 1 instance in dev, 3 in prod', () => {
+    template.hasResource('AWS::DocDB::DBCluster', { Properties: Match.objectLike({ StorageEncrypted: true }), DeletionPolicy: 'Retain' });
+    template.resourceCountIs('AWS::DocDB::DBInstance', 1);
+    t(prod.stateful).resourceCountIs('AWS::DocDB::DBInstance', 3);
+    template.hasResource('AWS::EFS::FileSystem', { Properties: Match.objectLike({ Encrypted: true }), DeletionPolicy: 'Retain' });
+    for (const k of Object.values(template.findResources('AWS::KMS::Key')) as Json[]) {
+      expect(k.Properties.EnableKeyRotation).toBe(true);
+      expect(k.DeletionPolicy).toBe('Retain');
+    }
+  });
+});
+
+describe('events', () => {
+  const template = t(dev.platform);
+  test('one queue and one DLQ per consumer group, SSE on, redrive after 5', () => {
+    const queues = Object.values(template.findResources('AWS::SQS::Queue')) as Json[];
+    expect(queues).toHaveLength(4);
+    for (const q of queues) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
+    const main = queues.filter((q) => q.Properties.RedrivePolicy);
+    expect(main).toHaveLength(2);
+    for (const q of main) {
+      expect(q.Properties.RedrivePolicy.maxReceiveCount).toBe(5);
+      expect(q.Properties.VisibilityTimeout).toBe(60);
+    }
+    const rules = Object.values(template.findResources('AWS::Events::Rule')) as Json[];
+    expect(rules).toHaveLength(2);
+    for (const r of rules) {
+      expect(r.Properties.EventPattern).toEqual({ source: ['westtek'] });
+      expect(r.Properties.Targets).toHaveLength(1);
+      expect(r.Properties.Targets[0].DeadLetterConfig).toBeDefined();
+    }
+  });
+});
+
+describe('compute', () => {
+  const template = t(dev.platform);
+  const jupyter = () => {
+    const defs = Object.values(template.findResources('AWS::ECS::TaskDefinition')) as Json[];
+    const found = defs.filter((d) => (d.Properties.ContainerDefinitions as Json[]).some((c) => c.Name === 'jupyter'));
+    expect(found).toHaveLength(1);
+    return found[0].Properties;
+  };
+
+  test('one Fargate service per platform service, private, no public IP', () => {
+    const services = Object.values(template.findResources('AWS::ECS::Service')) as Json[];
+    expect(services).toHaveLength(SERVICES.length);
+    for (const s of services) {
+      expect(s.Properties.LaunchType).toBe('FARGATE');
+      expect(s.Properties.NetworkConfiguration.AwsvpcConfiguration.AssignPublicIp).toBe('DISABLED');
+    }
+  });
+
+  test('the Jupyter task: EBS configured at launch at /opt/jupyter, EFS access point at /home/researcher with TLS and IAM', () => {
+    const td = jupyter();
+    expect(td.Volumes).toEqual(
+      expect.arrayContaining([
+        { Name: 'env', ConfiguredAtLaunch: true },
+        {
+          Name: 'home',
+          EFSVolumeConfiguration: expect.objectContaining({
+            TransitEncryption: 'ENABLED',
+            AuthorizationConfig: expect.objectContaining({ IAM: 'ENABLED', AccessPointId: expect.anything() }),
+          }),
+        },
+      ]),
+    );
+    const containers = td.ContainerDefinitions as Json[];
+    expect(containers.map((c) => c.Name).sort()).toEqual(['agent', 'jupyter']);
+    for (const c of containers) {
+      expect(c.MountPoints).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ SourceVolume: 'env', ContainerPath: '/opt/jupyter' }),
+          expect.objectContaining({ SourceVolume: 'home', ContainerPath: '/home/researcher' }),
+        ]),
+      );
+    }
+    const agent = containers.find((c) => c.Name === 'agent') as Json;
+    expect(agent.Command[0]).toBe('agent');
+  });
+
+  test('log groups have a retention and a KMS key', () => {
+    const groups = Object.values(template.findResources('AWS::Logs::LogGroup')) as Json[];
+    expect(groups.length).toBeGreaterThan(0);
+    for (const g of groups) expect(g.Properties.RetentionInDays).toBeGreaterThan(0);
+  });
+});
+
+describe('IAM least privilege', () => {
+  const template = t(dev.platform);
+  test('a consumer can read its own queue only', () => {
+    const drift = statementsOf(template, 'ComputedrifttaskTaskRole');
+    const sqs = drift.filter((st) => actionsOf(st).some((a) => a.startsWith('sqs:')));
+    expect(sqs).toHaveLength(1);
+    expect(JSON.stringify(sqs[0].Resource)).toContain('Eventsdriftqueue');
+    expect(JSON.stringify(drift)).not.toContain('Eventsknowledgequeue');
+    const env = statementsOf(template, 'ComputeenvmanagertaskTaskRole');
+    expect(env.some((st) => actionsOf(st).some((a) => a.startsWith('sqs:')))).toBe(false);
+  });
+
+  test('each service invokes only its own agent; only snapshots writes the vault', () => {
+    const invokes = (prefix: string) =>
+      statementsOf(template, prefix).filter((st) => actionsOf(st).includes('bedrock:InvokeAgent')).map((st) => JSON.stringify(st.Resource));
+    expect(invokes('ComputedrifttaskTaskRole').join()).toContain('AiDriftAgentAlias');
+    expect(invokes('ComputedrifttaskTaskRole').join()).not.toContain('AiTransferAgentAlias');
+    expect(invokes('ComputeknowledgetaskTaskRole').join()).toContain('AiTransferAgentAlias');
+    expect(invokes('ComputeknowledgetaskTaskRole').join()).not.toContain('AiDriftAgentAlias');
+    expect(invokes('ComputeenvmanagertaskTaskRole')).toEqual([]);
+    const writes = (prefix: string) => statementsOf(template, prefix).some((st) => actionsOf(st).some((a) => a.startsWith('s3:PutObject')) && JSON.stringify(st.Resource).includes('DataVault'));
+    expect(writes('ComputesnapshotstaskTaskRole')).toBe(true);
+    for (const other of ['Computeenvmanager', 'Computedrift', 'Computeknowledge']) expect(writes(`${other}taskTaskRole`)).toBe(false);
+  });
+
+  test('the Jupyter task (agent) reaches only its environment\'s prefix of the vault', () => {
+    const st = statementsOf(template, 'ComputeJupyterTaskTaskRole');
+    const s3 = st.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
+    expect(s3.length).toBeGreaterThan(0);
+    for (const s of s3) {
+      const where = JSON.stringify(s.Resource) + JSON.stringify(s.Condition ?? {});
+      expect(where).toContain('vault/environments/${aws:PrincipalTag/environment}/*');
+    }
+    expect(JSON.stringify(st)).not.toContain('"*"');
+  });
+});
+
+describe('api and access', () => {
+  const template = t(dev.platform);
+  test('HTTPS only, TLS 1.2+, WAF with managed rules and rate limits', () => {
+    const listeners = Object.values(template.findResources('AWS::ElasticLoadBalancingV2::Listener')) as Json[];
+    expect(listeners).toHaveLength(1);
+    expect(listeners[0].Properties.Protocol).toBe('HTTPS');
+    expect(listeners[0].Properties.SslPolicy).toMatch(/TLS13-1-2|TLS-1-2/);
+    template.hasResourceProperties('AWS::WAFv2::WebACL', {
+      Rules: Match.arrayWith([
+        Match.objectLike({ Statement: { ManagedRuleGroupStatement: { VendorName: 'AWS', Name: 'AWSManagedRulesCommonRuleSet' } } }),
+        Match.objectLike({ Statement: { RateBasedStatement: Match.objectLike({ AggregateKeyType: 'IP' }) } }),
+        Match.objectLike({ Statement: { RateBasedStatement: Match.objectLike({ AggregateKeyType: 'CUSTOM_KEYS' }) } }),
+      ]),
+    });
+    template.resourceCountIs('AWS::WAFv2::WebACLAssociation', 1);
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Scheme: 'internal' });
+    template.hasResourceProperties('AWS::Route53::HostedZone', { Name: 'westtek-dev.example.org.', VPCs: Match.anyValue() });
+  });
+
+  test('path routing: each service\'s own routes go to it, everything else to env-manager', () => {
+    const tgOf = (name: string) => Object.keys(template.findResources('AWS::ElasticLoadBalancingV2::TargetGroup')).find((id) => id.startsWith(`Api${name.replace('-', '')}tg`));
+    const rules = Object.values(template.findResources('AWS::ElasticLoadBalancingV2::ListenerRule')) as Json[];
+    const routed = (path: string) =>
+      rules
+        .filter((r) => (r.Properties.Conditions as Json[]).some((c) => (c.PathPatternConfig?.Values as string[]).includes(path)))
+        .map((r) => r.Properties.Actions[0].TargetGroupArn.Ref);
+    expect(routed('/api/snapshots/*')).toEqual([tgOf('snapshots')]);
+    expect(routed('/api/drift/*')).toEqual([tgOf('drift')]);
+    expect(routed('/api/environments/*/drift')).toEqual([tgOf('drift')]);
+    expect(routed('/api/knowledge/*')).toEqual([tgOf('knowledge')]);
+    const listener = Object.values(template.findResources('AWS::ElasticLoadBalancingV2::Listener'))[0] as Json;
+    expect(listener.Properties.DefaultActions[0].TargetGroupArn.Ref).toBe(tgOf('env-manager'));
+  });
+
+  test('Cognito groups and a Secure Browser allowing only the platform URL on 2 subnets', () => {
+    const groups = Object.values(template.findResources('AWS::Cognito::UserPoolGroup')) as Json[];
+    expect(groups.map((g) => g.Properties.GroupName).sort()).toEqual(['it_admin', 'lab_admin', 'researcher']);
+    const ns = Object.values(template.findResources('AWS::WorkSpacesWeb::NetworkSettings')) as Json[];
+    expect(ns[0].Properties.SubnetIds).toHaveLength(2);
+    const bs = Object.values(template.findResources('AWS::WorkSpacesWeb::BrowserSettings')) as Json[];
+    const policy = JSON.parse(bs[0].Properties.BrowserPolicy);
+    expect(policy.chromePolicies.URLBlocklist.value).toEqual(['*']);
+    expect(policy.chromePolicies.URLAllowlist.value).toContain('https://westtek-dev.example.org');
+  });
+
+  test('alarms on 5xx, DLQ depth, snapshot failures and drift delivery failures', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Json[];
+    const metrics = alarms.map((a) => a.Properties.MetricName);
+    expect(metrics).toEqual(
+      expect.arrayContaining(['HTTPCode_ELB_5XX_Count', 'HTTPCode_Target_5XX_Count', 'ApproximateNumberOfMessagesVisible', 'SnapshotFailures', 'DriftAlertsDeadLettered']),
+    );
+    for (const a of alarms) expect(a.Properties.AlarmActions).toHaveLength(1);
+  });
+});
