@@ -34,5 +34,9 @@ export default defineConfig({
     include: ['src/**/*.test.{ts,tsx}'],
     css: false,
     restoreMocks: true,
+    // A component test renders and pages through jsdom; on a loaded 2-core
+    // CI machine one took 5.5 s (the default limit is 5 s). Slowness is not
+    // what these tests check.
+    testTimeout: 30_000,
   },
 });

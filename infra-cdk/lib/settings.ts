@@ -28,7 +28,7 @@ export const SETTING_SERVICES = {
   WESTTEK_ALERT_SES_FROM: ['drift'],
   WESTTEK_ALERT_TO: ['drift'],
   WESTTEK_ALERT_SMS: ['drift'],
-  WESTTEK_KNOWLEDGE_URL: ['knowledge'],
+  WESTTEK_KNOWLEDGE_URL: ['drift', 'knowledge'],
   WESTTEK_KNOWLEDGE_BASE_ID: ['knowledge'],
   WESTTEK_KNOWLEDGE_DATA_SOURCE_ID: ['knowledge'],
   WESTTEK_DRIFT_AGENT_ID: ['drift'],

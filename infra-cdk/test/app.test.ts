@@ -21,7 +21,8 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 interface Setting {
   name: string;
   services: ServiceName[];
-  required: boolean;
+  /** The services that refuse to start without it. */
+  required_for: ServiceName[];
   secret?: boolean;
 }
 const settingsFile = path.join(__dirname, '..', '..', 'docs', 'aws-settings.json');
@@ -90,9 +91,9 @@ describe('settings (docs/aws-settings.json)', () => {
     for (const s of mine) {
       if (s.secret) {
         expect(env.has(s.name)).toBe(false);
-        if (s.required) expect(secrets.has(s.name)).toBe(true);
+        if (s.required_for.includes(service)) expect(secrets.has(s.name)).toBe(true);
         if (secrets.has(s.name)) expect(JSON.stringify(secrets.get(s.name))).toContain('MongoUrl');
-      } else if (s.required) {
+      } else if (s.required_for.includes(service)) {
         expect({ service, name: s.name, set: env.has(s.name) }).toEqual({ service, name: s.name, set: true });
       }
     }
@@ -104,7 +105,7 @@ describe('settings (docs/aws-settings.json)', () => {
 
   test('the plain settings are stack outputs described by the setting\'s name', () => {
     const outputs = Object.values(template.toJSON().Outputs as Json).map((o) => (o as Json).Description);
-    const plain = SETTINGS.filter((s) => !s.secret && s.required && s.name !== 'WESTTEK_BUS_QUEUES').map((s) => s.name);
+    const plain = SETTINGS.filter((s) => !s.secret && s.required_for.length > 0 && s.name !== 'WESTTEK_BUS_QUEUES').map((s) => s.name);
     expect(outputs).toEqual(expect.arrayContaining(plain));
   });
 

@@ -95,7 +95,7 @@ impl KnowledgeService {
         index_dir: &Path,
         after_sync: Option<Arc<dyn AfterSync>>,
     ) -> Result<Arc<Self>, westtek_knowledge::Error> {
-        let index = KnowledgeIndex::open(index_dir.to_path_buf())?;
+        let index = KnowledgeIndex::open(index_dir)?;
         Ok(Arc::new(KnowledgeService {
             state,
             drift,

@@ -118,6 +118,10 @@ pub struct AwsSettings {
     /// The same for the Knowledge Transfer agent (`WESTTEK_TRANSFER_AGENT_ID`,
     /// `WESTTEK_TRANSFER_AGENT_ALIAS_ID`).
     pub transfer_agent: Option<(String, String)>,
+    /// The secret the `agent-actions` Lambda presents on
+    /// `POST /internal/agent-actions` (`WESTTEK_AGENT_ACTIONS_TOKEN`); without
+    /// it the route is not served.
+    pub agent_actions_token: Option<secrecy::SecretString>,
 }
 
 /// Everything `start` needs.
@@ -1173,6 +1177,33 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
         knowledge.clone(),
         cfg.web_dir.as_deref(),
     );
+    // The Bedrock agents' action groups (through the agent-actions Lambda)
+    // run the same tools as the HTTP API, behind their own secret.
+    let app = match &cfg.aws.agent_actions_token {
+        Some(token) if drift.is_some() || knowledge.is_some() => {
+            let tools = westtek_agent_actions::Tools {
+                drift: drift.as_ref().map(|hub| {
+                    Arc::new(westtek_agent_actions::RecordingGate::new(
+                        Arc::new(westtek_drift_service::tools::ServiceTools::new(
+                            Arc::clone(hub),
+                            true,
+                        )),
+                        Arc::new(westtek_agent_actions::StoreMemberships(state.store.clone())),
+                    )) as Arc<dyn westtek_assist::DriftTools>
+                }),
+                knowledge: knowledge.as_ref().map(|k| {
+                    Arc::new(westtek_agent_actions::DocumentKnowledgeTools::new(
+                        Arc::clone(&k.docs),
+                    )) as Arc<dyn westtek_agent_actions::KnowledgeTools>
+                }),
+            };
+            app.route_service(
+                westtek_agent_actions::PATH,
+                westtek_agent_actions::router(tools, token),
+            )
+        }
+        _ => app,
+    };
     let (tx, rx) = oneshot::channel::<()>();
     // No Nagle delay on small API answers.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {

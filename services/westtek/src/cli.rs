@@ -142,6 +142,11 @@ pub struct ServeArgs {
         requires = "transfer_agent_id"
     )]
     pub transfer_agent_alias_id: Option<String>,
+    /// Serve `POST /internal/agent-actions` (the Bedrock agents' action
+    /// groups, called by the agent-actions Lambda) for requests carrying
+    /// this secret (drift and knowledge services).
+    #[arg(long, env = "WESTTEK_AGENT_ACTIONS_TOKEN", hide_env_values = true)]
+    pub agent_actions_token: Option<String>,
     /// Cognito user pool issuer (https://cognito-idp.REGION.amazonaws.com/POOL);
     /// enables Cognito tokens besides the platform's own.
     #[arg(long, env = "WESTTEK_COGNITO_ISSUER")]
@@ -315,6 +320,7 @@ pub fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpCo
         knowledge_data_source_id: args.knowledge_data_source_id,
         drift_agent: args.drift_agent_id.zip(args.drift_agent_alias_id),
         transfer_agent: args.transfer_agent_id.zip(args.transfer_agent_alias_id),
+        agent_actions_token: args.agent_actions_token.map(Into::into),
     };
     cfg.cognito = args.cognito_issuer.map(|iss| {
         let mut c = westtek_auth::cognito::CognitoConfig::for_issuer(&iss, args.cognito_client_id);
