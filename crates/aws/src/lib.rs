@@ -73,6 +73,21 @@ pub fn endpoint_overridden(service: &str) -> bool {
     .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }
 
+/// An error and every error under it, joined with ": ". The SDK's errors
+/// other than service errors say only the outermost layer ("dispatch
+/// failure"); the cause a user can act on (connection refused, DNS, TLS)
+/// is in their sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
 /// A small multi-threaded runtime named `thread_name`, for a client behind a
 /// synchronous port.
 ///

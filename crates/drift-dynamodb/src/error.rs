@@ -13,21 +13,12 @@ use westtek_domain::DomainError;
 pub(crate) fn dynamo_error<E, R>(table: &str, op: &str, e: SdkError<E, R>) -> DomainError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let code = e.code().map(str::to_string);
     let detail = match &e {
         SdkError::ServiceError(se) => se.err().message().unwrap_or("").to_string(),
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(c) = src {
-                s.push_str(": ");
-                s.push_str(&c.to_string());
-                src = c.source();
-            }
-            s
-        }
+        other => westtek_aws::error_chain(other),
     };
     match code.as_deref() {
         Some("ResourceNotFoundException") => DomainError::internal(format!(

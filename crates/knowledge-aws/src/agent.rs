@@ -329,7 +329,7 @@ impl Failure {
     }
 }
 
-fn call_error<R: std::fmt::Debug>(e: &SdkError<InvokeAgentError, R>) -> AgentFailure {
+fn call_error<R: std::fmt::Debug + 'static>(e: &SdkError<InvokeAgentError, R>) -> AgentFailure {
     let detail = crate::ingest::describe(e);
     tracing::error!(error = %detail, "InvokeAgent failed");
     match e.as_service_error() {
@@ -347,7 +347,9 @@ fn call_error<R: std::fmt::Debug>(e: &SdkError<InvokeAgentError, R>) -> AgentFai
     .chunk()
 }
 
-fn stream_error<R: std::fmt::Debug>(e: &SdkError<ResponseStreamError, R>) -> AgentFailure {
+fn stream_error<R: std::fmt::Debug + 'static>(
+    e: &SdkError<ResponseStreamError, R>,
+) -> AgentFailure {
     let detail = crate::ingest::describe(e);
     tracing::error!(error = %detail, "InvokeAgent's event stream failed");
     match e.as_service_error() {

@@ -338,7 +338,7 @@ impl KnowledgeBaseSync for BedrockKbSync {
 pub(crate) fn describe<E, R>(e: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     match e {
         SdkError::ServiceError(se) => match (se.err().code(), se.err().message()) {
@@ -346,15 +346,6 @@ where
             (Some(code), None) => code.to_string(),
             (None, _) => se.err().to_string(),
         },
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(c) = src {
-                s.push_str(": ");
-                s.push_str(&c.to_string());
-                src = c.source();
-            }
-            s
-        }
+        other => westtek_aws::error_chain(other),
     }
 }

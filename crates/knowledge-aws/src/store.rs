@@ -271,16 +271,7 @@ fn backend<E: ProvideErrorMetadata + std::error::Error + 'static>(
             e.code().unwrap_or("error"),
             se.err().message().unwrap_or("no message")
         ),
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(c) = src {
-                s.push_str(": ");
-                s.push_str(&c.to_string());
-                src = c.source();
-            }
-            s
-        }
+        other => westtek_aws::error_chain(other),
     };
     Error::Backend(format!("S3 {op} of {what} failed: {detail}{hint}"))
 }

@@ -367,16 +367,7 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
         (code, _) => {
             let detail = match &e {
                 SdkError::ServiceError(se) => se.err().message().unwrap_or("").to_string(),
-                other => {
-                    let mut s = other.to_string();
-                    let mut src = std::error::Error::source(other);
-                    while let Some(c) = src {
-                        s.push_str(": ");
-                        s.push_str(&c.to_string());
-                        src = c.source();
-                    }
-                    s
-                }
+                other => westtek_aws::error_chain(other),
             };
             StorageError::Backend(format!(
                 "S3 {op} of {key}: {}{detail}",

@@ -9,3 +9,13 @@
 mod ses;
 mod sns;
 mod support;
+
+/// The alerts crate's fixtures (alerts, retry policies, dead-letter sink).
+#[path = "../../../alerts/tests/it/support.rs"]
+#[allow(dead_code)]
+mod alerts_support;
+/// Its MIME reader and SMTP harness (the SES message is compared with the
+/// SMTP one).
+#[path = "../../../alerts/tests/it/smtpd.rs"]
+#[allow(dead_code)]
+mod smtpd;

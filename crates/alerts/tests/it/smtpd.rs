@@ -215,8 +215,9 @@ impl SmtpServer {
 }
 
 /// A received message: unfolded headers and the decoded text body.
+#[derive(Debug)]
 pub struct Mail {
-    headers: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
