@@ -228,6 +228,8 @@ mod tests {
             display_name: "Rita".into(),
             it_admin: false,
             created_at: Utc::now(),
+            idp_managed: false,
+            disabled: false,
         };
         let member = |role| {
             Write::PutMembership(Membership {

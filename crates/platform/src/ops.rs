@@ -165,6 +165,8 @@ pub async fn create_user(
             .collect(),
         it_admin: new.it_admin,
         created_at: clock.now(),
+        idp_managed: false,
+        disabled: false,
     };
     if let Some((lab, role)) = new.membership {
         if role == Role::ItAdmin {
