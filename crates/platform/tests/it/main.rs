@@ -1,0 +1,5 @@
+//! Integration tests of the platform router.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cognito_provisioning;
+mod support;
