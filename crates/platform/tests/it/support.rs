@@ -102,19 +102,22 @@ pub struct App {
 /// A platform process on the metadata database `db`, trusting the test
 /// pool (as on the AWS profile: no platform-issued tokens).
 pub async fn app(db: &Path) -> App {
+    let cfg = CognitoConfig {
+        issuer: ISSUER.into(),
+        jwks_url: jwks_server().await,
+        client_id: Some(CLIENT_ID.into()),
+        accepted_token_use: vec!["access".into()],
+        jwks_refresh_min_interval: Duration::from_secs(60),
+    };
+    app_for(db, cfg).await
+}
+
+/// A platform process on `db` trusting the user pool `cfg` describes.
+pub async fn app_for(db: &Path, cfg: CognitoConfig) -> App {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn MetadataStore> =
         Arc::new(SqliteStore::open(db, clock.clone()).await.unwrap());
-    let verifier = CognitoVerifier::new(
-        CognitoConfig {
-            issuer: ISSUER.into(),
-            jwks_url: jwks_server().await,
-            client_id: Some(CLIENT_ID.into()),
-            accepted_token_use: vec!["access".into()],
-            jwks_refresh_min_interval: Duration::from_secs(60),
-        },
-        reqwest::Client::new(),
-    );
+    let verifier = CognitoVerifier::new(cfg, reqwest::Client::new());
     let state = AppState {
         store: store.clone(),
         bus: Arc::new(Refuse),
