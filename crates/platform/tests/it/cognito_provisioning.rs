@@ -284,3 +284,38 @@ async fn a_disabled_provisioned_user_is_refused_with_a_valid_token() {
     let (_, me) = app.get("/api/me", &next).await;
     assert_eq!(labs_of(&me), pairs(&[(a, "lab_admin")]));
 }
+
+#[tokio::test]
+async fn the_memberships_of_a_provisioned_user_are_changed_in_the_directory_not_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir.path().join("meta.db")).await;
+    let (a, b) = (app.lab("alpha").await, app.lab("beta").await);
+    let sub = UserId::new();
+    let t = token(sub, "nora", &[g(a, "researcher")], json!({}));
+    assert_eq!(app.get("/api/me", &t).await.0, StatusCode::OK);
+    // An IT admin from the same directory, acting in the labs.
+    let admin = token(UserId::new(), "it-ops", &["it_admin".into()], json!({}));
+    for (lab, method, body) in [
+        (b, "PUT", Some(json!({ "role": "researcher" }))),
+        (a, "PUT", Some(json!({ "role": "lab_admin" }))),
+        (a, "DELETE", None),
+    ] {
+        let (status, problem) = app
+            .send(
+                method,
+                &format!("/api/labs/{lab}/members/{sub}"),
+                &admin,
+                &[("x-westtek-acting-lab", lab.to_string())],
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{method} {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("Cognito"),
+            "{problem}"
+        );
+    }
+    let m = app.store.memberships_of(sub).await.unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!((m[0].lab_id, m[0].role), (a, Role::Researcher));
+}

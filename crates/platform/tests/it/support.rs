@@ -157,6 +157,41 @@ impl App {
         )
     }
 
+    /// `method path` with `token`, a JSON body and extra headers: the
+    /// status and the JSON body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        headers: &[(&str, String)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     /// Creates a lab directly in the store.
     pub async fn lab(&self, name: &str) -> LabId {
         let lab = Lab {
