@@ -15,7 +15,10 @@
 //!   so ids of other labs cannot be probed.
 //! - A token proves who the caller is; what they may do (IT admin, labs and
 //!   roles) is read from the store on every request (`live`), so a removed
-//!   membership or a deleted user stops working on the next request.
+//!   membership or a deleted user stops working on the next request. The
+//!   subject of an identity provider's token is provisioned into the store
+//!   on its first request and re-synced from each new token when the
+//!   provider manages it (`provision`); a disabled user is refused.
 
 use crate::error::{ApiError, ApiResult};
 use crate::session;
