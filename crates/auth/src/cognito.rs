@@ -15,9 +15,12 @@
 //! or an access token's `client_id`, must equal it. Groups in
 //! `cognito:groups` become roles: `it_admin`, and `<lab uuid>:researcher` /
 //! `<lab uuid>:lab_admin` memberships; other groups are ignored. The
-//! platform then applies its live check (`westtek_platform::live`): when
-//! the subject also has a local user record, the store's rights replace
-//! the groups; without one the groups stand until the token expires.
+//! subject's `sub` (a UUID in Cognito) is the platform user id; any other
+//! `sub` is refused. The platform then applies its live check
+//! (`westtek_platform::live`, `westtek_platform::provision`): a subject
+//! without a user record is provisioned from these groups on its first
+//! request; a provisioned user's memberships follow the groups of each new
+//! token; a user created locally keeps the store's rights.
 //!
 //! A JWKS endpoint that cannot be reached is `Upstream`, not
 //! `Unauthenticated`: the token may well be valid, and the client should

@@ -106,6 +106,16 @@ pub struct User {
     /// Global IT administrator: reads every lab, acts in one only explicitly.
     pub it_admin: bool,
     pub created_at: DateTime<Utc>,
+    /// Created from an external identity provider's token (Cognito) on the
+    /// user's first sign-in: the provider's groups stay the truth for the
+    /// user's memberships and IT admin flag, re-synced from each new token.
+    /// Local users (`false`) keep the store as the truth.
+    #[serde(default)]
+    pub idp_managed: bool,
+    /// Refused on every request, whatever token they bring (an identity
+    /// provider's valid token included), until enabled again.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// A user's role in one lab.

@@ -46,6 +46,18 @@ pub enum Write {
         user_id: UserId,
         password_hash: String,
     },
+    /// Disables (or enables again) a user: a disabled user is refused on
+    /// every request. Fails with `NotFound` when the user does not exist.
+    SetUserDisabled {
+        user_id: UserId,
+        disabled: bool,
+    },
+    /// Sets or clears a user's IT admin flag. Fails with `NotFound` when
+    /// the user does not exist.
+    SetItAdmin {
+        user_id: UserId,
+        it_admin: bool,
+    },
     /// Adds the user to the lab with a role, or changes their role there.
     /// A new membership goes last in the user's join order (see
     /// `MetadataStore::memberships_of`); a role change keeps its place.
@@ -113,7 +125,11 @@ impl Write {
         // disabled state, a deletion) belongs here too.
         matches!(
             self,
-            Write::InsertUser { .. } | Write::PutMembership(_) | Write::DeleteMembership { .. }
+            Write::InsertUser { .. }
+                | Write::SetUserDisabled { .. }
+                | Write::SetItAdmin { .. }
+                | Write::PutMembership(_)
+                | Write::DeleteMembership { .. }
         )
     }
 }

@@ -15,7 +15,10 @@
 //!   so ids of other labs cannot be probed.
 //! - A token proves who the caller is; what they may do (IT admin, labs and
 //!   roles) is read from the store on every request (`live`), so a removed
-//!   membership or a deleted user stops working on the next request.
+//!   membership or a deleted user stops working on the next request. The
+//!   subject of an identity provider's token is provisioned into the store
+//!   on its first request and re-synced from each new token when the
+//!   provider manages it (`provision`); a disabled user is refused.
 
 use crate::error::{ApiError, ApiResult};
 use crate::session;
@@ -103,11 +106,12 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> O
     .ok()
 }
 
-/// Verifies a bearer token, remembering tokens that verified.
-async fn verify_cached(state: &AppState, token: &str) -> Result<Verified, DomainError> {
+/// Verifies a bearer token, remembering tokens that verified; `true` with
+/// a token verified now rather than taken from the cache.
+async fn verify_cached(state: &AppState, token: &str) -> Result<(Verified, bool), DomainError> {
     let now = state.clock.now();
     if let Some(v) = state.tokens.get(token, now) {
-        return Ok(v);
+        return Ok((v, false));
     }
     let principal = state.verifier.verify(token).await?;
     let platform_issued = state
@@ -119,18 +123,42 @@ async fn verify_cached(state: &AppState, token: &str) -> Result<Verified, Domain
         platform_issued,
     };
     state.tokens.put(token, &v, now);
-    Ok(v)
+    Ok((v, true))
 }
 
 /// The caller a token speaks for, as the store says now: the signature
 /// proves who the subject is, the store what they may do (see `live`).
-async fn principal_of(state: &AppState, token: &str) -> Result<Principal, DomainError> {
-    let v = verify_cached(state, token).await?;
-    live(state, v).await
+async fn principal_of(
+    state: &AppState,
+    token: &str,
+    request_id: &str,
+) -> Result<Principal, DomainError> {
+    let (v, fresh) = verify_cached(state, token).await?;
+    live(state, token, v, fresh, request_id).await
 }
 
-/// The rights of a verified token's subject, as the store says now.
-async fn live(state: &AppState, v: Verified) -> Result<Principal, DomainError> {
+/// The rights of a verified token's subject, as the store says now. The
+/// subject of an identity provider's token is provisioned on its first
+/// request and, when provisioned so, re-synced from each new token
+/// (`provision`).
+async fn live(
+    state: &AppState,
+    token: &str,
+    v: Verified,
+    fresh: bool,
+    request_id: &str,
+) -> Result<Principal, DomainError> {
+    if !v.platform_issued {
+        let profile = crate::provision::TokenProfile::of_token(token);
+        return crate::provision::external_subject(
+            state,
+            &v.principal,
+            &profile,
+            fresh,
+            request_id,
+        )
+        .await;
+    }
     state
         .access
         .resolve(
@@ -147,9 +175,14 @@ async fn live(state: &AppState, v: Verified) -> Result<Principal, DomainError> {
 /// routes stay reachable with a stale token.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
+    let request_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
     let mut new_cookie = None;
     let outcome = if let Some(token) = bearer(headers) {
-        Some(match principal_of(&state, token).await {
+        Some(match principal_of(&state, token, &request_id).await {
             Ok(p) => AuthState::Authenticated(p),
             Err(e) => AuthState::Rejected(e),
         })
@@ -166,7 +199,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 "a change made with the session cookie must come from this site's pages (send Origin, or use a bearer token)".into(),
             )))
         } else {
-            cookie_session(&state, headers, &mut new_cookie).await
+            cookie_session(&state, headers, &mut new_cookie, &request_id).await
         }
     } else {
         None
@@ -190,15 +223,16 @@ async fn cookie_session(
     state: &AppState,
     headers: &HeaderMap,
     new_cookie: &mut Option<HeaderValue>,
+    request_id: &str,
 ) -> Option<AuthState> {
     let access = cookie(headers, ACCESS_COOKIE).map(str::to_string);
     let refresh = cookie(headers, REFRESH_COOKIE).map(str::to_string);
     let mut verified = None;
     if let Some(token) = &access {
-        if let Ok(v) = verify_cached(state, token).await {
+        if let Ok((v, fresh)) = verify_cached(state, token).await {
             // The signature holds: the store decides (a subject that is
             // gone is refused; its refresh cookie cannot help either).
-            match live(state, v).await {
+            match live(state, token, v, fresh, request_id).await {
                 Ok(p) => verified = Some(p),
                 Err(e) => return Some(AuthState::Rejected(e)),
             }

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod live;
 pub mod membership;
 pub mod ops;
+pub mod provision;
 pub mod queue;
 pub mod routes;
 pub mod session;

@@ -11,9 +11,12 @@
 //!   for a made-up user grants nothing.
 //! - A token from an external identity provider (Cognito) whose subject has
 //!   a local user record is treated the same way (the store is the truth
-//!   for that user). Without a local record the provider is the truth: its
-//!   groups map to roles, and a change there applies when the provider's
-//!   token expires.
+//!   for that user). A subject without a record is provisioned on its first
+//!   request, and the memberships of provisioned (`idp_managed`) users are
+//!   re-synced from each new token (`crate::provision`), so the store
+//!   always holds who may do what. [`LiveAccess::resolve`] itself, without
+//!   provisioning, keeps such a subject's claims.
+//! - A disabled user is refused (`Forbidden`), whoever signed the token.
 //! - The answer is cached per user for at most [`MAX_AGE_SECS`] seconds and
 //!   only while the store's `access_generation` is unchanged, so a change of
 //!   users or memberships committed through this process applies at once,
@@ -37,12 +40,41 @@ const CAPACITY: usize = 10_000;
 /// same stripe).
 const STRIPES: usize = 64;
 
-/// What the store holds for a subject (`None`: no such user).
+/// What the store holds for a token's subject.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Record {
-    username: String,
-    it_admin: bool,
-    memberships: Vec<LabRole>,
+pub struct Record {
+    pub username: String,
+    pub it_admin: bool,
+    /// In join order (the first is the default lab).
+    pub memberships: Vec<LabRole>,
+    /// Provisioned from an identity provider, which stays the truth for
+    /// the memberships and the IT admin flag.
+    pub idp_managed: bool,
+    /// Refused on every request.
+    pub disabled: bool,
+}
+
+impl Record {
+    /// The principal this record makes of `user`.
+    ///
+    /// # Errors
+    /// `Forbidden` when the user is disabled.
+    pub fn principal(self, user: UserId) -> Result<Principal> {
+        if self.disabled {
+            return Err(disabled());
+        }
+        Ok(Principal {
+            user_id: user,
+            username: self.username,
+            it_admin: self.it_admin,
+            memberships: self.memberships,
+        })
+    }
+}
+
+/// The refusal of a disabled user.
+pub fn disabled() -> DomainError {
+    DomainError::Forbidden("your account is disabled; ask an IT admin to enable it".into())
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +89,8 @@ struct Entry {
 pub struct LiveAccess {
     inner: Arc<Mutex<HashMap<UserId, Entry>>>,
     reading: Arc<[tokio::sync::Mutex<()>]>,
+    /// Serialise provisioning and syncing of one user (`crate::provision`).
+    provisioning: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl Default for LiveAccess {
@@ -64,6 +98,7 @@ impl Default for LiveAccess {
         LiveAccess {
             inner: Arc::default(),
             reading: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            provisioning: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
 }
@@ -74,6 +109,8 @@ async fn read(store: &dyn MetadataStore, user: UserId) -> Result<Option<Record>>
         Ok(u) => Ok(Some(Record {
             username: u.username.to_string(),
             it_admin: u.it_admin,
+            idp_managed: u.idp_managed,
+            disabled: u.disabled,
             memberships: store
                 .memberships_of(user)
                 .await?
@@ -89,8 +126,13 @@ async fn read(store: &dyn MetadataStore, user: UserId) -> Result<Option<Record>>
     }
 }
 
+/// The lock stripe of `user`.
+fn stripe_of(user: UserId) -> usize {
+    (user.as_uuid().as_u128() % STRIPES as u128) as usize
+}
+
 /// The refusal of a token whose subject is gone; says nothing more.
-fn no_longer_valid() -> DomainError {
+pub fn no_longer_valid() -> DomainError {
     DomainError::Unauthenticated("this sign-in is no longer valid; sign in again".into())
 }
 
@@ -100,7 +142,7 @@ impl LiveAccess {
     ///
     /// # Errors
     /// `Unauthenticated` when a platform-signed token's subject does not
-    /// exist; store failures.
+    /// exist; `Forbidden` for a disabled user; store failures.
     pub async fn resolve(
         &self,
         store: &dyn MetadataStore,
@@ -109,18 +151,18 @@ impl LiveAccess {
         platform_issued: bool,
     ) -> Result<Principal> {
         match self.record(store, claimed.user_id, now).await? {
-            Some(r) => Ok(Principal {
-                user_id: claimed.user_id,
-                username: r.username,
-                it_admin: r.it_admin,
-                memberships: r.memberships,
-            }),
+            Some(r) => r.principal(claimed.user_id),
             None if platform_issued => Err(no_longer_valid()),
             None => Ok(claimed),
         }
     }
 
-    async fn record(
+    /// What the store holds for `user` now (briefly cached, see the module
+    /// docs); `None` when there is no such user.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn record(
         &self,
         store: &dyn MetadataStore,
         user: UserId,
@@ -136,8 +178,7 @@ impl LiveAccess {
         if let Some(hit) = self.cached(user, g, now) {
             return Ok(hit);
         }
-        let stripe = (user.as_uuid().as_u128() % STRIPES as u128) as usize;
-        let _reading = match self.reading.get(stripe) {
+        let _reading = match self.reading.get(stripe_of(user)) {
             Some(m) => Some(m.lock().await),
             None => None,
         };
@@ -151,6 +192,15 @@ impl LiveAccess {
             self.remember(user, g, now, record.clone());
         }
         Ok(record)
+    }
+
+    /// Held while `user` is provisioned or synced, so concurrent first
+    /// requests of one process create one user.
+    pub async fn provisioning(&self, user: UserId) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.provisioning.get(stripe_of(user)) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
     }
 
     fn cached(&self, user: UserId, generation: u64, now: DateTime<Utc>) -> Option<Option<Record>> {
@@ -228,6 +278,8 @@ mod tests {
             display_name: "Rita".into(),
             it_admin: false,
             created_at: Utc::now(),
+            idp_managed: false,
+            disabled: false,
         };
         let member = |role| {
             Write::PutMembership(Membership {

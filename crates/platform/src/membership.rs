@@ -16,6 +16,13 @@
 //!   user's default lab (their first) never changes behind their back.
 //! - Decisions race safely: closing an invitation fails when it is no
 //!   longer pending, in the same commit as the membership.
+//! - The labs and roles of a user provisioned from the identity provider
+//!   (`idp_managed`) come from its groups (`crate::provision`): adding,
+//!   changing or removing such a member here, or accepting an invitation
+//!   as one, is refused (`Conflict`) with where to change it, rather than
+//!   silently undone by the user's next token. Only where the answer
+//!   already tells that the user exists (an IT admin's direct add, a
+//!   member's role change or removal, the user's own decision).
 //! - Every state change is audited: `lab.invitation_create`,
 //!   `lab.invitation_accept`, `lab.invitation_decline`,
 //!   `lab.invitation_revoke`, `lab.member_add`, `lab.member_role`,
@@ -31,6 +38,19 @@ use westtek_domain::{
     DomainError, Invitation, InvitationFilter, InvitationId, InvitationState, LabId, Membership,
     Role, Slug, User, UserId,
 };
+
+/// Refuses a membership change of a user whose memberships come from the
+/// identity provider.
+fn not_idp_managed(user: &User) -> ApiResult<()> {
+    if user.idp_managed {
+        return Err(DomainError::Conflict(format!(
+            "the labs and roles of '{}' come from the identity provider: change the user's groups in Cognito (<lab id>:researcher, <lab id>:lab_admin); the change applies at the user's next sign-in",
+            user.username
+        ))
+        .into());
+    }
+    Ok(())
+}
 
 /// What a `PUT /api/labs/{id}/members/{user}` did.
 #[derive(Debug)]
@@ -186,6 +206,7 @@ pub async fn put_member(
                 .map(PutMemberOutcome::Invited);
         }
     };
+    not_idp_managed(&user)?;
     if was == Some(Role::LabAdmin) && role != Role::LabAdmin {
         last_admin_guard(state, lab, user.id).await?;
     }
@@ -229,6 +250,7 @@ pub async fn remove_member(
     let not_member = || ApiError::not_found("membership");
     let user = find_user(state, raw_user).await?.ok_or_else(not_member)?;
     let role = role_in(state, user.id, lab).await?.ok_or_else(not_member)?;
+    not_idp_managed(&user)?;
     if role == Role::LabAdmin {
         last_admin_guard(state, lab, user.id).await?;
     }
@@ -458,6 +480,7 @@ async fn close(
         "user_id": inv.user_id.to_string(),
     });
     if to == InvitationState::Accepted {
+        not_idp_managed(&state.store.get_user(inv.user_id).await?)?;
         // The invitation grants what its sender may grant now, not when it
         // was sent: a lab admin removed since cannot let themselves (or a
         // second account) back in through an invitation sent earlier.

@@ -2,6 +2,7 @@
 //! one-time token in, a short-lived access token and a refresh token out.
 //! Secrets are stored only as BLAKE3 hashes; one-time tokens die on first
 //! use (the delete is part of the same transaction as the new session).
+//! A disabled user cannot sign in or refresh a session.
 
 use crate::state::AppState;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -91,6 +92,9 @@ async fn open_session(
     method: &str,
     request_id: &str,
 ) -> Result<Session> {
+    if user.disabled {
+        return Err(crate::live::disabled());
+    }
     let principal = principal_for(&*state.store, user).await?;
     let now = state.clock.now();
     let access = issuer(state)?.issue_access(&principal, now)?;
@@ -308,6 +312,9 @@ pub async fn access_from_refresh(
     refresh: &str,
 ) -> Result<(IssuedToken, Principal)> {
     let (_, user) = valid_token(state, refresh, TokenKind::Refresh).await?;
+    if user.disabled {
+        return Err(crate::live::disabled());
+    }
     let principal = principal_for(&*state.store, &user).await?;
     let issued = issuer(state)?.issue_access(&principal, state.clock.now())?;
     Ok((issued, principal))

@@ -488,6 +488,8 @@ mod tests {
             display_name: "Ada".into(),
             it_admin: true,
             created_at: Utc::now(),
+            idp_managed: false,
+            disabled: false,
         };
         let d = user_doc(&user, Some("argon2-hash")).unwrap();
         assert_eq!(password_hash_of(&d).as_deref(), Some("argon2-hash"));

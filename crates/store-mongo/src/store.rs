@@ -425,6 +425,29 @@ impl MongoStore {
         self.db.collection(name)
     }
 
+    /// Sets one boolean field of a user document; `NotFound` when there is
+    /// no such user.
+    async fn set_user_field(
+        &self,
+        s: &mut ClientSession,
+        user: UserId,
+        field: &str,
+        value: bool,
+    ) -> Result<(), TxError> {
+        let done = self
+            .coll(USERS)
+            .update_one(
+                doc! { "_id": user.to_string() },
+                doc! { "$set": { field: value } },
+            )
+            .session(&mut *s)
+            .await?;
+        if done.matched_count == 0 {
+            return Err(DomainError::NotFound { kind: "user" }.into());
+        }
+        Ok(())
+    }
+
     async fn exists(&self, s: &mut ClientSession, coll: &str, id: &str) -> Result<bool, TxError> {
         Ok(self
             .coll(coll)
@@ -484,6 +507,14 @@ impl MongoStore {
                 if done.matched_count == 0 {
                     return Err(DomainError::NotFound { kind: "user" }.into());
                 }
+            }
+            Write::SetUserDisabled { user_id, disabled } => {
+                self.set_user_field(s, *user_id, "disabled", *disabled)
+                    .await?;
+            }
+            Write::SetItAdmin { user_id, it_admin } => {
+                self.set_user_field(s, *user_id, "it_admin", *it_admin)
+                    .await?;
             }
             Write::PutMembership(m) => {
                 // The SQLite schema's foreign keys, checked by hand.

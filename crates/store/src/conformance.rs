@@ -45,6 +45,8 @@ fn user(name: &str) -> User {
         display_name: name.into(),
         it_admin: false,
         created_at: Utc::now(),
+        idp_managed: false,
+        disabled: false,
     }
 }
 
@@ -116,6 +118,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     collaboration(&*store).await;
     memberships_keep_the_join_order(&*store).await;
     invitations(&*store).await;
+    provisioned_users(Arc::clone(&store)).await;
     audit_trail(&*store).await;
 }
 
@@ -480,6 +483,187 @@ async fn commits_are_all_or_nothing(store: &dyn MetadataStore) {
         before,
         "audit written for a failed commit"
     );
+}
+
+/// Users created from an identity provider's token: their flags round-trip,
+/// a second insert of the same id (two first requests at once) is a
+/// `Conflict` that leaves nothing of its commit, of two racing inserts
+/// exactly one commits, and disabling / IT admin changes apply, move the
+/// access generation, and refuse unknown users.
+async fn provisioned_users(store: Arc<dyn MetadataStore>) {
+    let l = lab("idp-lab");
+    store
+        .commit(vec![Write::InsertLab(l.clone())], vec![])
+        .await
+        .unwrap();
+    let mut u = user("idp-ada");
+    u.idp_managed = true;
+    let member = |user_id, role| {
+        Write::PutMembership(Membership {
+            lab_id: l.id,
+            user_id,
+            role,
+        })
+    };
+    store
+        .commit(
+            vec![
+                Write::InsertUser {
+                    user: u.clone(),
+                    password_hash: None,
+                },
+                member(u.id, Role::Researcher),
+            ],
+            vec![audit("user.provisioned", Some(l.id), "idp-ada")],
+        )
+        .await
+        .unwrap();
+    let read = store.get_user(u.id).await.unwrap();
+    assert!(read.idp_managed && !read.disabled, "{read:?}");
+    assert_eq!(read.id, u.id);
+    assert!(store
+        .list_users(Some(l.id))
+        .await
+        .unwrap()
+        .iter()
+        .any(|x| x.id == u.id && x.idp_managed));
+
+    // The same id again, under another name: refused as a whole.
+    let users = store.count_users().await.unwrap();
+    let audits = store.audit_chain().await.unwrap().0.len();
+    let mut again = u.clone();
+    again.username = Slug::parse_field("idp-ada-2", "username").unwrap();
+    let r = store
+        .commit(
+            vec![
+                Write::InsertUser {
+                    user: again,
+                    password_hash: None,
+                },
+                member(u.id, Role::LabAdmin),
+            ],
+            vec![audit("user.provisioned", Some(l.id), "idp-ada")],
+        )
+        .await;
+    assert!(matches!(r, Err(DomainError::Conflict(_))), "{r:?}");
+    assert_eq!(store.count_users().await.unwrap(), users);
+    assert_eq!(store.audit_chain().await.unwrap().0.len(), audits);
+    assert_eq!(
+        store.memberships_of(u.id).await.unwrap()[0].role,
+        Role::Researcher,
+        "half of a refused commit was applied"
+    );
+
+    // Two first requests at once: one user.
+    let twin = user("idp-twin");
+    let insert = |name: &str| {
+        let mut t = twin.clone();
+        t.username = Slug::parse_field(name, "username").unwrap();
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .commit(
+                    vec![
+                        Write::InsertUser {
+                            user: t.clone(),
+                            password_hash: None,
+                        },
+                        member(t.id, Role::Researcher),
+                    ],
+                    vec![audit(
+                        "user.provisioned",
+                        Some(l.id),
+                        t.id.to_string().as_str(),
+                    )],
+                )
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(insert("idp-twin"), insert("idp-twin-b"));
+    assert_eq!(
+        usize::from(a.is_ok()) + usize::from(b.is_ok()),
+        1,
+        "{a:?} / {b:?}"
+    );
+    assert!(matches!(
+        a.err().or(b.err()),
+        Some(DomainError::Conflict(_))
+    ));
+    assert_eq!(store.memberships_of(twin.id).await.unwrap().len(), 1);
+
+    // Disabling and the IT admin flag.
+    let g0 = store.access_generation();
+    store
+        .commit(
+            vec![Write::SetUserDisabled {
+                user_id: u.id,
+                disabled: true,
+            }],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let read = store.get_user(u.id).await.unwrap();
+    assert!(
+        read.disabled && read.idp_managed && !read.it_admin,
+        "{read:?}"
+    );
+    assert_eq!(read.username, u.username);
+    if let (Some(a), Some(b)) = (g0, store.access_generation()) {
+        assert_ne!(a, b, "disabling a user must drop access caches");
+    }
+    store
+        .commit(
+            vec![
+                Write::SetItAdmin {
+                    user_id: u.id,
+                    it_admin: true,
+                },
+                Write::SetUserDisabled {
+                    user_id: u.id,
+                    disabled: false,
+                },
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let read = store.get_user(u.id).await.unwrap();
+    assert!(read.it_admin && !read.disabled, "{read:?}");
+    assert!(store
+        .find_user_by_username("idp-ada")
+        .await
+        .unwrap()
+        .is_some_and(|c| c.user.it_admin && c.password_hash.is_none()));
+
+    // Unknown users are refused, and the commit with them.
+    let r = store
+        .commit(
+            vec![
+                Write::SetItAdmin {
+                    user_id: u.id,
+                    it_admin: false,
+                },
+                Write::SetUserDisabled {
+                    user_id: UserId::new(),
+                    disabled: true,
+                },
+            ],
+            vec![],
+        )
+        .await;
+    assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
+    let r = store
+        .commit(
+            vec![Write::SetItAdmin {
+                user_id: UserId::new(),
+                it_admin: true,
+            }],
+            vec![],
+        )
+        .await;
+    assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
+    assert!(store.get_user(u.id).await.unwrap().it_admin);
 }
 
 async fn jobs(store: &dyn MetadataStore) {

@@ -50,6 +50,29 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation())
 }
 
+/// Changes one user's document inside `tx`; `NotFound` when there is no
+/// such user.
+async fn update_user(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: UserId,
+    change: impl FnOnce(&mut User),
+) -> Result<()> {
+    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM users WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(internal)?;
+    let mut user: User = from_doc(&doc.ok_or(DomainError::NotFound { kind: "user" })?)?;
+    change(&mut user);
+    sqlx::query("UPDATE users SET doc = ? WHERE id = ?")
+        .bind(to_doc(&user)?)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
 fn to_doc<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(internal)
 }
@@ -170,6 +193,12 @@ impl SqliteStore {
                     return Err(DomainError::NotFound { kind: "user" });
                 }
                 Ok(())
+            }
+            Write::SetUserDisabled { user_id, disabled } => {
+                update_user(tx, user_id, |u| u.disabled = disabled).await
+            }
+            Write::SetItAdmin { user_id, it_admin } => {
+                update_user(tx, user_id, |u| u.it_admin = it_admin).await
             }
             Write::PutMembership(m) => {
                 // A new membership goes last in the user's join order; a
