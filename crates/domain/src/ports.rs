@@ -370,6 +370,9 @@ impl ResourceLimits {
 pub struct LaunchSpec {
     pub env_id: EnvironmentId,
     pub lab_id: LabId,
+    /// Whose environment it is (on AWS: whose EFS access point holds the
+    /// notebooks).
+    pub researcher_id: crate::UserId,
     /// The URL prefix Jupyter serves under, e.g. `/jupyter/{id}/`.
     pub base_url: String,
     /// Limits of the server and everything it starts.

@@ -1327,6 +1327,7 @@ mod tests {
         let spec = LaunchSpec {
             env_id: env,
             lab_id: LabId::new(),
+            researcher_id: westtek_domain::UserId::new(),
             base_url: format!("/jupyter/{env}/"),
             limits: Default::default(),
         };

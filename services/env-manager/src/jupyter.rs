@@ -125,7 +125,7 @@ pub async fn launch(
     );
     let task = tokio::spawn(start_and_record(
         state.clone(),
-        env.lab_id,
+        (env.lab_id, env.researcher_id),
         id,
         url.clone(),
         limits,
@@ -143,7 +143,7 @@ pub async fn launch(
 /// failure audited).
 async fn start_and_record(
     state: AppState,
-    lab_id: westtek_domain::LabId,
+    (lab_id, researcher_id): (westtek_domain::LabId, westtek_domain::UserId),
     id: EnvironmentId,
     url: String,
     limits: ResourceLimits,
@@ -153,6 +153,7 @@ async fn start_and_record(
     let spec = LaunchSpec {
         env_id: id,
         lab_id,
+        researcher_id,
         base_url: base_url(id),
         limits,
     };

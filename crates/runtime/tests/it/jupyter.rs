@@ -16,6 +16,7 @@ fn launch_spec(s: &Shared) -> LaunchSpec {
     LaunchSpec {
         env_id: s.env,
         lab_id: s.lab,
+        researcher_id: westtek_domain::UserId::new(),
         base_url: format!("/jupyter/{}/", s.env),
         limits: Default::default(),
     }
