@@ -354,9 +354,42 @@ pub struct Environment {
     /// older than this many days (`None`: only on demand).
     #[serde(default)]
     pub drill_interval_days: Option<u32>,
+    /// Set when the environment lives on a lab machine and was adopted
+    /// there by `westtek agent adopt` (the platform did not build it and
+    /// cannot read its files: its agent reports them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<AdoptedFrom>,
+    /// The credential of the environment's agent (only its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_credential: Option<AgentCredential>,
     /// Optimistic-concurrency version; every update must carry the version
     /// it read and the store increments it.
     pub version: u64,
+}
+
+/// Where an adopted environment lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedFrom {
+    /// The machine's host name, as its agent reported it.
+    pub host: String,
+    /// The venv's absolute path there.
+    pub venv_path: String,
+    /// The notebooks folder's absolute path there.
+    pub notebooks_path: String,
+}
+
+/// The credential an environment's agent authenticates with. It opens only
+/// the agent API (`/api/agent/v1/…`) and only for this environment; the
+/// secret is shown once, only its BLAKE3 hash is kept, and issuing a new
+/// one or deleting the environment revokes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCredential {
+    /// Short id for the audit trail (never the secret).
+    pub id: String,
+    /// BLAKE3 of the secret, hex.
+    pub secret_hash: String,
+    pub issued_at: DateTime<Utc>,
+    pub issued_by: UserId,
 }
 
 /// Which snapshots of an environment to keep; the rest are deleted after

@@ -409,6 +409,26 @@ pub struct CaptureRequest {
     /// The engine's id of the parent snapshot, for incremental capture.
     pub parent: Option<String>,
     pub notes: Option<String>,
+    /// Capture these files instead of the environment's own folder: what
+    /// an adopted environment's agent uploaded.
+    pub staged: Option<StagedTree>,
+}
+
+/// An adopted environment's files as its agent uploaded them, unpacked by
+/// the platform into `dir`: `dir/<environment id>/` in the environment
+/// layout (`venv/`, `home/`), and, when the agent sent the interpreter's
+/// closure, `dir/base/` (its files at their absolute paths) with
+/// `dir/closure.json`.
+#[derive(Clone, Debug)]
+pub struct StagedTree {
+    pub dir: std::path::PathBuf,
+    /// Where the files were on the lab machine (the venv and notebooks
+    /// paths restores relocate from).
+    pub origin: crate::AdoptedFrom,
+    /// The inventory the agent took of them (the platform never reads the
+    /// uploaded files beyond storing them: a symlink in them may point
+    /// anywhere on this host).
+    pub inventory: serde_json::Value,
 }
 
 /// What a capture produced.

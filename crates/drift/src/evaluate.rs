@@ -45,15 +45,22 @@ pub fn evaluate(
         Some(p) => inventory_reusing(root, p)?,
         None => inventory(root)?,
     };
+    Ok(judge(baseline, current))
+}
+
+/// The verdict on an inventory taken elsewhere (by an environment's agent,
+/// beside files the platform cannot read): the same diff and fingerprint
+/// as [`evaluate`], so an agent's report and a local watcher agree.
+pub fn judge(baseline: &Inventory, current: Inventory) -> Evaluation {
     let findings = diff(baseline, &current);
     let status = drift_status(&findings);
     let fingerprint = fingerprint(&findings);
-    Ok(Evaluation {
+    Evaluation {
         current,
         findings,
         status,
         fingerprint,
-    })
+    }
 }
 
 /// A stable identity of a set of findings: BLAKE3 (hex) of their canonical

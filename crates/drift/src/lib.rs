@@ -26,7 +26,7 @@ mod state;
 mod watcher;
 
 pub use error::{Error, Result};
-pub use evaluate::{evaluate, fingerprint, Evaluation};
+pub use evaluate::{evaluate, fingerprint, judge, Evaluation};
 pub use state::{DriftState, Transition};
 pub use watcher::{ChangeBatch, DriftWatcher, WatchConfig};
 

@@ -42,7 +42,7 @@ pub use model::{
     CellCounts, ConfigFile, DataFile, DirectUrl, Extension, ExtensionKind, Inventory, KernelSource,
     Kernelspec, Notebook, Package, ProjectUrl, PythonInfo, FORMAT_VERSION,
 };
-pub use relocate::{relocate, RelocationReport};
+pub use relocate::{relocate, relocate_mapped, RelocationReport};
 pub use scan::{inventory, inventory_reusing};
 pub use seed::{seed_metadata, SeedMetadata};
 pub use version::{version_distance, version_order, VersionDistance};

@@ -9,7 +9,8 @@
 //! files under `jupyter/config` (except `lab/workspaces`, which is UI layout
 //! state rewritten as the user clicks), `venv/etc/jupyter` and the IPython
 //! profiles' `*_config.{py,json}` and `startup/`; and everything under `home/`
-//! except `.ipynb_checkpoints`, `__pycache__` and `*.pyc`. Nothing else in
+//! except `.ipynb_checkpoints`, `__pycache__`, `*.pyc` and venvs (folders
+//! with a `pyvenv.cfg`). Nothing else in
 //! the venv is opened, which is what keeps a 20k-file venv cheap.
 //!
 //! Content hashing (notebooks, data, config) runs on all cores. An unreadable
@@ -335,8 +336,12 @@ fn home(root: &Path, previous: Option<&Inventory>) -> (Vec<Notebook>, Vec<DataFi
             .min_depth(1)
             .into_iter()
             .filter_entry(|e| {
+                // A venv inside the notebooks folder (an adopted project's
+                // `.venv`) is an environment, not data.
                 !(e.file_type().is_dir()
-                    && (e.file_name() == ".ipynb_checkpoints" || is_bytecode(e.file_name())))
+                    && (e.file_name() == ".ipynb_checkpoints"
+                        || is_bytecode(e.file_name())
+                        || e.path().join("pyvenv.cfg").is_file()))
             });
         for entry in walker {
             match entry {

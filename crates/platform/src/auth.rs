@@ -182,9 +182,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .to_string();
     let mut new_cookie = None;
     let outcome = if let Some(token) = bearer(headers) {
-        Some(match principal_of(&state, token, &request_id).await {
-            Ok(p) => AuthState::Authenticated(p),
-            Err(e) => AuthState::Rejected(e),
+        Some(if crate::agent_auth::is_agent_token(token) {
+            AuthState::Rejected(DomainError::Unauthenticated(
+                "an agent credential opens only the agent API (/api/agent/v1/…)".into(),
+            ))
+        } else {
+            match principal_of(&state, token, &request_id).await {
+                Ok(p) => AuthState::Authenticated(p),
+                Err(e) => AuthState::Rejected(e),
+            }
         })
     } else if cookie(headers, ACCESS_COOKIE).is_some() || cookie(headers, REFRESH_COOKIE).is_some()
     {

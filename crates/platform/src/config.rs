@@ -20,6 +20,11 @@ pub struct PlatformConfig {
     pub body_limit: usize,
     /// What the host's sandbox does (reported to IT admins).
     pub sandbox: SandboxReport,
+    /// Where agents' snapshot uploads are unpacked while they are captured
+    /// (deleted after).
+    pub upload_dir: std::path::PathBuf,
+    /// Largest agent upload, unpacked bytes.
+    pub agent_upload_max_bytes: u64,
 }
 
 /// Whether researcher code is confined on this host.
@@ -49,6 +54,8 @@ impl PlatformConfig {
                 per_environment_uid: false,
                 detail: Some("not reported by this process".into()),
             },
+            upload_dir: std::env::temp_dir().join("westtek-uploads"),
+            agent_upload_max_bytes: 64 << 30,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the platform's own endpoints (sign-in, labs, audit, health) and the
 //! middleware stack every router is served with.
 
+pub mod agent_auth;
 pub mod auth;
 pub mod cache;
 pub mod config;
@@ -111,14 +112,30 @@ pub const GATEWAY_PREFIX: &str = "/jupyter/";
 /// The body limit for the API. Jupyter traffic through the gateway is not
 /// limited here: notebooks and uploads are large, and Jupyter enforces its
 /// own limits.
+/// Where the agent API lives (see `agent_auth`).
+pub const AGENT_API_PREFIX: &str = "/api/agent/v1/";
+/// The agent's snapshot upload: streamed to disk under its own limit.
+pub const AGENT_UPLOAD_PATH: &str = "/api/agent/v1/snapshots";
+/// Bodies the agent API takes besides uploads (an inventory of an
+/// environment with many data files runs to megabytes).
+pub const AGENT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
 async fn limit_api_bodies(
     axum::extract::State(limit): axum::extract::State<usize>,
     req: Request,
     next: middleware::Next,
 ) -> Response {
-    if req.uri().path().starts_with(GATEWAY_PREFIX) {
+    let path = req.uri().path();
+    if path.starts_with(GATEWAY_PREFIX) || path == AGENT_UPLOAD_PATH {
+        // Jupyter's traffic; an agent's snapshot upload (streamed to disk,
+        // its own limit).
         return next.run(req).await;
     }
+    let limit = if path.starts_with(AGENT_API_PREFIX) {
+        limit.max(AGENT_BODY_LIMIT)
+    } else {
+        limit
+    };
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

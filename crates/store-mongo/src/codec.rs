@@ -395,6 +395,8 @@ mod tests {
                 keep_monthly: Some(12),
             },
             drill_interval_days: Some(30),
+            adopted: None,
+            agent_credential: None,
             version: 7,
         }
     }

@@ -73,6 +73,8 @@ pub fn environment(lab: LabId, owner: UserId, name: &str) -> Environment {
         current_baseline_id: None,
         retention: RetentionPolicy::default(),
         drill_interval_days: None,
+        adopted: None,
+        agent_credential: None,
         version: 0,
     }
 }

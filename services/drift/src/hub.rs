@@ -98,6 +98,9 @@ pub struct DriftHub {
     tracked: Mutex<HashMap<EnvironmentId, Tracked>>,
     slots: Mutex<HashMap<EnvironmentId, Slot>>,
     baselines: Mutex<HashMap<SnapshotId, Arc<Inventory>>>,
+    /// The latest inventory each adopted environment's agent reported (the
+    /// platform cannot read those files itself).
+    reported: Mutex<HashMap<EnvironmentId, Arc<Inventory>>>,
     /// Accepted snapshots being taken of pinned environments: when one is
     /// created the pin moves to it (with this audit entry).
     repins: Mutex<HashMap<SnapshotId, (EnvironmentId, westtek_domain::AuditDraft)>>,
@@ -202,6 +205,7 @@ impl DriftHub {
             tracked: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             baselines: Mutex::new(HashMap::new()),
+            reported: Mutex::new(HashMap::new()),
             repins: Mutex::new(HashMap::new()),
             permits: Semaphore::new(config.max_parallel.max(1)),
             live,
@@ -451,6 +455,13 @@ impl DriftHub {
         tokio::spawn(async move { hub.run(env, source).await });
     }
 
+    /// An adopted environment's agent reports its inventory: judged
+    /// against the baseline here, exactly as a local watcher's would be.
+    pub async fn report(self: &Arc<Self>, env: EnvironmentId, inv: Inventory, source: DriftSource) {
+        lock(&self.reported).insert(env, Arc::new(inv));
+        self.evaluate_now(env, source).await;
+    }
+
     /// Evaluates `env` now and waits for it (tests, the accept action).
     pub async fn evaluate_now(self: &Arc<Self>, env: EnvironmentId, source: DriftSource) {
         let _permit = self.permits.acquire().await;
@@ -488,6 +499,7 @@ impl DriftHub {
         }
         self.state.snapshots.forget_environment(env).await;
         lock(&self.tracked).remove(&env);
+        lock(&self.reported).remove(&env);
         if let Err(e) = self.store.delete_drift_state(env).await {
             tracing::warn!(error = %e, env = %env, "could not remove a deleted environment's drift state");
         }
@@ -589,6 +601,15 @@ impl DriftHub {
                 return;
             }
         };
+        if env.adopted.is_some() {
+            // Its files live on a lab machine: judge what its agent reported.
+            let Some(current) = lock(&self.reported).get(&env_id).cloned() else {
+                return;
+            };
+            let evaluation = westtek_drift::judge(&baseline_inv, (*current).clone());
+            self.record(&env, baseline, source, evaluation).await;
+            return;
+        }
         let root = self.root(env_id);
         if let Some(w) = &self.watcher {
             if w.root(env_id).is_none() {
@@ -621,6 +642,19 @@ impl DriftHub {
                 return;
             }
         };
+        self.record(&env, baseline, source, evaluation).await;
+    }
+
+    /// Records an evaluation: the state when it is the first look, an
+    /// event when the findings changed.
+    async fn record(
+        self: &Arc<Self>,
+        env: &Environment,
+        baseline: SnapshotId,
+        source: DriftSource,
+        evaluation: westtek_drift::Evaluation,
+    ) {
+        let env_id = env.id;
         let current = Arc::new(evaluation.current);
         lock(&self.tracked).insert(
             env_id,
@@ -666,7 +700,7 @@ impl DriftHub {
                     tracing::warn!(error = %e, env = %env_id, "drift: cannot record the state");
                 }
                 if env.drift_status != status {
-                    self.set_env_status(&env, status, None).await;
+                    self.set_env_status(env, status, None).await;
                 }
                 return;
             }
@@ -717,7 +751,7 @@ impl DriftHub {
         let expected = stored.map(|s| s.fingerprint);
         match self.store.record_drift(event, expected).await {
             Ok(RecordOutcome::Recorded(ev)) => {
-                self.after_record(&env, ev, changed).await;
+                self.after_record(env, ev, changed).await;
             }
             Ok(RecordOutcome::Stale(_)) => {}
             Err(e) => {

@@ -23,7 +23,7 @@ use utoipa::OpenApi;
     paths(
         routes::environment_drift, routes::events, routes::stream_events, routes::accept,
         routes::rollback, routes::pin_baseline, routes::create_webhook, routes::list_webhooks,
-        routes::delete_webhook, routes::dead_letters, routes::chat,
+        routes::delete_webhook, routes::dead_letters, routes::chat, routes::agent_inventory,
     ),
     tags((name = "drift", description = "Drift against the baseline snapshot: status, events, live stream, alerts, accept/rollback, the Drift Analyzer"))
 )]

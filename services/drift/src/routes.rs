@@ -47,7 +47,71 @@ pub fn router(hub: Arc<DriftHub>) -> Router<AppState> {
         )
         .route("/api/labs/{id}/alerts/dead-letters", get(dead_letters))
         .route("/api/agents/drift/chat", post(chat))
+        .route(
+            "/api/agent/v1/inventory",
+            post(agent_inventory).layer(axum::extract::DefaultBodyLimit::max(
+                westtek_platform::AGENT_BODY_LIMIT,
+            )),
+        )
         .layer(Extension(hub))
+}
+
+/// What an environment's agent saw.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInventoryReport {
+    /// The environment's inventory now, as `westtek agent` takes it
+    /// (the format of `GET /api/snapshots/{id}/inventory`).
+    #[schema(value_type = Object)]
+    pub inventory: serde_json::Value,
+    /// Why the agent looked: `change` (its watcher saw one), `sweep`
+    /// (its periodic check) or `startup`.
+    pub reason: String,
+}
+
+/// The environment's drift after a report.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgentInventoryAccepted {
+    /// `STABLE`, `MINOR_DRIFT`, `CRITICAL_DRIFT`; absent while the
+    /// environment has no baseline snapshot yet.
+    pub drift_status: Option<String>,
+}
+
+/// An adopted environment's agent reports its inventory; the platform
+/// judges it against the baseline as it judges its own environments (drift
+/// events, alerts, the live stream). Agent credential only; the
+/// environment is the credential's.
+#[utoipa::path(operation_id = "agent_report_inventory", post, path = "/api/agent/v1/inventory", tag = "agent", request_body = AgentInventoryReport,
+    security(("agent_credential" = [])),
+    responses((status = 200, body = AgentInventoryAccepted), (status = 401, body = westtek_platform::Problem),
+              (status = 409, body = westtek_platform::Problem, description = "`conflict`: the environment is not an adopted one (the platform watches its files itself)"),
+              (status = 422, body = westtek_platform::Problem)))]
+pub async fn agent_inventory(
+    agent: westtek_platform::agent_auth::AgentCaller,
+    Extension(hub): Extension<Arc<DriftHub>>,
+    State(state): State<AppState>,
+    ApiJson(report): ApiJson<AgentInventoryReport>,
+) -> ApiResult<Json<AgentInventoryAccepted>> {
+    let source = match report.reason.as_str() {
+        "change" => DriftSource::Watcher,
+        "sweep" => DriftSource::Sweep,
+        "startup" => DriftSource::Startup,
+        _ => return Err(DomainError::invalid("reason", "one of change, sweep, startup").into()),
+    };
+    if agent.env.adopted.is_none() {
+        return Err(DomainError::Conflict(
+            "this environment's files are on the platform, which watches them itself".into(),
+        )
+        .into());
+    }
+    let inventory: westtek_inventory::Inventory = serde_json::from_value(report.inventory)
+        .map_err(|e| DomainError::invalid("inventory", format!("not an inventory: {e}")))?;
+    hub.report(agent.env.id, inventory, source).await;
+    let has_baseline = hub.baseline_of(&agent.env).await?.is_some();
+    let env = state.store.get_environment(agent.env.id).await?;
+    Ok(Json(AgentInventoryAccepted {
+        drift_status: has_baseline.then(|| env.drift_status.as_str().to_string()),
+    }))
 }
 
 /// One drift event.

@@ -168,6 +168,29 @@ pub struct EnvironmentResponse {
     pub drill_interval_days: Option<u32>,
     /// The pinned drift baseline, when the lab pinned one.
     pub baseline_snapshot_id: Option<String>,
+    /// Where it lives, when it was adopted from a lab machine (its files
+    /// are read there by its agent; Jupyter for it is the researcher's
+    /// own). Absent for environments the platform built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<AdoptedBody>,
+    /// The agent credential in force (never the secret), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_credential: Option<AgentCredentialBody>,
+}
+
+/// Where an adopted environment lives.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdoptedBody {
+    pub host: String,
+    pub venv_path: String,
+    pub notebooks_path: String,
+}
+
+/// An agent credential, as the audit trail names it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgentCredentialBody {
+    pub id: String,
+    pub issued_at: DateTime<Utc>,
 }
 
 impl From<Environment> for EnvironmentResponse {
@@ -212,6 +235,15 @@ impl From<Environment> for EnvironmentResponse {
             },
             drill_interval_days: e.drill_interval_days,
             baseline_snapshot_id: e.baseline_snapshot_id.map(|b| b.to_string()),
+            adopted: e.adopted.map(|a| AdoptedBody {
+                host: a.host,
+                venv_path: a.venv_path,
+                notebooks_path: a.notebooks_path,
+            }),
+            agent_credential: e.agent_credential.map(|c| AgentCredentialBody {
+                id: c.id,
+                issued_at: c.issued_at,
+            }),
             metadata: MetadataBody {
                 experiment_id: e.metadata.experiment_id,
                 funding_source: e.metadata.funding_source,
@@ -247,6 +279,9 @@ pub struct EnvironmentSummary {
     pub criticality: String,
     /// How many distributions are installed.
     pub package_count: usize,
+    /// Where it lives when it was adopted from a lab machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<AdoptedBody>,
 }
 
 impl From<Environment> for EnvironmentSummary {
@@ -268,6 +303,11 @@ impl From<Environment> for EnvironmentSummary {
             experiment_id: e.metadata.experiment_id,
             criticality: unit_name(&e.metadata.criticality),
             package_count: e.metadata.jupyter_packages.len(),
+            adopted: e.adopted.map(|a| AdoptedBody {
+                host: a.host,
+                venv_path: a.venv_path,
+                notebooks_path: a.notebooks_path,
+            }),
         }
     }
 }

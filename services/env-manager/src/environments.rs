@@ -249,6 +249,8 @@ pub async fn create(
         current_baseline_id: None,
         retention: Default::default(),
         drill_interval_days: None,
+        adopted: None,
+        agent_credential: None,
         version: 0,
     };
     let job = Job {

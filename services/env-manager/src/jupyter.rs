@@ -48,6 +48,13 @@ pub async fn launch(
 ) -> ApiResult<Json<LaunchResponse>> {
     let id: EnvironmentId = parse_id("environment_id", &req.environment_id)?;
     let (env, _) = operable(&state, &caller, id).await?;
+    if let Some(a) = &env.adopted {
+        return Err(DomainError::Conflict(format!(
+            "this environment was adopted from {}: its Jupyter is the researcher's own, run there; restore a snapshot of it into a new environment to run it on the platform",
+            a.host
+        ))
+        .into());
+    }
     let url = format!(
         "{}{}lab",
         state.config.public_url.trim_end_matches('/'),

@@ -3,6 +3,7 @@
 //! A library exposing `router()`; `westtek up` and `westtek serve
 //! env-manager` serve it.
 
+pub mod adopt;
 pub mod dto;
 pub mod environments;
 pub mod gateway;
@@ -20,6 +21,11 @@ pub const SERVICE: &str = "env-manager";
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(environments::router())
+        .route("/api/environments/adopt", axum::routing::post(adopt::adopt))
+        .route(
+            "/api/environments/{id}/agent-credential",
+            axum::routing::post(adopt::issue).delete(adopt::revoke),
+        )
         .merge(jupyter::router())
         .merge(gateway::router())
 }
@@ -30,6 +36,7 @@ pub fn router() -> Router<AppState> {
     paths(
         environments::list, environments::create, environments::get_one, environments::update, environments::delete,
         jupyter::launch, jupyter::stop,
+        adopt::adopt, adopt::issue, adopt::revoke,
     ),
     tags(
         (name = "environments", description = "Jupyter environments of a lab"),

@@ -116,6 +116,10 @@ struct SnapshotMeta {
     /// issue 13.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     change_detection: Option<ChangeDetection>,
+    /// Where the files were, for a snapshot an adopted environment's agent
+    /// uploaded (its venv and notebooks were not under `env_root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<westtek_domain::AdoptedFrom>,
 }
 
 /// See [`SnapshotMeta::change_detection`].
@@ -370,7 +374,7 @@ fn base_closure(inv: &Inventory, data_dir: &Path) -> Option<InterpreterClosure> 
 }
 
 /// The `base` layer of a closure: the file-system root, only its paths.
-fn closure_layer(c: &InterpreterClosure) -> LayerSource {
+pub(crate) fn closure_layer(c: &InterpreterClosure) -> LayerSource {
     let rel = |p: &PathBuf| p.to_string_lossy().trim_start_matches('/').to_string();
     LayerSource {
         name: "base".into(),
@@ -449,7 +453,10 @@ impl SnapshotEngine for LocalSnapshotEngine {
         req: &CaptureRequest,
         progress: Arc<dyn ProgressSink>,
     ) -> Result<CaptureOutcome> {
-        let layout = self.layout(req.env_id);
+        let layout = match &req.staged {
+            Some(st) => EnvLayout::new(&st.dir, req.env_id),
+            None => self.layout(req.env_id),
+        };
         let (exists, busy) = {
             let (root, venv) = (layout.root().to_path_buf(), layout.venv());
             tokio::task::spawn_blocking(move || (root.is_dir(), install_running(&venv)))
@@ -470,20 +477,37 @@ impl SnapshotEngine for LocalSnapshotEngine {
         let req = req.clone();
         tokio::task::spawn_blocking(move || {
             progress.update(0.01, "taking the inventory");
-            let inv = westtek_inventory::inventory(layout.root())
-                .map_err(|e| DomainError::internal(format!("inventory: {e}")))?;
+            let (inv, closure, base) = match &req.staged {
+                Some(st) => {
+                    let inv: Inventory = serde_json::from_value(st.inventory.clone()).map_err(
+                        |e| DomainError::invalid("inventory", format!("not an inventory: {e}")),
+                    )?;
+                    let (closure, base) = crate::staged::base_of(&st.dir)?;
+                    (inv, closure, base)
+                }
+                None => {
+                    let inv = westtek_inventory::inventory(layout.root())
+                        .map_err(|e| DomainError::internal(format!("inventory: {e}")))?;
+                    progress.update(0.03, "finding the interpreter's files");
+                    let closure =
+                        base_closure(&inv, me.envs_dir.parent().unwrap_or(&me.envs_dir));
+                    let base = closure.as_ref().map(closure_layer);
+                    (inv, closure, base)
+                }
+            };
             let seed = westtek_inventory::seed_metadata(&inv);
             let base_prefix = inv.python.base_prefix.clone();
-            progress.update(0.03, "finding the interpreter's files");
-            let closure = base_closure(&inv, me.envs_dir.parent().unwrap_or(&me.envs_dir));
-            let base = closure.as_ref().map(closure_layer);
             let parent = req
                 .parent
                 .as_deref()
                 .and_then(|p| SnapshotId::parse(p).ok());
             let sources = layers(&layout, base);
-            // The mark: changes from here on belong to the next capture.
-            let ticket = me.journal.as_ref().map(|j| j.begin(req.env_id, layout.root()));
+            // The mark: changes from here on belong to the next capture
+            // (uploads have no journal: the vault compares them whole).
+            let ticket = match req.staged {
+                Some(_) => None,
+                None => me.journal.as_ref().map(|j| j.begin(req.env_id, layout.root())),
+            };
             let roots: Vec<PathBuf> = sources.iter().map(|l| l.root.clone()).collect();
             let hints = match &ticket {
                 Some(t) => t.hints_for(parent.as_ref().map(SnapshotId::as_str), &roots),
@@ -518,6 +542,7 @@ impl SnapshotEngine for LocalSnapshotEngine {
                 notes: req.notes.clone(),
                 inventory: inv,
                 change_detection: Some(detection),
+                origin: req.staged.as_ref().map(|s| s.origin.clone()),
             };
             let metadata = serde_json::to_value(&meta).map_err(DomainError::internal)?;
             let full_walk = hints.is_err();
@@ -731,12 +756,20 @@ fn restore_into(
         outcome.bytes += report.bytes_written;
     }
     let old_root = PathBuf::from(&meta.env_root);
-    if old_root != root || restore_base {
+    if old_root != root || restore_base || meta.origin.is_some() {
         progress.update(0.96, "relocating the environment to its new path");
-        let report = westtek_inventory::relocate(
+        let extra: Vec<(PathBuf, PathBuf)> = match &meta.origin {
+            Some(o) => vec![
+                (PathBuf::from(&o.venv_path), layout.venv()),
+                (PathBuf::from(&o.notebooks_path), layout.home()),
+            ],
+            None => Vec::new(),
+        };
+        let report = westtek_inventory::relocate_mapped(
             &root,
             &old_root,
             restore_base.then_some(base_prefix_new.as_path()),
+            &extra,
         )
         .map_err(|e| DomainError::internal(format!("relocate: {e}")))?;
         outcome.relocated = report

@@ -8,6 +8,8 @@ pub mod dto;
 pub mod engine;
 pub mod retention;
 pub mod routes;
+pub mod staged;
+pub mod upload;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -30,9 +32,10 @@ pub fn router() -> Router<AppState> {
     paths(
         routes::create, routes::list, routes::get_one, routes::diff, routes::restore,
         routes::delete, routes::drill, routes::inventory, routes::lab_storage, routes::vault_gc,
-        routes::vault_verify,
+        routes::vault_verify, routes::agent_upload,
     ),
-    tags((name = "snapshots", description = "Snapshots of environments: capture, compare, restore, drill"))
+    tags((name = "snapshots", description = "Snapshots of environments: capture, compare, restore, drill"),
+         (name = "agent", description = "The environment agent's API (`westtek agent`): authenticated with the agent's credential `wtagent_…`, scoped to its one environment"))
 )]
 pub struct SnapshotsApi;
 

@@ -16,7 +16,7 @@ use crate::dto::{
 use crate::{publish, retention};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -49,6 +49,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/labs/{id}/storage", get(lab_storage))
         .route("/api/vault/gc", post(vault_gc))
         .route("/api/vault/verify", get(vault_verify))
+        .route(
+            westtek_platform::AGENT_UPLOAD_PATH,
+            post(agent_upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
 }
 
 /// A lab's snapshot storage.
@@ -199,7 +203,7 @@ pub async fn run_due_drills(state: &AppState) -> Result<usize> {
 
 /// Waits for a job's turn in the vault queue, showing its place on the job
 /// (`queued (position N)`); the job runs while the returned slot lives.
-async fn wait_turn(ticket: Ticket, tracker: &JobTracker) -> Slot {
+pub(crate) async fn wait_turn(ticket: Ticket, tracker: &JobTracker) -> Slot {
     let t = tracker.clone();
     ticket.ready(move |p| t.queued(p)).await
 }
@@ -226,7 +230,7 @@ fn new_job(
     }
 }
 
-fn job_error(e: &DomainError) -> JobError {
+pub(crate) fn job_error(e: &DomainError) -> JobError {
     match e {
         DomainError::Upstream { code, message } => JobError {
             code: (*code).into(),
@@ -297,7 +301,7 @@ pub async fn latest_complete(state: &AppState, env: EnvironmentId) -> Result<Opt
 /// a delete or in-place restore that marked the environment in between
 /// makes this one fail its status check. `held` is true for the in-place
 /// restore, which has already marked the environment `provisioning` itself.
-async fn begin_snapshot(
+pub(crate) async fn begin_snapshot(
     state: &AppState,
     env_id: EnvironmentId,
     held: bool,
@@ -390,13 +394,14 @@ async fn begin_snapshot(
 
 /// Captures a snapshot recorded by `begin_snapshot` and records the
 /// outcome. Returns the complete snapshot.
-async fn capture(
+pub(crate) async fn capture(
     state: &AppState,
     mut snap: Snapshot,
     progress: Arc<dyn ProgressSink>,
     actor_name: &str,
     rid: &str,
     becomes_baseline: bool,
+    staged: Option<westtek_domain::ports::StagedTree>,
 ) -> Result<Snapshot> {
     let parent_engine_id = match snap.parent_id {
         Some(p) => state
@@ -412,6 +417,7 @@ async fn capture(
         lab_id: snap.lab_id,
         parent: parent_engine_id,
         notes: snap.metadata.notes.clone(),
+        staged,
     };
     match state.snapshots.capture(&req, progress).await {
         Ok(out) => {
@@ -612,7 +618,7 @@ async fn run_snapshot_job(
 ) {
     let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
     let env_id = snap.environment_id;
-    let outcome = capture(&state, snap, sink, &actor_name, &rid, true).await;
+    let outcome = capture(&state, snap, sink, &actor_name, &rid, true, None).await;
     let result = match outcome {
         Ok(s) => {
             let expired = apply_retention(&state, env_id).await.unwrap_or_else(|e| {
@@ -673,6 +679,13 @@ pub async fn start_snapshot(
     notes: Option<String>,
 ) -> ApiResult<(Snapshot, Job)> {
     let (env, _) = operable(state, caller, env_id).await?;
+    if let Some(a) = &env.adopted {
+        return Err(DomainError::Conflict(format!(
+            "this environment was adopted from {host}: its agent takes its snapshots there (run `westtek agent snapshot` on {host})",
+            host = a.host
+        ))
+        .into());
+    }
     let ticket = state.vault_queue.enqueue(env.lab_id)?;
     let notes = notes
         .map(|n| n.trim().chars().take(2000).collect::<String>())
@@ -707,6 +720,37 @@ pub async fn start_snapshot(
         run.await;
     });
     Ok((snap, job))
+}
+
+/// Query of an agent's upload.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// Why the snapshot was taken (at most 2000 characters kept).
+    pub notes: Option<String>,
+}
+
+/// An adopted environment's agent uploads its files (a zstd-compressed tar:
+/// `inventory.json`, `env/venv/…`, `env/home/…`, optionally `closure.json`
+/// and `base/…`); the platform captures them into the vault as a snapshot
+/// of the environment (its new drift baseline) and answers when it is
+/// complete. Agent credential only.
+#[utoipa::path(operation_id = "agent_upload_snapshot", post, path = "/api/agent/v1/snapshots", tag = "agent", params(UploadQuery),
+    security(("agent_credential" = [])),
+    request_body(content = Vec<u8>, content_type = "application/zstd"),
+    responses((status = 201, body = SnapshotResponse), (status = 401, body = westtek_platform::Problem),
+              (status = 409, body = westtek_platform::Problem, description = "`conflict`: not an adopted environment, or a snapshot of it is being taken"),
+              (status = 422, body = westtek_platform::Problem, description = "`invalid_input`: a malformed upload, a member outside the layout, a device or hard link, or more than `WESTTEK_AGENT_UPLOAD_MAX_BYTES` unpacked"),
+              (status = 429, body = westtek_platform::Problem)))]
+pub async fn agent_upload(
+    agent: westtek_platform::agent_auth::AgentCaller,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<UploadQuery>,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    let snap = crate::upload::capture_upload(&state, &agent, body, q.notes).await?;
+    Ok((StatusCode::CREATED, Json(SnapshotResponse::from(snap))).into_response())
 }
 
 /// Filters of the snapshot listing.
@@ -968,6 +1012,8 @@ async fn deleted_source(state: &AppState, s: &Snapshot, engine: &str) -> Result<
         current_baseline_id: None,
         retention: Default::default(),
         drill_interval_days: None,
+        adopted: None,
+        agent_credential: None,
         version: 0,
     })
 }
@@ -1045,6 +1091,10 @@ pub async fn restore_as_new(
     env.last_snapshot = None;
     env.drift_status = westtek_domain::DriftStatus::Stable;
     env.container_info = Default::default();
+    // A platform environment now, whatever the source was: no lab machine,
+    // no agent credential.
+    env.adopted = None;
+    env.agent_credential = None;
     if scope.lab != s.lab_id {
         // Another lab's experiment ids, funding and policies are not ours.
         env.metadata = Default::default();
@@ -1178,6 +1228,13 @@ pub async fn restore_in_place(
         )
         .into());
     };
+    if let Some(a) = &env.adopted {
+        return Err(DomainError::Conflict(format!(
+            "this environment was adopted from {}: the platform cannot write its files there; restore the snapshot into a new environment",
+            a.host
+        ))
+        .into());
+    }
     let ticket = state.vault_queue.enqueue(env.lab_id)?;
     // The environment is held (`provisioning`) for the whole restore, its
     // wait in the queue included: no launch, snapshot, delete or second
@@ -1238,7 +1295,7 @@ pub async fn restore_in_place(
             second: false,
         });
         // The safety snapshot records the drifted state: not a baseline.
-        let before = capture(&st, safety, sink, &actor, &rid, false).await;
+        let before = capture(&st, safety, sink, &actor, &rid, false, None).await;
         let outcome = match before {
             Err(e) => Err(e),
             Ok(_) => {

@@ -117,6 +117,7 @@ async fn an_environment_on_the_distribution_python_carries_its_interpreter_closu
                 lab_id: LabId::new(),
                 parent: None,
                 notes: None,
+                staged: None,
             },
             progress.clone(),
         )

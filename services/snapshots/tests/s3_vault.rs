@@ -98,6 +98,7 @@ fn an_environment_goes_to_an_s3_vault_under_a_kms_key_and_comes_back() {
                 lab_id: LabId::new(),
                 parent: None,
                 notes: Some("before the conference".into()),
+                staged: None,
             },
             Arc::new(Quiet),
         ))

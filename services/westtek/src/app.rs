@@ -478,6 +478,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             .into(),
     );
     doc.info.license = None;
+    // The agent API's credential (`westtek agent`): a bearer token of its
+    // own, scoped to one environment.
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "agent_credential",
+        utoipa::openapi::security::SecurityScheme::Http(
+            utoipa::openapi::security::HttpBuilder::new()
+                .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                .bearer_format("wtagent_<environment id>_<secret>")
+                .description(Some(
+                    "An environment agent's credential (from adopting the environment or `POST /api/environments/{id}/agent-credential`); it opens only `/api/agent/v1/…`",
+                ))
+                .build(),
+        ),
+    );
     doc
 }
 
@@ -1065,6 +1080,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     let mut pcfg = PlatformConfig::local(url.clone());
     pcfg.access_ttl = cfg.access_ttl;
     pcfg.secure_cookies = url.starts_with("https://");
+    pcfg.upload_dir = cfg.data_dir.join("scratch").join("uploads");
     pcfg.sandbox = westtek_platform::config::SandboxReport {
         mode: sandbox_status.mode.into(),
         per_environment_uid: sandbox_status.per_environment_uid,

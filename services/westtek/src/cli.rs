@@ -241,6 +241,12 @@ pub enum Command {
     /// The standalone vault (no server): init, snapshot, ls, show, restore,
     /// diff, verify, gc, delete.
     Vault(crate::vault_cli::VaultArgs),
+    /// The environment agent on a lab machine: adopt an existing venv,
+    /// watch it for drift, upload snapshots.
+    Agent {
+        #[command(subcommand)]
+        command: crate::agent::AgentCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -426,6 +432,9 @@ pub fn main() -> ExitCode {
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Vault(args) => crate::vault_cli::run(args).await,
+            Command::Agent { command } => {
+                crate::agent::run(command).await.map(|_| ExitCode::SUCCESS)
+            }
             Command::Openapi => {
                 println!("{}", serde_json::to_string_pretty(&app::openapi())?);
                 Ok(ExitCode::SUCCESS)

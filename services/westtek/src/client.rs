@@ -209,7 +209,7 @@ fn save(c: &Credentials) -> anyhow::Result<()> {
     write_private_file(&p, &serde_json::to_string_pretty(c)?)
 }
 
-async fn problem_error(resp: reqwest::Response) -> anyhow::Error {
+pub(crate) async fn problem_error(resp: reqwest::Response) -> anyhow::Error {
     let status = resp.status();
     match resp.json::<serde_json::Value>().await {
         Ok(v) if v.get("code").is_some() => anyhow!(
@@ -287,14 +287,14 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
 }
 
 /// An authenticated API client.
-struct Api {
+pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
     token: String,
 }
 
 impl Api {
-    async fn connect() -> anyhow::Result<Self> {
+    pub(crate) async fn connect() -> anyhow::Result<Self> {
         let http = reqwest::Client::new();
         if let (Ok(url), Ok(token)) = (std::env::var("WESTTEK_URL"), std::env::var("WESTTEK_TOKEN"))
         {
@@ -341,7 +341,12 @@ impl Api {
         })
     }
 
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// Where the platform is.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let mut r = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -352,7 +357,10 @@ impl Api {
         r
     }
 
-    async fn send(&self, r: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    pub(crate) async fn send(
+        &self,
+        r: reqwest::RequestBuilder,
+    ) -> anyhow::Result<serde_json::Value> {
         let resp = r
             .send()
             .await

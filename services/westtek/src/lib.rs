@@ -3,6 +3,7 @@
 //! tests run.
 
 pub mod admin;
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod client;

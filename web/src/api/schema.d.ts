@@ -47,6 +47,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agent/v1/inventory": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An adopted environment's agent reports its inventory; the platform
+         *     judges it against the baseline as it judges its own environments (drift
+         *     events, alerts, the live stream). Agent credential only; the
+         *     environment is the credential's.
+         */
+        post: operations["agent_report_inventory"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agent/v1/snapshots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An adopted environment's agent uploads its files (a zstd-compressed tar:
+         *     `inventory.json`, `env/venv/…`, `env/home/…`, optionally `closure.json`
+         *     and `base/…`); the platform captures them into the vault as a snapshot
+         *     of the environment (its new drift baseline) and answers when it is
+         *     complete. Agent credential only.
+         */
+        post: operations["agent_upload_snapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents/drift/chat": {
         parameters: {
             query?: never;
@@ -408,6 +453,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/environments/adopt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Records an environment that lives on a lab machine and hands out its
+         *     agent's credential (once).
+         */
+        post: operations["adopt_environment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/environments/jupyter": {
         parameters: {
             query?: never;
@@ -468,6 +533,30 @@ export interface paths {
         head?: never;
         /** Renames an environment or changes its metadata. */
         patch: operations["update"];
+        trace?: never;
+    };
+    "/api/environments/{id}/agent-credential": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issues a new credential for the environment's agent; the old one stops
+         *     working at once.
+         */
+        post: operations["issue_agent_credential"];
+        /**
+         * Revokes the environment's agent credential (its agent stops being
+         *     heard until a new one is issued).
+         */
+        delete: operations["revoke_agent_credential"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/environments/{id}/drift": {
@@ -1214,6 +1303,37 @@ export interface components {
             snapshot_id: string;
         };
         /**
+         * @description Adopt an environment from a lab machine (what `westtek agent adopt`
+         *     sends).
+         */
+        AdoptRequest: {
+            /** @description The machine's host name. */
+            host: string;
+            /** @description 1–64 letters, digits, `-`, `_`, `.`; unique in the lab. */
+            name: string;
+            /** @description The notebooks folder's absolute path on that machine. */
+            notebooks_path: string;
+            /** @description The venv's interpreter version, e.g. `3.11.7`. */
+            python_version: string;
+            /** @description The venv's absolute path on that machine. */
+            venv_path: string;
+        };
+        /** @description An adopted environment and its agent's credential. */
+        AdoptResponse: {
+            /**
+             * @description `wtagent_…`: shown once; it opens only the agent API of this
+             *     environment.
+             */
+            agent_token: string;
+            environment: components["schemas"]["EnvironmentResponse"];
+        };
+        /** @description Where an adopted environment lives. */
+        AdoptedBody: {
+            host: string;
+            notebooks_path: string;
+            venv_path: string;
+        };
+        /**
          * @description One piece of an agent's streamed answer. Serialised as
          *     `{"type": "text", "text": "…"}` and so on: one SSE event each.
          */
@@ -1265,6 +1385,39 @@ export interface components {
             message: string;
             /** @enum {string} */
             type: "error";
+        };
+        /** @description An agent credential, as the audit trail names it. */
+        AgentCredentialBody: {
+            id: string;
+            /** Format: date-time */
+            issued_at: string;
+        };
+        /** @description The environment's drift after a report. */
+        AgentInventoryAccepted: {
+            /**
+             * @description `STABLE`, `MINOR_DRIFT`, `CRITICAL_DRIFT`; absent while the
+             *     environment has no baseline snapshot yet.
+             */
+            drift_status?: string | null;
+        };
+        /** @description What an environment's agent saw. */
+        AgentInventoryReport: {
+            /**
+             * @description The environment's inventory now, as `westtek agent` takes it
+             *     (the format of `GET /api/snapshots/{id}/inventory`).
+             */
+            inventory: Record<string, never>;
+            /**
+             * @description Why the agent looked: `change` (its watcher saw one), `sweep`
+             *     (its periodic check) or `startup`.
+             */
+            reason: string;
+        };
+        /** @description A new agent credential. */
+        AgentTokenResponse: {
+            /** @description `wtagent_…`: shown once. */
+            agent_token: string;
+            environment_id: string;
         };
         /** @description A recorded analysis or recommendation. */
         AnalysisResponse: {
@@ -1486,6 +1639,8 @@ export interface components {
         };
         /** @description An environment (seed data model). */
         EnvironmentResponse: {
+            adopted?: null | components["schemas"]["AdoptedBody"];
+            agent_credential?: null | components["schemas"]["AgentCredentialBody"];
             /** @description The pinned drift baseline, when the lab pinned one. */
             baseline_snapshot_id?: string | null;
             configuration_hash?: string | null;
@@ -1519,6 +1674,7 @@ export interface components {
          *     environments stays light.
          */
         EnvironmentSummary: {
+            adopted?: null | components["schemas"]["AdoptedBody"];
             configuration_hash?: string | null;
             /** Format: date-time */
             created_at: string;
@@ -2252,6 +2408,114 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agent_report_inventory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentInventoryReport"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentInventoryAccepted"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `conflict`: the environment is not an adopted one (the platform watches its files itself) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agent_upload_snapshot: {
+        parameters: {
+            query?: {
+                /** @description Why the snapshot was taken (at most 2000 characters kept). */
+                notes?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/zstd": number[];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SnapshotResponse"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `conflict`: not an adopted environment, or a snapshot of it is being taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_input`: a malformed upload, a member outside the layout, a device or hard link, or more than `WESTTEK_AGENT_UPLOAD_MAX_BYTES` unpacked */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3051,6 +3315,63 @@ export interface operations {
             };
         };
     };
+    adopt_environment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdoptRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdoptResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `conflict`: the name is taken in the lab */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `quota_exceeded`: the lab has its most environments */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     launch: {
         parameters: {
             query?: never;
@@ -3259,6 +3580,86 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    issue_agent_credential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTokenResponse"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_agent_credential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -73,6 +73,26 @@ pub fn relocate(
     old_root: &Path,
     base_prefix_new: Option<&Path>,
 ) -> Result<RelocationReport> {
+    relocate_mapped(root, old_root, base_prefix_new, &[])
+}
+
+/// [`relocate`] with more old → new locations to map: an environment
+/// adopted from a lab machine had its venv and notebooks elsewhere than
+/// `<old_root>/venv` and `<old_root>/home` (e.g. `/srv/proj/.venv` →
+/// `<root>/venv`). The longest old prefix wins.
+///
+/// # Errors
+/// As [`relocate`]; [`Error::UnusablePath`] for an unusable pair.
+pub fn relocate_mapped(
+    root: &Path,
+    old_root: &Path,
+    base_prefix_new: Option<&Path>,
+    extra: &[(PathBuf, PathBuf)],
+) -> Result<RelocationReport> {
+    let extra = extra
+        .iter()
+        .map(|(a, b)| Ok((str_of(&usable(a)?), str_of(&usable(b)?))))
+        .collect::<Result<Vec<_>>>()?;
     let root = usable(&std::path::absolute(root).at(root)?)?;
     let old_root = usable(old_root)?;
     let base_new = base_prefix_new.map(usable).transpose()?;
@@ -106,6 +126,7 @@ pub fn relocate(
         Path::new(&moved).is_dir().then(|| PathBuf::from(moved))
     });
     let mut pairs = vec![(str_of(&old_root), str_of(&root))];
+    pairs.extend(extra);
     if let (Some(new), Some(old)) = (&base_new, &old_base) {
         pairs.push((old.clone(), str_of(new)));
     }

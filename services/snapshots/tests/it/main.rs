@@ -40,6 +40,7 @@ async fn capture(
                 lab_id: LabId::new(),
                 parent: parent.map(str::to_string),
                 notes: None,
+                staged: None,
             },
             Arc::new(Quiet),
         )

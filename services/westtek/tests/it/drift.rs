@@ -22,7 +22,7 @@ const NOTEBOOK: &str = r#"{"cells": [{"cell_type": "code", "metadata": {}, "outp
 
 /// A child process killed (SIGKILL) and reaped on drop, so a failing test
 /// leaves nothing running.
-struct Proc(Child);
+pub(super) struct Proc(pub(super) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -32,7 +32,7 @@ impl Drop for Proc {
 }
 
 /// Lines a child prints, tagged `out` or `err`, read on their own threads.
-fn lines_of(child: &mut Child) -> Receiver<(&'static str, String)> {
+pub(super) fn lines_of(child: &mut Child) -> Receiver<(&'static str, String)> {
     let (tx, rx) = channel();
     let out = child.stdout.take().unwrap();
     let err = child.stderr.take().unwrap();
@@ -51,7 +51,7 @@ fn lines_of(child: &mut Child) -> Receiver<(&'static str, String)> {
 }
 
 /// The first line (from `stream`) that `pred` accepts, within `within`.
-fn wait_line(
+pub(super) fn wait_line(
     rx: &Receiver<(&'static str, String)>,
     stream: &str,
     within: Duration,
@@ -74,7 +74,7 @@ fn wait_line(
 
 /// `westtek up` on `data` (port 0: any free port); returns it, its URL and
 /// the first-run sign-in link (on later starts: none).
-fn up(data: &Path, port: u16, log: &Path) -> (Proc, String, Option<String>) {
+pub(super) fn up(data: &Path, port: u16, log: &Path) -> (Proc, String, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_westtek"))
         .args([
             "up",

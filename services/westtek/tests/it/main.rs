@@ -3,6 +3,7 @@
 //! data dir, including one whose SQLite file was edited behind its back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adopt;
 mod drift;
 mod services;
 mod settings;
