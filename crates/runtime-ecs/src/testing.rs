@@ -22,6 +22,9 @@
 //!   host), its own PID namespace (killing it kills every process in it,
 //!   kernels included) and, when the container names a `user`, that uid/gid
 //!   in a user namespace (files are owned by the caller outside).
+//! - **Task states**: moto walks a task from `RUNNING` to `STOPPED` one step
+//!   per DescribeTasks by default; the harness sets moto's state manager so
+//!   tasks stay `RUNNING` until StopTask, as on Fargate.
 //! - **Stopping**: a task moto reports as stopped (StopTask) has its
 //!   processes killed. A task whose essential container ends on its own is
 //!   stopped in moto through StopTask with ECS's reason `Essential container
@@ -145,6 +148,22 @@ impl Harness {
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             state: Mutex::default(),
         });
+        // moto walks a task from RUNNING to STOPPED one step per
+        // DescribeTasks by default; a Fargate task runs until stopped.
+        inner
+            .http
+            .post(format!(
+                "{}/moto-api/state-manager/set-transition",
+                inner.moto
+            ))
+            .json(&serde_json::json!({
+                "model_name": "ecs::task",
+                "transition": {"progression": "manual", "times": 1_000_000_000u64},
+            }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("moto takes the ECS task state transition");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new()
@@ -723,6 +742,12 @@ async fn watch(inner: &Arc<Inner>) {
 pub async fn default_subnet(moto: &str) -> String {
     let body = reqwest::Client::new()
         .post(moto)
+        // moto routes query requests by the credential scope's service.
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
         .form(&[("Action", "DescribeSubnets"), ("Version", "2016-11-15")])
         .send()
         .await
