@@ -627,7 +627,7 @@ fn sandbox_args(mounts: &[(PathBuf, String)]) -> Vec<String> {
         let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         entries.sort();
         for p in entries {
-            if targets.iter().any(|t| *t == p) {
+            if targets.contains(&p) {
                 continue;
             }
             let s = p.to_string_lossy().to_string();

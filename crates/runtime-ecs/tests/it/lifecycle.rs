@@ -95,7 +95,7 @@ async fn a_started_environment_runs_as_specified_answers_with_its_token_and_stop
         task.environments["jupyter"].get("JUPYTER_TOKEN"),
         Some(&up.token)
     );
-    assert!(task.environments["agent"].get("JUPYTER_TOKEN").is_none());
+    assert!(!task.environments["agent"].contains_key("JUPYTER_TOKEN"));
     let revisions = all_revisions(&f).await;
     assert!(revisions.len() >= 2, "the template and the researcher's");
     for def in &revisions {
