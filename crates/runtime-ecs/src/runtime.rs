@@ -836,3 +836,56 @@ impl JupyterRuntime for EcsJupyterRuntime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::{Attachment, KeyValuePair};
+
+    fn attachment(kind: &str, name: &str, value: &str) -> Attachment {
+        Attachment::builder()
+            .r#type(kind)
+            .details(KeyValuePair::builder().name("other").value("x").build())
+            .details(KeyValuePair::builder().name(name).value(value).build())
+            .build()
+    }
+
+    #[test]
+    fn a_tasks_address_and_volume_come_from_its_attachments() {
+        let task = Task::builder()
+            .attachments(attachment(
+                "ElasticNetworkInterface",
+                "privateIPv4Address",
+                "10.0.3.17",
+            ))
+            .attachments(attachment(
+                "AmazonElasticBlockStorage",
+                "volumeId",
+                "vol-0abc",
+            ))
+            .build();
+        assert_eq!(private_ipv4(&task).as_deref(), Some("10.0.3.17"));
+        assert_eq!(ebs_volume_id(&task).as_deref(), Some("vol-0abc"));
+    }
+
+    #[test]
+    fn a_task_without_attachments_has_no_address_yet() {
+        let task = Task::builder()
+            .attachments(attachment(
+                "ElasticNetworkInterface",
+                "privateIPv4Address",
+                "",
+            ))
+            .build();
+        assert_eq!(private_ipv4(&task), None);
+        assert_eq!(ebs_volume_id(&task), None);
+    }
+
+    #[test]
+    fn tokens_are_256_random_bits() {
+        let (a, b) = (new_token(), new_token());
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

@@ -61,7 +61,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// ECS's reason for a task whose essential container ended.
 pub const ESSENTIAL_EXITED: &str = "Essential container in task exited";
@@ -697,41 +697,43 @@ async fn watch(inner: &Arc<Inner>) {
             .await
             .map(|t| t.desired_status() == Some("STOPPED") || t.last_status() == Some("STOPPED"))
             .unwrap_or(false);
-        let mut ended_by: Option<String> = None;
-        let mut essential_exit: Option<String> = None;
-        {
+        let (why, mut gone, essential) = {
             let mut st = inner.state.lock().unwrap();
-            let procs = st.procs.get_mut(&arn).unwrap();
-            if stopped_in_moto {
-                ended_by = Some("stopped through ECS (StopTask)".into());
-            } else {
+            let Some(procs) = st.procs.get_mut(&arn) else {
+                continue;
+            };
+            let mut why = stopped_in_moto.then(|| "stopped through ECS (StopTask)".to_string());
+            let mut essential = false;
+            if why.is_none() {
                 for p in procs.iter_mut() {
                     if let Ok(Some(status)) = p.child.try_wait() {
                         if p.essential {
-                            essential_exit =
-                                Some(format!("container {} exited: {status}", p.container));
+                            why = Some(format!("container {} exited: {status}", p.container));
+                            essential = true;
                             break;
                         }
                     }
                 }
             }
-            if ended_by.is_some() || essential_exit.is_some() {
-                for p in procs.iter_mut() {
-                    kill_group(p.child.id());
-                }
-                let deadline = Instant::now() + Duration::from_secs(10);
-                for p in procs.iter_mut() {
-                    while p.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                }
-                procs.clear();
-                if let Some(l) = st.launched.get_mut(&arn) {
-                    l.ended = ended_by.clone().or_else(|| essential_exit.clone());
-                }
-            }
+            let Some(why) = why else {
+                continue;
+            };
+            (why, std::mem::take(procs), essential)
+        };
+        for p in &gone {
+            kill_group(p.child.id());
         }
-        if essential_exit.is_some() {
+        // Reaped off the async threads (after SIGKILL: quick, but a wait).
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in &mut gone {
+                let _ = p.child.wait();
+            }
+        })
+        .await;
+        if let Some(l) = inner.state.lock().unwrap().launched.get_mut(&arn) {
+            l.ended = Some(why);
+        }
+        if essential {
             stop_in_moto(inner, &arn, ESSENTIAL_EXITED).await;
         }
     }

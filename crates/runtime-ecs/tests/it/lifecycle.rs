@@ -367,3 +367,48 @@ async fn a_start_from_a_snapshot_creates_the_volume_from_it() {
         .exists());
     f.runtime.stop(second.env_id).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_traffic_is_culled_and_reported_idle_while_a_touched_one_stays() {
+    let f = fixture_with(jupyter_command(), |s| {
+        s.idle_timeout = Some(Duration::from_secs(3));
+    })
+    .await;
+    let spec = spec(UserId::new());
+    jupyter_venv(&f.harness.ebs_dir(&spec.env_id.to_string())).await;
+    f.runtime.start(&spec).await.unwrap();
+    let arn = f
+        .runtime
+        .container_info(spec.env_id)
+        .unwrap()
+        .task_arn
+        .unwrap();
+
+    // Gateway traffic (touch) for twice the idle timeout keeps it running.
+    for _ in 0..12 {
+        f.runtime.touch(spec.env_id);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(f.runtime.running().await.len(), 1, "touched: still running");
+    assert!(f.runtime.take_exited().await.is_empty());
+
+    // Then nothing: culled, stopped in ECS, reported once as idle.
+    let exits = std::sync::Mutex::new(Vec::new());
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            let got = f.runtime.take_exited().await;
+            let mut exits = exits.lock().unwrap();
+            exits.extend(got);
+            !exits.is_empty()
+        })
+        .await,
+        "the idle server is reported"
+    );
+    let exits = exits.into_inner().unwrap();
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0].0, spec.env_id);
+    assert_eq!(exits[0].1.reason, "idle");
+    assert_eq!(moto_task(&f, &arn).await.desired_status(), Some("STOPPED"));
+    assert!(f.runtime.running().await.is_empty());
+    assert!(f.runtime.take_exited().await.is_empty(), "reported once");
+}
