@@ -21,6 +21,7 @@
 //!   new template) gets new revisions, nothing else does.
 
 use crate::error::{describe, start_failed};
+use aws_sdk_ecs::error::ProvideErrorMetadata as _;
 use aws_sdk_ecs::types::{
     EfsAuthorizationConfig, EfsAuthorizationConfigIam, EfsTransitEncryption,
     EfsVolumeConfiguration, Tag, TaskDefinition, TaskDefinitionField,
@@ -156,8 +157,6 @@ pub(crate) async fn latest_revision(
     })?;
     Ok((def, out.tags().to_vec()))
 }
-
-use aws_sdk_ecs::error::ProvideErrorMetadata as _;
 
 /// The ARN of the template a revision came from (the revision's own ARN when
 /// it is a template).

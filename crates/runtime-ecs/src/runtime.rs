@@ -26,7 +26,9 @@
 //! - **Exits**: `take_exited` asks ECS about the tracked tasks; a `STOPPED`
 //!   task nobody asked to stop is reported once, classified by `exit`.
 //!   `stop` forgets the task before calling StopTask, so it is never
-//!   reported. Idle culling works as locally: no gateway traffic and no
+//!   reported; `stop` while a start waits makes that start stop its task and
+//!   fail with `Conflict`. RunTask carries a client token per start, so the
+//!   SDK retrying it never starts a second task. Idle culling works as locally: no gateway traffic and no
 //!   activity Jupyter reports for `idle_timeout` stops the task and reports
 //!   `idle`.
 
@@ -129,6 +131,8 @@ struct Inner {
     http: reqwest::Client,
     servers: Mutex<HashMap<EnvironmentId, Arc<Server>>>,
     starting: Mutex<HashMap<EnvironmentId, ServerInfo>>,
+    /// Starting environments `stop` was called for.
+    cancelled: Mutex<std::collections::HashSet<EnvironmentId>>,
     exited: Mutex<Vec<(EnvironmentId, JupyterExit)>>,
     /// Access point per researcher.
     homes: tokio::sync::Mutex<HashMap<UserId, String>>,
@@ -174,6 +178,7 @@ struct StartingGuard<'a>(&'a Inner, EnvironmentId);
 impl Drop for StartingGuard<'_> {
     fn drop(&mut self) {
         lock(&self.0.starting).remove(&self.1);
+        lock(&self.0.cancelled).remove(&self.1);
     }
 }
 
@@ -213,6 +218,7 @@ impl EcsJupyterRuntime {
                 http,
                 servers: Mutex::default(),
                 starting: Mutex::default(),
+                cancelled: Mutex::default(),
                 exited: Mutex::default(),
                 homes: tokio::sync::Mutex::default(),
                 revisions: tokio::sync::Mutex::default(),
@@ -223,7 +229,9 @@ impl EcsJupyterRuntime {
     }
 
     /// Reaches tasks through `address` instead of their private IPv4 (the
-    /// test harness maps tasks to local ports). Call before the first start.
+    /// test harness maps tasks to local ports). Call on the runtime as built,
+    /// before cloning it (a clone keeps the runtime shared, and the call is
+    /// then ignored with a warning).
     #[must_use]
     pub fn with_task_address(self, address: Arc<dyn TaskAddress>) -> Self {
         match Arc::try_unwrap(self.inner) {
@@ -355,10 +363,13 @@ impl EcsJupyterRuntime {
         let (addr, ebs) = match ready {
             Ok(r) => r,
             Err(e) => {
-                let _ = self.stop_task(&task_arn).await;
+                if let Err(stop) = self.stop_task(&task_arn).await {
+                    tracing::warn!(env = %env, task = %task_arn, error = %stop, "stopping a task that did not start failed");
+                }
                 return Err(e);
             }
         };
+        let info_task_arn = task_arn.clone();
         let server = Arc::new(Server {
             env_id: env,
             lab_id: spec.lab_id,
@@ -372,7 +383,25 @@ impl EcsJupyterRuntime {
             last_activity_ms: AtomicI64::new(Utc::now().timestamp_millis()),
         });
         let info = server.info();
-        lock(&inner.servers).insert(env, server);
+        // `stop` during the wait: the task goes, the start fails. Decided
+        // under the locks `stop` takes (servers, starting, cancelled), so a
+        // stop is never lost between the two.
+        let cancelled = {
+            let mut servers = lock(&inner.servers);
+            let mut starting = lock(&inner.starting);
+            let cancelled = lock(&inner.cancelled).remove(&env);
+            starting.remove(&env);
+            if !cancelled {
+                servers.insert(env, server);
+            }
+            cancelled
+        };
+        if cancelled {
+            if let Err(stop) = self.stop_task(&info_task_arn).await {
+                tracing::warn!(env = %env, task = %info_task_arn, error = %stop, "stopping a task stopped while starting failed");
+            }
+            return Err(stopped_while_starting(env));
+        }
         self.ensure_culler();
         Ok(info)
     }
@@ -502,6 +531,8 @@ impl EcsJupyterRuntime {
                     .collect(),
             ))
             .started_by("westtek")
+            // The SDK retries RunTask on transient errors: one start, one task.
+            .client_token(format!("westtek-{env}-{}", &new_token()[..16]))
             .send()
             .await
             .map_err(|e| start_failed(describe("RunTask", &what, &e)))?;
@@ -543,6 +574,9 @@ impl EcsJupyterRuntime {
         let mut last_status = String::from("unknown");
         let mut answered = String::new();
         loop {
+            if lock(&self.inner.cancelled).contains(&spec.env_id) {
+                return Err(stopped_while_starting(spec.env_id));
+            }
             if let Some(task) = self.describe(task_arn).await? {
                 last_status = task.last_status().unwrap_or("unknown").to_string();
                 if last_status == "STOPPED" || last_status == "DELETED" {
@@ -640,6 +674,12 @@ impl EcsJupyterRuntime {
     }
 }
 
+fn stopped_while_starting(env: EnvironmentId) -> DomainError {
+    DomainError::Conflict(format!(
+        "Jupyter of environment {env} was stopped while it was starting"
+    ))
+}
+
 /// 256 random bits, hex.
 fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -734,7 +774,15 @@ impl JupyterRuntime for EcsJupyterRuntime {
     }
 
     async fn stop(&self, env: EnvironmentId) -> Result<()> {
-        let server = lock(&self.inner.servers).remove(&env);
+        let server = {
+            let mut servers = lock(&self.inner.servers);
+            let server = servers.remove(&env);
+            // Still starting: the start notices, stops its task and fails.
+            if server.is_none() && lock(&self.inner.starting).contains_key(&env) {
+                lock(&self.inner.cancelled).insert(env);
+            }
+            server
+        };
         match server {
             Some(s) => {
                 tracing::info!(env = %env, task = %s.task_arn, "stopping Jupyter task");

@@ -82,3 +82,49 @@ async fn a_task_that_stops_while_starting_fails_the_start_with_ecs_reason() {
     // A start that failed is not an exit to report.
     assert!(f.runtime.take_exited().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_while_starting_stops_the_task_and_fails_the_start() {
+    let f = fixture_with(vec!["sleep".into(), "3600".into()], |s| {
+        s.ready_timeout = Duration::from_secs(300);
+    })
+    .await;
+    let spec = spec(UserId::new());
+    let runtime = f.runtime.clone();
+    let starting = {
+        let spec = spec.clone();
+        tokio::spawn(async move { runtime.start(&spec).await })
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            f.harness.launched().iter().any(|l| !l.pids.is_empty())
+        })
+        .await,
+        "the task runs"
+    );
+    assert_eq!(f.runtime.running().await.len(), 1, "listed while starting");
+    f.runtime.stop(spec.env_id).await.unwrap();
+    let began = std::time::Instant::now();
+    let err = starting.await.unwrap().unwrap_err();
+    assert!(
+        began.elapsed() < Duration::from_secs(60),
+        "the start noticed the stop, not its 300 s timeout"
+    );
+    assert!(
+        matches!(err, DomainError::Conflict(ref m) if m.contains("stopped while it was starting")),
+        "{err:?}"
+    );
+    let task = f.harness.launched().pop().unwrap();
+    assert_eq!(
+        moto_task(&f, &task.task_arn).await.desired_status(),
+        Some("STOPPED")
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            task.pids.values().all(|p| !alive(*p))
+        })
+        .await
+    );
+    assert!(f.runtime.running().await.is_empty());
+    assert!(f.runtime.take_exited().await.is_empty());
+}
