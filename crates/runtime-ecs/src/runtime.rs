@@ -274,15 +274,17 @@ impl EcsJupyterRuntime {
     }
 
     /// What the environment record's `container_info` gets for a running
-    /// server: task ARN, cluster, Jupyter's address behind its base URL, the
-    /// EFS access point and (once ECS reported it) the EBS volume id.
+    /// server: task ARN, cluster, the EFS access point and (once ECS reported
+    /// it) the EBS volume id. `jupyter_url` stays `None`: it is the
+    /// gateway's public URL, which the platform sets; the task's private
+    /// address is for the gateway only ([`JupyterRuntime::upstream`]).
     pub fn container_info(&self, env: EnvironmentId) -> Option<ContainerInfo> {
         let s = lock(&self.inner.servers).get(&env).cloned()?;
         let ebs_volume_id = lock(&s.ebs_volume_id).clone();
         Some(ContainerInfo {
             task_arn: Some(s.task_arn.clone()),
             cluster_name: Some(self.inner.settings.cluster.clone()),
-            jupyter_url: Some(format!("{}{}", s.addr, s.base_url)),
+            jupyter_url: None,
             efs_access_point: Some(s.access_point.clone()),
             ebs_volume_id,
             last_exit: None,
@@ -429,6 +431,7 @@ impl EcsJupyterRuntime {
         let mut ebs = TaskManagedEbsVolumeConfiguration::builder()
             .role_arn(&s.ebs_role_arn)
             .encrypted(true)
+            .set_kms_key_id(s.ebs_kms_key_id.clone())
             .volume_type(&s.ebs_volume_type)
             .filesystem_type(TaskFilesystemType::Ext4)
             .tag_specifications(

@@ -35,6 +35,10 @@ pub struct EcsSettings {
     pub ebs_size_gib: i32,
     /// EBS volume type (`WESTTEK_ECS_EBS_VOLUME_TYPE`, default `gp3`).
     pub ebs_volume_type: String,
+    /// KMS key the environment volumes are encrypted with
+    /// (`WESTTEK_ECS_EBS_KMS_KEY_ID`; `None`: the account's default EBS key).
+    /// Volumes are always encrypted. The EBS role must be allowed to use it.
+    pub ebs_kms_key_id: Option<String>,
     /// Port Jupyter listens on inside the task (`WESTTEK_ECS_JUPYTER_PORT`,
     /// default 8888, the CDK app's).
     pub jupyter_port: u16,
@@ -69,6 +73,7 @@ impl EcsSettings {
             efs_file_system_id: efs_file_system_id.into(),
             ebs_size_gib: 20,
             ebs_volume_type: "gp3".into(),
+            ebs_kms_key_id: None,
             jupyter_port: 8888,
             ready_timeout: Duration::from_secs(600),
             poll_interval: Duration::from_secs(2),

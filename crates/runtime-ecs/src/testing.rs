@@ -139,6 +139,11 @@ impl Harness {
     /// A harness over the moto server at `moto` (its endpoint), with local
     /// folders under `root`. Call from inside a tokio runtime.
     pub async fn start(moto: &str, root: &Path) -> Harness {
+        let bwrap = Command::new("bwrap").arg("--version").output();
+        assert!(
+            bwrap.is_ok_and(|o| o.status.success()),
+            "the ECS harness runs containers under bubblewrap: apt-get install bubblewrap"
+        );
         let config = westtek_aws::config_for_endpoint(moto, "test", "test");
         let inner = Arc::new(Inner {
             moto: moto.trim_end_matches('/').to_string(),

@@ -58,6 +58,10 @@ async fn a_started_environment_runs_as_specified_answers_with_its_token_and_stop
     assert_eq!(ebs["filesystemType"], "ext4");
     assert_eq!(ebs["terminationPolicy"]["deleteOnTermination"], false);
     assert!(ebs.get("snapshotId").is_none());
+    assert!(
+        ebs.get("kmsKeyId").is_none(),
+        "the account's default EBS key"
+    );
     let spec0 = &ebs["tagSpecifications"][0];
     assert_eq!(spec0["resourceType"], "volume");
     for (k, v) in &expected_tags {
@@ -127,9 +131,10 @@ async fn a_started_environment_runs_as_specified_answers_with_its_token_and_stop
     assert_eq!(ci.task_arn.as_deref(), Some(task.task_arn.as_str()));
     assert_eq!(ci.cluster_name.as_deref(), Some(CLUSTER));
     assert_eq!(ci.efs_access_point.as_deref(), Some(ap.as_str()));
+    assert_eq!(ci.ebs_volume_id, None, "moto reports no EBS attachment");
     assert_eq!(
-        ci.jupyter_url.as_deref(),
-        Some(format!("{addr}{}", spec.base_url).as_str())
+        ci.jupyter_url, None,
+        "the platform's public URL, not the task's"
     );
 
     // Stop: StopTask reaches ECS, the processes go, nothing is reported.
@@ -306,7 +311,10 @@ async fn a_task_that_ends_on_its_own_is_reported_once_by_take_exited() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_start_from_a_snapshot_creates_the_volume_from_it() {
-    let f = fixture().await;
+    let f = fixture_with(jupyter_command(), |s| {
+        s.ebs_kms_key_id = Some("alias/westtek-environments".into());
+    })
+    .await;
     let snapshot = "snap-0123456789abcdef0";
     // The "snapshot" holds the venv Jupyter runs from and a marker.
     let snap_dir = f.harness.snapshot_dir(snapshot);
@@ -334,6 +342,8 @@ async fn a_start_from_a_snapshot_creates_the_volume_from_it() {
         "a snapshot's size wins: {ebs}"
     );
     assert_eq!(ebs["filesystemType"], "ext4");
+    assert_eq!(ebs["kmsKeyId"], "alias/westtek-environments");
+    assert_eq!(ebs["encrypted"], true);
     assert_eq!(
         std::fs::read_to_string(f.harness.ebs_dir(&env).join("restored-marker")).unwrap(),
         "from the snapshot"
