@@ -27,10 +27,12 @@
 //!   task nobody asked to stop is reported once, classified by `exit`.
 //!   `stop` forgets the task before calling StopTask, so it is never
 //!   reported; `stop` while a start waits makes that start stop its task and
-//!   fail with `Conflict`. RunTask carries a client token per start, so the
-//!   SDK retrying it never starts a second task. Idle culling works as locally: no gateway traffic and no
-//!   activity Jupyter reports for `idle_timeout` stops the task and reports
-//!   `idle`.
+//!   fail with `Conflict`.
+//! - **Idle culling** works as locally: no gateway traffic (`touch`) and no
+//!   activity Jupyter itself reports (`api/status`, busy kernels) for
+//!   `idle_timeout` stops the task and reports `idle`.
+//! - **Retries**: RunTask carries a client token per start, so the SDK
+//!   retrying it never starts a second task.
 
 use crate::error::{describe, start_failed, STOP_FAILED};
 use crate::exit::{classify, JUPYTER_CONTAINER};
@@ -582,13 +584,16 @@ impl EcsJupyterRuntime {
             }
             if let Some(task) = self.describe(task_arn).await? {
                 last_status = task.last_status().unwrap_or("unknown").to_string();
-                if last_status == "STOPPED" || last_status == "DELETED" {
+                if let Some(h) = task.health_status().filter(|h| h.as_str() != "UNKNOWN") {
+                    last_status.push_str(&format!(", health {}", h.as_str()));
+                }
+                if matches!(task.last_status(), Some("STOPPED" | "DELETED")) {
                     return Err(start_failed(format!(
                         "Jupyter's task {task_arn} stopped before Jupyter answered: {}",
                         task.stopped_reason().unwrap_or("ECS gave no reason")
                     )));
                 }
-                if last_status == "RUNNING" {
+                if task.last_status() == Some("RUNNING") {
                     if let Some(addr) = self.inner.address.resolve(&task, s.jupyter_port).await {
                         let url = format!("{addr}{}api/status", spec.base_url);
                         match self

@@ -83,6 +83,18 @@ async fn a_started_environment_runs_as_specified_answers_with_its_token_and_stop
         .find(|c| c["name"] == "jupyter")
         .unwrap();
     assert_eq!(jupyter_override["memory"], 3072);
+    let sent: std::collections::BTreeMap<&str, &str> = jupyter_override["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv["name"].as_str().unwrap(), kv["value"].as_str().unwrap()))
+        .collect();
+    // What ECS is asked for; the harness only moves the port to a free one.
+    assert_eq!(sent["JUPYTER_PORT"], "8888");
+    assert_eq!(sent["JUPYTER_BASE_URL"], spec.base_url);
+    assert_eq!(sent["WESTTEK_ENVIRONMENT_ID"], env);
+    assert_eq!(sent["WESTTEK_LAB_ID"], spec.lab_id.to_string());
+    assert_eq!(sent["JUPYTER_TOKEN"].len(), 64);
 
     // Reachable through upstream with the token, and only with it.
     let up = f.runtime.upstream(spec.env_id).await.unwrap();
