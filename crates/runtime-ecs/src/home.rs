@@ -18,7 +18,10 @@
 //!   and IAM authorisation stay on). It is tagged `westtek:researcher` and
 //!   `westtek:template` (the template's ARN), cached per researcher and
 //!   template, and registered only when missing: a new CDK deployment (a
-//!   new template) gets new revisions, nothing else does.
+//!   new template) gets new revisions, nothing else does. A restarted
+//!   platform finds the revisions it registered before by reading, once per
+//!   template, the family's ACTIVE revisions newer than the template
+//!   (their tags say whose they are).
 
 use crate::error::{describe, start_failed};
 use aws_sdk_ecs::error::ProvideErrorMetadata as _;
@@ -156,6 +159,79 @@ pub(crate) async fn latest_revision(
         ))
     })?;
     Ok((def, out.tags().to_vec()))
+}
+
+/// The revision number at the end of a task definition ARN (`…:<n>`).
+fn revision_of(arn: &str) -> Option<i64> {
+    arn.rsplit(':').next()?.parse().ok()
+}
+
+/// Every researcher's revision derived from `template_arn`, by researcher
+/// id (newest wins): the family's ACTIVE revisions newer than the template,
+/// read once per template so a restarted platform reuses them instead of
+/// registering again.
+pub(crate) async fn derived_revisions(
+    ecs: &aws_sdk_ecs::Client,
+    family: &str,
+    template_arn: &str,
+) -> Result<Vec<(String, TaskDefinition)>> {
+    let what = format!("task definition family {family}");
+    let floor = revision_of(template_arn).unwrap_or(0);
+    let suffix = format!("task-definition/{family}:");
+    let mut arns: Vec<(i64, String)> = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| start_failed(describe("ListTaskDefinitions", &what, &e)))?;
+        for arn in page.task_definition_arns() {
+            // The prefix also matches longer family names.
+            let exact = arn
+                .rsplit_once(&suffix)
+                .is_some_and(|(_, rev)| rev.parse::<i64>().is_ok());
+            if let (true, Some(rev)) = (exact, revision_of(arn)) {
+                if rev > floor {
+                    arns.push((rev, arn.clone()));
+                }
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    arns.sort_by_key(|a| std::cmp::Reverse(a.0));
+    let mut found: Vec<(String, TaskDefinition)> = Vec::new();
+    for (_, arn) in arns {
+        let out = ecs
+            .describe_task_definition()
+            .task_definition(&arn)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(|e| start_failed(describe("DescribeTaskDefinition", &arn, &e)))?;
+        let tag = |k: &str| {
+            out.tags()
+                .iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        if tag(TEMPLATE_TAG).as_deref() != Some(template_arn) {
+            continue;
+        }
+        if let (Some(researcher), Some(def)) = (tag(RESEARCHER_TAG), out.task_definition()) {
+            if !found.iter().any(|(r, _)| *r == researcher) {
+                found.push((researcher, def.clone()));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The ARN of the template a revision came from (the revision's own ARN when

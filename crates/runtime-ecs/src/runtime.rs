@@ -140,6 +140,8 @@ struct Inner {
     homes: tokio::sync::Mutex<HashMap<UserId, String>>,
     /// Revision per researcher and template ARN.
     revisions: tokio::sync::Mutex<HashMap<(UserId, String), TaskDefinition>>,
+    /// Templates whose derived revisions were read from ECS.
+    scanned: Mutex<std::collections::HashSet<String>>,
     /// EBS snapshot the next start of an environment restores from.
     restore_from: Mutex<HashMap<EnvironmentId, String>>,
     culler_started: AtomicBool,
@@ -225,6 +227,7 @@ impl EcsJupyterRuntime {
                 homes: tokio::sync::Mutex::default(),
                 revisions: tokio::sync::Mutex::default(),
                 restore_from: Mutex::default(),
+                scanned: Mutex::default(),
                 culler_started: AtomicBool::new(false),
             }),
         }
@@ -316,6 +319,22 @@ impl EcsJupyterRuntime {
         let mut revisions = inner.revisions.lock().await;
         if let Some(def) = revisions.get(&(researcher, template.clone())) {
             return Ok((access_point, def.clone()));
+        }
+        if !lock(&inner.scanned).contains(&template) {
+            let family = &inner.settings.task_family;
+            for (who, def) in home::derived_revisions(&inner.ecs, family, &template).await? {
+                if let Ok(who) = UserId::parse(&who) {
+                    revisions.entry((who, template.clone())).or_insert(def);
+                }
+            }
+            lock(&inner.scanned).insert(template.clone());
+            // A revision whose access point is no longer the researcher's
+            // (deleted and made again) is not reused.
+            if let Some(def) = revisions.get(&(researcher, template.clone())) {
+                if home::home_access_point(def) == Some(access_point.as_str()) {
+                    return Ok((access_point, def.clone()));
+                }
+            }
         }
         let def = home::register_for(
             &inner.ecs,

@@ -265,8 +265,11 @@ async fn a_researcher_keeps_one_access_point_and_revision_across_environments() 
     jupyter_venv(&f.harness.ebs_dir(&fourth.env_id.to_string())).await;
     again.start(&fourth).await.unwrap();
     assert_eq!(researcher_access_points(&f).await.len(), 2);
+    assert_eq!(all_revisions(&f).await.len(), 3, "no new revision");
     let ci = again.container_info(fourth.env_id).unwrap();
     assert_eq!(ci.efs_access_point.as_deref(), Some(alice_ap.as_str()));
+    let arn = ci.task_arn.unwrap();
+    assert_eq!(f.harness.task(&arn).unwrap().task_definition_arn, defs[0]);
     again.stop_all().await;
     f.runtime.stop_all().await;
     assert!(f.runtime.running().await.is_empty());

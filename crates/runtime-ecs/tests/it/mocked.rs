@@ -3,6 +3,7 @@
 //! own response shapes; EFS is moto's.
 
 use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
+use aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput;
 use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
 use aws_sdk_ecs::operation::run_task::RunTaskOutput;
 use aws_sdk_ecs::types::{
@@ -60,6 +61,13 @@ async fn run_task_failures_are_an_upstream_error_quoting_them() {
             .task_definition(template())
             .build()
     });
+    let list = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+        ListTaskDefinitionsOutput::builder()
+            .task_definition_arns(
+                "arn:aws:ecs:us-east-1:123456789012:task-definition/westtek-jupyter:1",
+            )
+            .build()
+    });
     let register = mock!(aws_sdk_ecs::Client::register_task_definition).then_output(|| {
         let mut def = template();
         def.task_definition_arn =
@@ -89,7 +97,7 @@ async fn run_task_failures_are_an_upstream_error_quoting_them() {
     let ecs = mock_client!(
         aws_sdk_ecs,
         RuleMode::MatchAny,
-        [&describe, &register, &run]
+        [&describe, &list, &register, &run]
     );
     let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
     let efs = aws_sdk_efs::Client::new(&moto.config());
