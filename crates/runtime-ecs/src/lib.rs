@@ -11,15 +11,27 @@
 //! - `exit`: how a task that ended on its own ended.
 //! - [`JupyterTaskDefinition`]: registers a task definition shaped like the
 //!   CDK app's (development accounts, tests).
-//! - with feature `testing`, [`testing`]: the harness that runs what moto's
-//!   ECS was asked to run as local processes.
+//! - with feature `testing`, module `testing`: the harness that runs what
+//!   moto's ECS was asked to run as local processes (what it plays honestly
+//!   and where it differs from Fargate is in its docs).
 //!
-//! Permissions (the CDK app's env-manager role): `ecs:RunTask` on the
-//! family, `ecs:StopTask`/`DescribeTasks` on the cluster's tasks,
-//! `ecs:RegisterTaskDefinition`/`DescribeTaskDefinition` (and
-//! `ecs:TagResource` for the revisions' tags), `iam:PassRole` on the task,
-//! execution and EBS roles, `elasticfilesystem:CreateAccessPoint`,
-//! `DescribeAccessPoints`, `TagResource`.
+//! # Permissions
+//!
+//! What the platform's role needs (the CDK app's env-manager role; the
+//! starred ones are not in its policy yet):
+//!
+//! - `ecs:RunTask` on the family's revisions (condition: the cluster),
+//!   `ecs:StopTask` and `ecs:DescribeTasks` on the cluster's tasks;
+//! - `ecs:RegisterTaskDefinition`, `ecs:DescribeTaskDefinition`,
+//!   `ecs:ListTaskDefinitions`* (finding the revisions registered before a
+//!   restart) on `*`;
+//! - `ecs:TagResource`* for tags given on create (RunTask's task tags,
+//!   RegisterTaskDefinition's revision tags; ECS authorises tag-on-create
+//!   separately), e.g. with condition `ecs:CreateAction` in `RunTask`,
+//!   `RegisterTaskDefinition`;
+//! - `iam:PassRole` on the task role, the execution role and the EBS role;
+//! - `elasticfilesystem:CreateAccessPoint`, `DescribeAccessPoints`,
+//!   `TagResource` on the homes file system and its access points.
 //!
 //! # The Jupyter image's contract
 //!
