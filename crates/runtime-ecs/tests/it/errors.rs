@@ -128,3 +128,15 @@ async fn a_stop_while_starting_stops_the_task_and_fails_the_start() {
     assert!(f.runtime.running().await.is_empty());
     assert!(f.runtime.take_exited().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_limit_no_fargate_task_holds_is_refused_before_running_anything() {
+    let f = fixture().await;
+    let mut spec = spec(UserId::new());
+    spec.limits.memory_bytes = 200 << 30;
+    let m = upstream_message(f.runtime.start(&spec).await.unwrap_err());
+    assert!(m.contains("204800 MiB"), "{m}");
+    assert!(m.contains("largest Fargate task"), "{m}");
+    assert!(f.harness.launched().is_empty(), "no task was started");
+    assert!(f.runtime.running().await.is_empty());
+}
