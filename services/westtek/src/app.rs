@@ -157,6 +157,8 @@ pub struct UpConfig {
     pub vault_kms_key_id: Option<String>,
     /// Bounds of the snapshot/restore/drill queue.
     pub vault_queue: westtek_platform::queue::QueueLimits,
+    /// Largest agent upload (unpacked bytes).
+    pub agent_upload_max_bytes: u64,
     pub profile: Profile,
     /// Metadata on MongoDB / DocumentDB (`WESTTEK_MONGO_URL`).
     pub mongo: Option<MongoSettings>,
@@ -194,6 +196,7 @@ impl UpConfig {
             vault_url: None,
             vault_kms_key_id: None,
             vault_queue: Default::default(),
+            agent_upload_max_bytes: 64 << 30,
             profile: Profile::Local,
             mongo: None,
             metadata_in_sqlite: false,
@@ -1081,6 +1084,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     pcfg.access_ttl = cfg.access_ttl;
     pcfg.secure_cookies = url.starts_with("https://");
     pcfg.upload_dir = cfg.data_dir.join("scratch").join("uploads");
+    pcfg.agent_upload_max_bytes = cfg.agent_upload_max_bytes;
     pcfg.sandbox = westtek_platform::config::SandboxReport {
         mode: sandbox_status.mode.into(),
         per_environment_uid: sandbox_status.per_environment_uid,

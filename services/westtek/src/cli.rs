@@ -184,6 +184,10 @@ pub struct ServeArgs {
     /// refused with `429 queue_full`.
     #[arg(long, env = "WESTTEK_VAULT_QUEUE_PER_LAB", default_value_t = 200)]
     pub vault_queue_per_lab: u32,
+    /// Largest snapshot an adopted environment's agent may upload, in
+    /// unpacked bytes.
+    #[arg(long, env = "WESTTEK_AGENT_UPLOAD_MAX_BYTES", default_value_t = 64 << 30)]
+    pub agent_upload_max_bytes: u64,
 }
 
 /// Commands.
@@ -301,6 +305,7 @@ pub fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpCo
         max_waiting_per_lab: usize::try_from(args.vault_queue_per_lab).unwrap_or(usize::MAX),
     };
     cfg.insecure_no_sandbox = args.insecure_no_sandbox;
+    cfg.agent_upload_max_bytes = args.agent_upload_max_bytes;
     cfg.vault_url = args.vault_url;
     cfg.vault_kms_key_id = args.vault_kms_key_id;
     cfg.services = services;
