@@ -1,6 +1,6 @@
 import { act, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { environmentSummaries } from '@/testing/fixtures';
+import { environmentSummaries, environmentSummary } from '@/testing/fixtures';
 import { mockFetch, renderWithProviders } from '@/testing/render';
 import { EnvironmentList } from './environment-list';
 import { EnvironmentTable, ROW_HEIGHT } from './environment-table';
@@ -55,6 +55,21 @@ describe('EnvironmentTable', () => {
     expect(last).toHaveAttribute('aria-rowindex', '1001');
   });
 
+  it('marks an adopted environment with its host, and a platform one not at all', () => {
+    const items = [
+      environmentSummary(0, {
+        name: 'adopted-rnaseq',
+        adopted: { host: 'lab-ws-3', venv_path: '/home/ada/rnaseq/.venv', notebooks_path: '/home/ada/rnaseq' },
+      }),
+      environmentSummary(1, { name: 'built-here' }),
+    ];
+    renderWithProviders(<EnvironmentTable items={items} total={2} />);
+    const adopted = screen.getByRole('link', { name: 'adopted-rnaseq' }).closest('[role="row"]') as HTMLElement;
+    expect(within(adopted).getByText('Adopted · lab-ws-3')).toBeInTheDocument();
+    const built = screen.getByRole('link', { name: 'built-here' }).closest('[role="row"]') as HTMLElement;
+    expect(within(built).queryByText(/Adopted/)).toBeNull();
+  });
+
   it('shows status words, not codes', () => {
     renderWithProviders(<EnvironmentTable items={environmentSummaries(8)} total={8} />);
     const first = screen.getByRole('link', { name: 'env-0000' }).closest('[role="row"]') as HTMLElement;
@@ -86,6 +101,18 @@ describe('EnvironmentList', () => {
     // Only the pages needed were fetched, one after another.
     expect(calls.map((c) => c.url.searchParams.get('offset'))).toEqual(['0', '200', '400', '600', '800']);
     expect(bodyRows().length).toBeLessThan(30);
+  });
+
+  it('marks adopted environments as the API lists them', async () => {
+    const items = [
+      environmentSummary(0, { adopted: { host: 'lab-ws-3', venv_path: '/srv/venv', notebooks_path: '/srv/nb' } }),
+      environmentSummary(1),
+    ];
+    vi.stubGlobal('fetch', mockFetch(() => ({ body: { items, total: 2, limit: 200, offset: 0 } })).fn);
+    renderWithProviders(<EnvironmentList />);
+    const first = (await screen.findByRole('link', { name: 'env-0000' })).closest('[role="row"]') as HTMLElement;
+    expect(within(first).getByText('Adopted · lab-ws-3')).toBeInTheDocument();
+    expect(screen.getAllByText(/^Adopted/)).toHaveLength(1);
   });
 
   it('says so when the lab has no environments', async () => {

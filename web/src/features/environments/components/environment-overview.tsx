@@ -1,6 +1,7 @@
 import { DriftStatusBadge, EnvStatusBadge } from '@/components/ui/badge';
 import { dateTime, timeAgo } from '@/lib/format';
 import type { Environment } from '../api/get-environment';
+import { AdoptedBadge } from './adopted-badge';
 
 /** The environment's facts and its installed packages. */
 export function EnvironmentOverview({ env }: { env: Environment }) {
@@ -19,6 +20,14 @@ export function EnvironmentOverview({ env }: { env: Environment }) {
         <dd>
           <DriftStatusBadge status={env.drift_status} />
         </dd>
+        {env.adopted && (
+          <>
+            <dt className="text-slate-700">Origin</dt>
+            <dd>
+              <AdoptedBadge host={env.adopted.host} />
+            </dd>
+          </>
+        )}
         <dt className="text-slate-700">Python</dt>
         <dd>{env.python_version || '—'}</dd>
         <dt className="text-slate-700">Last snapshot</dt>

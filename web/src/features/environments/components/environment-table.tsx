@@ -4,6 +4,7 @@ import { Link } from 'react-router';
 import { DriftStatusBadge, EnvStatusBadge, JupyterStatusBadge } from '@/components/ui/badge';
 import { dateTime, timeAgo } from '@/lib/format';
 import type { EnvironmentSummary } from '../api/get-environments';
+import { AdoptedBadge } from './adopted-badge';
 
 export const ROW_HEIGHT = 52;
 const COLS =
@@ -20,10 +21,18 @@ const Row = memo(function Row({ env, index, start }: { env: EnvironmentSummary |
     >
       {env ? (
         <>
-          <span role="cell" className="truncate">
-            <Link to={`/environments/${env.id}`} className="font-medium text-sky-800 underline-offset-2 hover:underline">
+          <span role="cell" className="flex min-w-0 items-center gap-2">
+            <Link
+              to={`/environments/${env.id}`}
+              className="truncate font-medium text-sky-800 underline-offset-2 hover:underline"
+            >
               {env.name}
             </Link>
+            {env.adopted && (
+              <span className="min-w-0 shrink truncate">
+                <AdoptedBadge host={env.adopted.host} />
+              </span>
+            )}
           </span>
           <span role="cell">
             <EnvStatusBadge status={env.status} />
