@@ -8,6 +8,7 @@ import { PublishTemplateButton } from '@/features/collaboration/components/publi
 import { ShareButton } from '@/features/collaboration/components/share-dialog';
 import { DriftPanel } from '@/features/drift/components/drift-panel';
 import { useEnvironment } from '@/features/environments/api/get-environment';
+import { AdoptedPanel } from '@/features/environments/components/adopted-panel';
 import { EnvironmentOverview } from '@/features/environments/components/environment-overview';
 import { JupyterControls } from '@/features/environments/components/jupyter-controls';
 import { SnapshotPanel } from '@/features/snapshots/components/snapshot-panel';
@@ -48,9 +49,11 @@ export function EnvironmentRoute() {
             <EnvironmentOverview env={env.data} />
             <JupyterControls env={env.data} />
           </div>
+          {env.data.adopted && <AdoptedPanel env={env.data} adopted={env.data.adopted} canManage={canOperate} />}
           <SnapshotPanel
             environmentId={env.data.id}
             canSnapshot={env.data.status === 'ready'}
+            adoptedHost={env.data.adopted?.host}
             snapshotActions={
               canOperate
                 ? (s) => (
@@ -74,7 +77,11 @@ export function EnvironmentRoute() {
               Open knowledge transfer for {env.data.name}
             </Link>
           </section>
-          <DriftPanel environmentId={env.data.id} jupyterRunning={env.data.jupyter_status !== 'stopped'} />
+          <DriftPanel
+            environmentId={env.data.id}
+            jupyterRunning={env.data.jupyter_status !== 'stopped'}
+            adoptedHost={env.data.adopted?.host}
+          />
           <ChatPanel environmentId={env.data.id} />
         </>
       )}

@@ -93,4 +93,12 @@ describe('DriftActions', () => {
     expect(screen.getByRole('button', { name: 'Accept changes' })).toBeDisabled();
     expect(screen.getByRole('button', { name: 'Unpin baseline' })).toBeEnabled();
   });
+
+  it('keeps accept and rollback off for an adopted environment, saying its agent snapshots there', () => {
+    renderWithProviders(<DriftActions drift={drift()} jupyterRunning={false} adoptedHost="lab-ws-3" />);
+    expect(screen.getByRole('button', { name: 'Accept changes' })).toBeDisabled();
+    expect(screen.getByRole('button', { name: 'Roll back to baseline' })).toBeDisabled();
+    expect(screen.getByRole('button', { name: 'Pin baseline' })).toBeEnabled();
+    expect(screen.getByText(/adopted from lab-ws-3/)).toHaveTextContent('westtek agent snapshot');
+  });
 });

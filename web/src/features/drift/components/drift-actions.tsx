@@ -18,6 +18,11 @@ type Props = {
   drift: EnvironmentDrift;
   /** Rolling back replaces the files under a running kernel: the platform requires Jupyter stopped. */
   jupyterRunning: boolean;
+  /**
+   * The lab machine an adopted environment lives on: accepting (a snapshot)
+   * is its agent's to do there, and the platform cannot roll its files back.
+   */
+  adoptedHost?: string | null;
 };
 
 /** What a finished accept or rollback changes: drift, snapshots (a new one each time), the environment. */
@@ -33,7 +38,7 @@ function useRefresh() {
 }
 
 /** Accept the drift (snapshot now as the new baseline), roll back to the baseline, or pin/unpin it. */
-export function DriftActions({ drift, jupyterRunning }: Props) {
+export function DriftActions({ drift, jupyterRunning, adoptedHost }: Props) {
   const accept = useAcceptDrift();
   const rollback = useRollbackDrift();
   const pin = usePinBaseline();
@@ -61,10 +66,14 @@ export function DriftActions({ drift, jupyterRunning }: Props) {
   return (
     <div className="space-y-3">
       <div className="flex flex-wrap items-center gap-2">
-        <Button onClick={() => open('accept')} disabled={!changed || busy}>
+        <Button onClick={() => open('accept')} disabled={!changed || busy || !!adoptedHost}>
           Accept changes
         </Button>
-        <Button variant="danger" onClick={() => open('rollback')} disabled={!changed || jupyterRunning || busy}>
+        <Button
+          variant="danger"
+          onClick={() => open('rollback')}
+          disabled={!changed || jupyterRunning || busy || !!adoptedHost}
+        >
           Roll back to baseline
         </Button>
         <Button variant="secondary" onClick={() => open('pin')} disabled={busy}>
@@ -72,7 +81,14 @@ export function DriftActions({ drift, jupyterRunning }: Props) {
         </Button>
       </div>
       {!changed && <p className="text-sm text-slate-700">Nothing to accept or roll back: the environment matches its baseline.</p>}
-      {changed && jupyterRunning && (
+      {changed && adoptedHost && (
+        <p className="text-sm text-slate-700">
+          This environment was adopted from {adoptedHost}: to accept the changes, take a snapshot there with{' '}
+          <code className="font-mono">westtek agent snapshot</code> (it becomes the baseline). The platform cannot roll
+          its files back there; restore the baseline snapshot into a new environment instead.
+        </p>
+      )}
+      {changed && !adoptedHost && jupyterRunning && (
         <p className="text-sm text-slate-700">Stop Jupyter to roll back: its files are replaced while kernels would be running.</p>
       )}
       {confirming === null && (accept.error ?? rollback.error ?? pin.error) ? (

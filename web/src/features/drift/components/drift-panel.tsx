@@ -100,7 +100,16 @@ function Timeline({ environmentId }: { environmentId: string }) {
 }
 
 /** Drift of one environment: status against the baseline, findings, actions, analysis, timeline, live events. */
-export function DriftPanel({ environmentId, jupyterRunning = false }: { environmentId: string; jupyterRunning?: boolean }) {
+export function DriftPanel({
+  environmentId,
+  jupyterRunning = false,
+  adoptedHost,
+}: {
+  environmentId: string;
+  jupyterRunning?: boolean;
+  /** The lab machine an adopted environment lives on (its agent snapshots there; no rollback). */
+  adoptedHost?: string | null;
+}) {
   const drift = useEnvironmentDrift(environmentId);
   const events = useDriftEvents(environmentId);
 
@@ -118,8 +127,15 @@ export function DriftPanel({ environmentId, jupyterRunning = false }: { environm
         <ErrorMessage error={drift.error} onRetry={() => void drift.refetch()} />
       ) : !drift.data.baseline_snapshot_id ? (
         <EmptyState title="Not watched for drift yet.">
-          Take a snapshot: it becomes the baseline, and every change to packages, kernels, configuration or notebooks
-          after it is reported here as it happens.
+          {adoptedHost ? (
+            <>
+              Take a snapshot on {adoptedHost} with <code className="font-mono">westtek agent snapshot</code>
+            </>
+          ) : (
+            'Take a snapshot'
+          )}
+          : it becomes the baseline, and every change to packages, kernels, configuration or notebooks after it is
+          reported here as it happens.
         </EmptyState>
       ) : (
         <>
@@ -129,7 +145,7 @@ export function DriftPanel({ environmentId, jupyterRunning = false }: { environm
             {drift.data.watched ? 'Watched live.' : 'Checked by the periodic sweep.'}
           </p>
           <Findings drift={drift.data} />
-          <DriftActions drift={drift.data} jupyterRunning={jupyterRunning} />
+          <DriftActions drift={drift.data} jupyterRunning={jupyterRunning} adoptedHost={adoptedHost} />
           {drift.data.affected_notebooks.length > 0 && (
             <p className="text-sm">
               <span className="font-medium">Notebooks that may now behave differently:</span>{' '}

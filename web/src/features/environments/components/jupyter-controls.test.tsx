@@ -1,5 +1,6 @@
 import { screen } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
+import { adoptedEnvironment, environment } from '@/testing/fixtures';
 import { renderWithProviders } from '@/testing/render';
 import type { Environment } from '../api/get-environment';
 import { JupyterControls } from './jupyter-controls';
@@ -31,5 +32,17 @@ describe('JupyterControls', () => {
     unmount();
     renderWithProviders(<JupyterControls env={env({ at: '2026-12-07T10:00:00Z', reason: 'idle', message: 'stopped idle' }, 'running')} />);
     expect(screen.queryByText('stopped idle')).toBeNull();
+  });
+
+  it('offers no launch for an adopted environment: its Jupyter runs on the lab machine', () => {
+    renderWithProviders(<JupyterControls env={adoptedEnvironment()} />);
+    expect(screen.getByRole('region', { name: 'JupyterLab' })).toHaveTextContent('runs on the lab machine lab-ws-3');
+    expect(screen.queryByRole('button', { name: /Launch/ })).toBeNull();
+    expect(screen.queryByRole('link', { name: /Open JupyterLab/ })).toBeNull();
+  });
+
+  it('offers launch for an environment the platform built', () => {
+    renderWithProviders(<JupyterControls env={environment()} />);
+    expect(screen.getByRole('button', { name: 'Launch Jupyter' })).toBeEnabled();
   });
 });

@@ -26,6 +26,26 @@ function LastExit({ exit }: { exit: Exit }) {
  * link rather than `window.open` after the launch, which popup blockers stop.
  */
 export function JupyterControls({ env }: { env: Environment }) {
+  if (env.adopted) return <AdoptedJupyter host={env.adopted.host} />;
+  return <PlatformJupyter env={env} />;
+}
+
+/** An adopted environment's Jupyter is the researcher's own, on the lab machine: the platform does not launch it. */
+function AdoptedJupyter({ host }: { host: string }) {
+  return (
+    <section aria-labelledby="jupyter-heading" className="space-y-3 rounded-md border border-slate-300 bg-white p-4">
+      <h2 id="jupyter-heading" className="text-lg font-semibold">
+        JupyterLab
+      </h2>
+      <p className="text-sm text-slate-800">
+        Jupyter for this environment runs on the lab machine {host}, as the researcher’s own; the platform does not
+        launch it here. To run the environment on the platform, restore one of its snapshots into a new environment.
+      </p>
+    </section>
+  );
+}
+
+function PlatformJupyter({ env }: { env: Environment }) {
   const launch = useLaunchJupyter();
   const stop = useStopJupyter();
   const running = env.jupyter_status === 'running';

@@ -79,7 +79,8 @@ function Drill({ s }: { s: Snapshot }) {
   );
 }
 
-function Restore({ s }: { s: Snapshot }) {
+/** `inPlace`: whether restoring over the snapshot's own environment is offered (not for an adopted one). */
+function Restore({ s, inPlace }: { s: Snapshot; inPlace: boolean }) {
   const restore = useRestoreSnapshot();
   const refresh = useRefreshAfterJob();
   const [mode, setMode] = useState<'new_environment' | 'in_place'>('new_environment');
@@ -119,15 +120,22 @@ function Restore({ s }: { s: Snapshot }) {
             />
             Into a new environment (this one stays as it is)
           </label>
-          <label className="flex items-center gap-2 text-sm">
-            <input
-              type="radio"
-              name={`restore-mode-${s.id}`}
-              checked={mode === 'in_place'}
-              onChange={() => setMode('in_place')}
-            />
-            In place (replaces this environment’s files; its present state is snapshotted first)
-          </label>
+          {inPlace ? (
+            <label className="flex items-center gap-2 text-sm">
+              <input
+                type="radio"
+                name={`restore-mode-${s.id}`}
+                checked={mode === 'in_place'}
+                onChange={() => setMode('in_place')}
+              />
+              In place (replaces this environment’s files; its present state is snapshotted first)
+            </label>
+          ) : (
+            <p className="text-sm text-slate-700">
+              Not in place: this environment’s files are on the lab machine it was adopted from, where the platform does
+              not write.
+            </p>
+          )}
         </fieldset>
         {mode === 'new_environment' && (
           <div className="max-w-sm">
@@ -189,7 +197,18 @@ function Restore({ s }: { s: Snapshot }) {
 }
 
 /** One snapshot: its metadata, its restore drill, restoring it, and any `actions` the page adds. */
-export function SnapshotDetails({ s, onClose, actions }: { s: Snapshot; onClose: () => void; actions?: ReactNode }) {
+export function SnapshotDetails({
+  s,
+  onClose,
+  actions,
+  inPlaceRestore = true,
+}: {
+  s: Snapshot;
+  onClose: () => void;
+  actions?: ReactNode;
+  /** Offer restoring over the environment itself (false for an adopted environment: only into a new one). */
+  inPlaceRestore?: boolean;
+}) {
   const m = s.metadata;
   return (
     <section
@@ -256,7 +275,7 @@ export function SnapshotDetails({ s, onClose, actions }: { s: Snapshot; onClose:
       </div>
       <div className="grid gap-6 lg:grid-cols-2">
         <Drill s={s} />
-        <Restore s={s} />
+        <Restore s={s} inPlace={inPlaceRestore} />
         {actions}
       </div>
     </section>

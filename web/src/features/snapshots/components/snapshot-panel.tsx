@@ -16,6 +16,11 @@ type Props = {
   environmentId: string;
   /** Snapshots need a ready environment. */
   canSnapshot: boolean;
+  /**
+   * The lab machine an adopted environment lives on: its agent takes its
+   * snapshots there, and the platform cannot restore over its files.
+   */
+  adoptedHost?: string | null;
   /** More actions in a snapshot's details, from other features (the app composes them). */
   snapshotActions?: (s: Snapshot) => ReactNode;
 };
@@ -41,7 +46,7 @@ function DrillResult({ s }: { s: Snapshot }) {
 }
 
 /** The environment's snapshots, and "take snapshot" with live progress. */
-export function SnapshotPanel({ environmentId, canSnapshot, snapshotActions }: Props) {
+export function SnapshotPanel({ environmentId, canSnapshot, adoptedHost, snapshotActions }: Props) {
   const list = useSnapshots(environmentId);
   const create = useCreateSnapshot();
   const finished = useSnapshotFinished();
@@ -59,27 +64,37 @@ export function SnapshotPanel({ environmentId, canSnapshot, snapshotActions }: P
       <h2 id="snapshots-heading" className="text-lg font-semibold">
         Snapshots
       </h2>
-      <form onSubmit={submit} className="flex flex-wrap items-end gap-2">
-        <div className="min-w-64 flex-1">
-          <Field label="Notes for a new snapshot (optional)">
-            {(p) => (
-              <input
-                {...p}
-                name="notes"
-                className={inputClass}
-                value={notes}
-                onChange={(e) => setNotes(e.target.value)}
-                placeholder="e.g. before upgrading pandas"
-                maxLength={500}
-              />
-            )}
-          </Field>
-        </div>
-        <Button type="submit" busy={create.isPending} disabled={!canSnapshot}>
-          Take snapshot
-        </Button>
-      </form>
-      {!canSnapshot && <p className="text-sm text-slate-700">Snapshots can be taken once the environment is ready.</p>}
+      {adoptedHost ? (
+        <p className="rounded-md bg-slate-100 p-3 text-sm text-slate-800">
+          Snapshots of this environment are taken by its agent on {adoptedHost}, where its files are: run{' '}
+          <code className="font-mono">westtek agent snapshot</code> there. They can be restored into a new environment
+          here.
+        </p>
+      ) : (
+        <>
+          <form onSubmit={submit} className="flex flex-wrap items-end gap-2">
+            <div className="min-w-64 flex-1">
+              <Field label="Notes for a new snapshot (optional)">
+                {(p) => (
+                  <input
+                    {...p}
+                    name="notes"
+                    className={inputClass}
+                    value={notes}
+                    onChange={(e) => setNotes(e.target.value)}
+                    placeholder="e.g. before upgrading pandas"
+                    maxLength={500}
+                  />
+                )}
+              </Field>
+            </div>
+            <Button type="submit" busy={create.isPending} disabled={!canSnapshot}>
+              Take snapshot
+            </Button>
+          </form>
+          {!canSnapshot && <p className="text-sm text-slate-700">Snapshots can be taken once the environment is ready.</p>}
+        </>
+      )}
       {create.error && <ErrorMessage error={create.error} />}
       {create.data && (
         <JobProgress
@@ -167,6 +182,7 @@ export function SnapshotPanel({ environmentId, canSnapshot, snapshotActions }: P
             s={selectedSnapshot}
             onClose={() => setSelected(null)}
             actions={snapshotActions?.(selectedSnapshot)}
+            inPlaceRestore={!adoptedHost}
           />
         </div>
       )}
