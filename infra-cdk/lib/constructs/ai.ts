@@ -7,7 +7,8 @@
  *
  * Policy: the collection is private to the KB role and the deploying
  * CloudFormation role; each agent's role may invoke its model only; the
- * Lambda may be invoked by the two agents only. The Lambda's code is the
+ * Lambda may be invoked by the two agents only; it presents the platform's
+ * agent-actions token (Secrets Manager) to the services. The Lambda's code is the
  * `agent-actions` build (context `agentActionsZip`); without it a stub
  * answers every action with "not deployed" so synth works anywhere.
  */
@@ -19,6 +20,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as aoss from 'aws-cdk-lib/aws-opensearchserverless';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { acknowledgeMaintenanceMode } from '../suppressions';
 import { StageConfig } from '../config';
@@ -34,6 +36,8 @@ export interface AiProps {
   readonly knowledgeKey: kms.IKey;
   readonly logRetention: logs.RetentionDays;
   readonly actionsCode?: lambda.Code;
+  /** The bearer token the Lambda presents on the services' `POST /internal/agent-actions`. */
+  readonly actionsToken: secretsmanager.ISecret;
 }
 
 export class Ai extends Construct {
@@ -166,6 +170,14 @@ export class Ai extends Construct {
       timeout: Duration.seconds(30),
       memorySize: 256,
       logGroup: actionsLogs,
+      environment: {
+        // The binary reads the token from its environment (services/agent-actions
+        // main.rs): CloudFormation resolves this dynamic reference at deploy
+        // time, so the value is in the function's configuration (encrypted at
+        // rest), never in the template. Reading it from Secrets Manager at
+        // cold start instead needs a Rust change (see README).
+        WESTTEK_AGENT_ACTIONS_TOKEN: props.actionsToken.secretValue.unsafeUnwrap(),
+      },
     });
 
     const agent = (key: string, agentName: string, instruction: string, functions: bedrock.CfnAgent.FunctionProperty[], withKb: boolean) => {
