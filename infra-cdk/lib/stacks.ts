@@ -124,6 +124,8 @@ export class PlatformStack extends StageStack {
       logRetention: config.logRetention,
       actionsCode: props.actionsCode,
       actionsToken: this.agentActionsToken,
+      vpc,
+      actionsSecurityGroup: props.network.agentActionsSg,
     });
     this.access = new Access(this, 'Access', { config, vpc, publicUrl });
 
@@ -163,6 +165,7 @@ export class PlatformStack extends StageStack {
       alertTopic: this.alertTopic,
       settings: this.settings,
     });
+    this.ai.setActionTargets(this.compute.internalUrls);
     this.api = new Api(this, 'Api', {
       config,
       vpc,

@@ -27,10 +27,11 @@ export function suppressPlatform(stack: Stack): void {
     {
       id: 'AwsSolutions-IAM4',
       reason:
-        'AWS managed service-role policies made for these exact roles: AWSLambdaBasicExecutionRole (the action Lambda writes its own logs) and AmazonECSInfrastructureRolePolicyForVolumes (ECS creates and attaches the tasks\' EBS volumes; AWS keeps it in step with ECS).',
+        'AWS managed service-role policies made for these exact roles: AWSLambdaBasicExecutionRole and AWSLambdaVPCAccessExecutionRole (the action Lambda writes its own logs and runs in the VPC to reach the services) and AmazonECSInfrastructureRolePolicyForVolumes (ECS creates and attaches the tasks\' EBS volumes; AWS keeps it in step with ECS).',
       appliesTo: [
         'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole',
         'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForVolumes',
+        'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole',
       ],
     },
     {

@@ -475,6 +475,45 @@ describe('IAM least privilege', () => {
       expect(JSON.stringify(statementsOf(template, `Compute${service.replace('-', '')}taskTaskRole`))).not.toContain(tokenId);
     });
 
+    test('the Lambda reaches the drift and knowledge services inside the VPC by their Cloud Map names', () => {
+      const fns = Object.values(template.findResources('AWS::Lambda::Function')) as Json[];
+      const [fn] = fns.filter((f) => f.Properties.Description?.includes('agent-actions'));
+      const vars = fn.Properties.Environment.Variables;
+      expect(vars.WESTTEK_AGENT_ACTIONS_DRIFT_URL).toBe('http://drift.westtek.internal:8080');
+      expect(vars.WESTTEK_AGENT_ACTIONS_KNOWLEDGE_URL).toBe('http://knowledge.westtek.internal:8080');
+      expect(JSON.stringify(fn.Properties.VpcConfig.SecurityGroupIds)).toMatch(/NetworkAgentActionsSg/);
+      expect(JSON.stringify(fn.Properties.VpcConfig.SubnetIds)).toMatch(/privateSubnet/);
+      template.hasResourceProperties('AWS::ServiceDiscovery::PrivateDnsNamespace', { Name: 'westtek.internal' });
+      const registered = (Object.values(template.findResources('AWS::ECS::Service')) as Json[]).filter((svc) => svc.Properties.ServiceRegistries);
+      expect(registered).toHaveLength(2);
+      const names = Object.values(template.findResources('AWS::ServiceDiscovery::Service')).map((r) => (r as Json).Properties.Name).sort();
+      expect(names).toEqual(['drift', 'knowledge']);
+      // The Lambda's group may only reach the services' port; the services let it in on that port.
+      const net = t(dev.network);
+      const sgs = net.findResources('AWS::EC2::SecurityGroup');
+      const lambdaSg = Object.keys(sgs).find((id) => id.startsWith('NetworkAgentActionsSg')) as string;
+      expect(sgs[lambdaSg].Properties.SecurityGroupEgress).toBeUndefined();
+      const egress = (Object.values(net.findResources('AWS::EC2::SecurityGroupEgress')) as Json[]).filter(
+        (r) => JSON.stringify(r.Properties.GroupId) === JSON.stringify({ 'Fn::GetAtt': [lambdaSg, 'GroupId'] }),
+      );
+      expect(egress).toEqual([
+        {
+          Type: 'AWS::EC2::SecurityGroupEgress',
+          Properties: expect.objectContaining({
+            IpProtocol: 'tcp',
+            FromPort: 8080,
+            ToPort: 8080,
+            DestinationSecurityGroupId: { 'Fn::GetAtt': [expect.stringMatching(/^NetworkServicesSg/), 'GroupId'] },
+          }),
+        },
+      ]);
+      net.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+        FromPort: 8080,
+        ToPort: 8080,
+        SourceSecurityGroupId: { 'Fn::GetAtt': [lambdaSg, 'GroupId'] },
+      });
+    });
+
     test('the Lambda gets the same secret (a dynamic reference resolved at deploy, no value in the template)', () => {
       const fns = Object.values(template.findResources('AWS::Lambda::Function')) as Json[];
       const actions = fns.filter((f) => f.Properties.Description?.includes('agent-actions'));

@@ -20,6 +20,7 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { SERVICES, ServiceName, StageConfig } from '../config';
@@ -36,6 +37,8 @@ export const JUPYTER_PORT = 8888;
 /** Mount points of the Jupyter task (issue 15). */
 export const ENV_MOUNT = '/opt/jupyter';
 export const HOME_MOUNT = '/home/researcher';
+/** The cluster's private DNS namespace (Cloud Map): `drift.<it>`, `knowledge.<it>`. */
+export const INTERNAL_DOMAIN = 'westtek.internal';
 /** The vault prefix the services use; environments' data lives under it. */
 export const VAULT_PREFIX = 'vault';
 
@@ -65,6 +68,12 @@ export class Compute extends Construct {
   /** The access point the declared Jupyter task definition mounts (the runtime registers one revision per researcher). */
   readonly templateAccessPoint: efs.AccessPoint;
   readonly logGroups: Record<ServiceName | 'jupyter', logs.LogGroup>;
+  /**
+   * Base URLs of the drift and knowledge services inside the VPC (Cloud
+   * Map names of the cluster's private namespace), for the agent-actions
+   * Lambda.
+   */
+  readonly internalUrls: { readonly drift: string; readonly knowledge: string };
   /** The settings the containers get: the stack's, plus the ECS runtime's (`WESTTEK_ECS_*`). */
   readonly settings: SettingValues;
 
@@ -204,6 +213,12 @@ export class Compute extends Construct {
       WESTTEK_ECS_JUPYTER_PORT: String(JUPYTER_PORT),
     };
 
+    // Private DNS names for the services the agent-actions Lambda calls.
+    const namespace = this.cluster.addDefaultCloudMapNamespace({ name: INTERNAL_DOMAIN, vpc });
+    const internallyNamed: readonly ServiceName[] = ['drift', 'knowledge'];
+    const internalUrl = (service: ServiceName) => `http://${service}.${namespace.namespaceName}:${SERVICE_PORT}`;
+    this.internalUrls = { drift: internalUrl('drift'), knowledge: internalUrl('knowledge') };
+
     const services: Partial<Record<ServiceName, ecs.FargateService>> = {};
     const taskDefinitions: Partial<Record<ServiceName, ecs.FargateTaskDefinition>> = {};
     for (const service of SERVICES) {
@@ -244,6 +259,9 @@ export class Compute extends Construct {
         circuitBreaker: { rollback: true },
         minHealthyPercent: 100,
         enableExecuteCommand: false,
+        cloudMapOptions: internallyNamed.includes(service)
+          ? { name: service, dnsRecordType: servicediscovery.DnsRecordType.A, dnsTtl: Duration.seconds(10) }
+          : undefined,
       });
       services[service] = fargate;
       taskDefinitions[service] = taskDef;
