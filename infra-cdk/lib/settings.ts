@@ -1,8 +1,9 @@
 /**
  * The services' container settings: which `WESTTEK_*` variable each
  * platform service gets, mirroring `docs/aws-settings.json` (a test holds
- * the two together), and how a value is provided (plain or from Secrets
- * Manager).
+ * the two together: its `settings` and its `pending_settings`, the ones
+ * the binary does not read yet), and how a value is provided (plain or
+ * from Secrets Manager).
  *
  * Policy: a service's task definition carries exactly the settings listed
  * for it and no other `WESTTEK_*` variable; secrets are ECS secrets, never
@@ -37,6 +38,17 @@ export const SETTING_SERVICES = {
   WESTTEK_TRANSFER_AGENT_ALIAS_ID: ['knowledge'],
   WESTTEK_COGNITO_ISSUER: ALL,
   WESTTEK_COGNITO_CLIENT_ID: ALL,
+  WESTTEK_AGENT_ACTIONS_TOKEN: ['drift', 'knowledge'],
+  // The ECS runtime's (crates/runtime-ecs `EcsSettings`): set by the CDK
+  // app, listed under `pending_settings` in docs/aws-settings.json until
+  // `westtek serve` reads them.
+  WESTTEK_ECS_CLUSTER: ['env-manager'],
+  WESTTEK_ECS_TASK_FAMILY: ['env-manager'],
+  WESTTEK_ECS_SUBNETS: ['env-manager'],
+  WESTTEK_ECS_SECURITY_GROUPS: ['env-manager'],
+  WESTTEK_ECS_EBS_ROLE_ARN: ['env-manager'],
+  WESTTEK_ECS_EFS_FILE_SYSTEM_ID: ['env-manager'],
+  WESTTEK_ECS_JUPYTER_PORT: ['env-manager'],
 } as const satisfies Record<string, readonly ServiceName[]>;
 
 export type SettingName = keyof typeof SETTING_SERVICES;

@@ -13,6 +13,7 @@
  */
 import { CfnOutput, Stack, StackProps, Tags } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { StageConfig } from './config';
@@ -26,7 +27,7 @@ import { Network } from './constructs/network';
 import { Observability } from './constructs/observability';
 import { VaultReplica } from './constructs/replica';
 import { SettingValues } from './settings';
-import { suppressNetwork, suppressPlatform, suppressStateful } from './suppressions';
+import { suppressAgentActionsToken, suppressNetwork, suppressPlatform, suppressStateful } from './suppressions';
 
 export interface StageStackProps extends StackProps {
   readonly config: StageConfig;
@@ -95,6 +96,8 @@ export class PlatformStack extends StageStack {
   readonly observability: Observability;
   readonly alertTopic: sns.Topic;
   readonly settings: SettingValues;
+  /** The secret the agent-actions Lambda presents to the drift and knowledge services. */
+  readonly agentActionsToken: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
@@ -108,12 +111,21 @@ export class PlatformStack extends StageStack {
       masterKey: data.dataKey,
       enforceSSL: true,
     });
+    // Stateless: a redeploy that replaces it hands the new value to both sides.
+    this.agentActionsToken = new secretsmanager.Secret(this, 'AgentActionsToken', {
+      description: 'Bearer token of POST /internal/agent-actions: the agent-actions Lambda presents it, the drift and knowledge services check it',
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+    });
+    suppressAgentActionsToken(this.agentActionsToken);
     this.ai = new Ai(this, 'Ai', {
       config,
       knowledgeBucket: data.knowledgeBucket,
       knowledgeKey: data.dataKey,
       logRetention: config.logRetention,
       actionsCode: props.actionsCode,
+      actionsToken: this.agentActionsToken,
+      vpc,
+      actionsSecurityGroup: props.network.agentActionsSg,
     });
     this.access = new Access(this, 'Access', { config, vpc, publicUrl });
 
@@ -141,6 +153,7 @@ export class PlatformStack extends StageStack {
       WESTTEK_TRANSFER_AGENT_ALIAS_ID: this.ai.transferAlias.attrAgentAliasId,
       WESTTEK_COGNITO_ISSUER: this.access.issuer,
       WESTTEK_COGNITO_CLIENT_ID: this.access.client.userPoolClientId,
+      WESTTEK_AGENT_ACTIONS_TOKEN: { secret: this.agentActionsToken },
     };
 
     this.compute = new Compute(this, 'Compute', {
@@ -152,6 +165,7 @@ export class PlatformStack extends StageStack {
       alertTopic: this.alertTopic,
       settings: this.settings,
     });
+    this.ai.setActionTargets(this.compute.internalUrls);
     this.api = new Api(this, 'Api', {
       config,
       vpc,
@@ -167,8 +181,8 @@ export class PlatformStack extends StageStack {
       logGroups: this.compute.logGroups,
     });
 
-    // The settings, as outputs named like the settings themselves (plain values only).
-    for (const [name, value] of Object.entries(this.settings)) {
+    // The settings (the ECS runtime's included), as outputs named like the settings themselves (plain values only).
+    for (const [name, value] of Object.entries(this.compute.settings)) {
       if (typeof value === 'string') new CfnOutput(this, name.replace(/_/g, ''), { key: name.replace(/_/g, ''), value, description: name });
     }
     new CfnOutput(this, 'JupyterTaskDefinition', { value: this.compute.jupyterTaskDefinition.taskDefinitionArn });

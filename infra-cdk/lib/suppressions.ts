@@ -12,7 +12,7 @@ import { NagPackSuppression, NagSuppressions } from 'cdk-nag';
 const IAM5_SCOPED: NagPackSuppression = {
   id: 'AwsSolutions-IAM5',
   reason:
-    'Wildcards are scoped: object ARNs under one bucket (or one prefix of it), the indexes of the drift table, the tasks of this cluster, revisions of the Jupyter task definition family, access points of this account\'s EFS, KMS GenerateDataKey* variants on one key, and S3 action groups (GetObject*, List*) from CDK grants on one bucket. EC2/ECS Describe* calls and RegisterTaskDefinition have no resource-level permissions (Resource::*).',
+    'Wildcards are scoped: object ARNs under one bucket (or one prefix of it), the indexes of the drift table, the tasks of this cluster (StopTask, DescribeTasks, and ecs:TagResource only with ecs:CreateAction RunTask/RegisterTaskDefinition), revisions of the Jupyter task definition family (RunTask with the ecs:cluster condition; tag-on-create as above), EFS access points of this account and region (their ARNs do not name the file system: DescribeAccessPoints, and elasticfilesystem:TagResource only with elasticfilesystem:CreateAction CreateAccessPoint), KMS GenerateDataKey* variants on one key, and S3 action groups (GetObject*, List*) from CDK grants on one bucket. Resource::* only for APIs without resource-level permissions: EC2 Describe*, ECS RegisterTaskDefinition, DescribeTaskDefinition and ListTaskDefinitions (a revision registered outside the Jupyter family cannot be run, and can name only the roles iam:PassRole allows).',
   appliesTo: [
     { regex: '/^Action::(s3|kms):[A-Za-z]+\\*$/' },
     { regex: '/^Resource::.*\\/\\*$/' },
@@ -27,16 +27,17 @@ export function suppressPlatform(stack: Stack): void {
     {
       id: 'AwsSolutions-IAM4',
       reason:
-        'AWS managed service-role policies made for these exact roles: AWSLambdaBasicExecutionRole (the action Lambda writes its own logs) and AmazonECSInfrastructureRolePolicyForVolumes (ECS creates and attaches the tasks\' EBS volumes; AWS keeps it in step with ECS).',
+        'AWS managed service-role policies made for these exact roles: AWSLambdaBasicExecutionRole and AWSLambdaVPCAccessExecutionRole (the action Lambda writes its own logs and runs in the VPC to reach the services) and AmazonECSInfrastructureRolePolicyForVolumes (ECS creates and attaches the tasks\' EBS volumes; AWS keeps it in step with ECS).',
       appliesTo: [
         'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole',
         'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForVolumes',
+        'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole',
       ],
     },
     {
       id: 'AwsSolutions-ECS2',
       reason:
-        'The plain environment values are resource names and ids (bucket, table, bus, queue URLs, Cognito issuer) that docs/aws-settings.json lists; the one secret (WESTTEK_MONGO_URL) comes from Secrets Manager as an ECS secret.',
+        'The plain environment values are resource names and ids (bucket, table, bus, queue URLs, Cognito issuer) that docs/aws-settings.json lists; the secrets (WESTTEK_MONGO_URL, WESTTEK_AGENT_ACTIONS_TOKEN) come from Secrets Manager as ECS secrets.',
     },
     {
       id: 'AwsSolutions-L1',
@@ -49,6 +50,17 @@ export function suppressPlatform(stack: Stack): void {
     {
       id: 'CdkNagValidationFailure',
       reason: 'The rule (security group CIDR check) cannot evaluate the VPC CIDR token; the only CIDR ingress is the VPC\'s own range on 443.',
+    },
+  ]);
+}
+
+/** The agent-actions token: a generated shared secret, not rotated by a Lambda. */
+export function suppressAgentActionsToken(secret: IConstruct): void {
+  NagSuppressions.addResourceSuppressions(secret, [
+    {
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Its users read it once (the drift and knowledge tasks as an ECS secret at start; the Lambda as an environment value CloudFormation resolves at deploy), so a scheduled rotation would leave the two sides disagreeing until both restart. Rotated by hand (README): a new value, then a new deployment of the two services and an update of the Lambda\'s configuration.',
     },
   ]);
 }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildApp } from '../lib/app';
 import { SERVICES, ServiceName } from '../lib/config';
+import { SETTING_SERVICES } from '../lib/settings';
 import { StageStacks } from '../lib/stacks';
 
 const { app, stages } = buildApp({ stages: ['dev', 'prod'], account: '111111111111', region: 'eu-west-1' });
@@ -26,7 +27,17 @@ interface Setting {
   secret?: boolean;
 }
 const settingsFile = path.join(__dirname, '..', '..', 'docs', 'aws-settings.json');
-const SETTINGS: Setting[] = JSON.parse(fs.readFileSync(settingsFile, 'utf8')).settings;
+const settingsDoc = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
+/** Settings `westtek serve` reads (the Rust test checks these are its flags). */
+const READ: Setting[] = settingsDoc.settings;
+/** Settings the CDK app sets that the binary does not read yet (the ECS runtime's). */
+const PENDING: Setting[] = settingsDoc.pending_settings ?? [];
+const SETTINGS: Setting[] = [...READ, ...PENDING];
+/** The Secrets Manager secret (logical id prefix) each secret setting comes from. */
+const SECRET_SOURCES: Record<string, string> = {
+  WESTTEK_MONGO_URL: 'MongoUrl',
+  WESTTEK_AGENT_ACTIONS_TOKEN: 'AgentActionsToken',
+};
 
 /** The container definition of `westtek serve SERVICE` in a platform template. */
 function serviceContainer(template: Template, service: ServiceName): Json {
@@ -36,6 +47,14 @@ function serviceContainer(template: Template, service: ServiceName): Json {
     .filter((c) => Array.isArray(c.Command) && c.Command[0] === 'serve' && c.Command[1] === service);
   expect(found).toHaveLength(1);
   return found[0];
+}
+
+/** The properties of the Jupyter task definition (containers `jupyter` and `agent`). */
+function jupyterTaskDefinition(template: Template): Json {
+  const defs = Object.values(template.findResources('AWS::ECS::TaskDefinition')) as Json[];
+  const found = defs.filter((d) => (d.Properties.ContainerDefinitions as Json[]).some((c) => c.Name === 'jupyter'));
+  expect(found).toHaveLength(1);
+  return found[0].Properties;
 }
 
 function statementsOf(template: Template, roleLogicalIdPrefix: string): Json[] {
@@ -92,7 +111,7 @@ describe('settings (docs/aws-settings.json)', () => {
       if (s.secret) {
         expect(env.has(s.name)).toBe(false);
         if (s.required_for.includes(service)) expect(secrets.has(s.name)).toBe(true);
-        if (secrets.has(s.name)) expect(JSON.stringify(secrets.get(s.name))).toContain('MongoUrl');
+        if (secrets.has(s.name)) expect(JSON.stringify(secrets.get(s.name))).toContain(SECRET_SOURCES[s.name]);
       } else if (s.required_for.includes(service)) {
         expect({ service, name: s.name, set: env.has(s.name) }).toEqual({ service, name: s.name, set: true });
       }
@@ -103,10 +122,51 @@ describe('settings (docs/aws-settings.json)', () => {
     expect(env.get('WESTTEK_PROFILE')).toBe('aws');
   });
 
+  test('lib/settings.ts gives each setting to the services docs/aws-settings.json lists, and nothing else', () => {
+    const doc = Object.fromEntries(SETTINGS.map((s) => [s.name, [...s.services].sort()]));
+    const cdk = Object.fromEntries(Object.entries(SETTING_SERVICES).map(([n, svc]) => [n, [...svc].sort()]));
+    expect(cdk).toEqual(doc);
+    // A setting is either read by the binary or pending, not both.
+    const read = new Set(READ.map((s) => s.name));
+    expect(PENDING.filter((s) => read.has(s.name))).toEqual([]);
+    for (const s of PENDING) expect(s.required_for).toEqual([]);
+  });
+
+  test('env-manager gets the ECS runtime\'s settings from the CDK resources', () => {
+    const c = serviceContainer(template, 'env-manager');
+    const env = Object.fromEntries((c.Environment as Json[]).map((e) => [e.Name, e.Value]));
+    const ref = (prefix: string) => Object.keys(template.toJSON().Resources).find((id) => id.startsWith(prefix));
+    const compute = dev.platform.compute;
+    expect(env.WESTTEK_ECS_CLUSTER).toEqual({ Ref: ref('ComputeCluster') });
+    expect(env.WESTTEK_ECS_TASK_FAMILY).toBe(compute.jupyterTaskDefinition.family);
+    expect(jupyterTaskDefinition(template).Family).toBe(env.WESTTEK_ECS_TASK_FAMILY);
+    // The private (egress) subnets, comma-joined: id "," id ...
+    const [separator, parts] = env.WESTTEK_ECS_SUBNETS['Fn::Join'] as [string, Json[]];
+    expect(separator).toBe('');
+    const ids = parts.filter((_, i) => i % 2 === 0).map((p) => JSON.stringify(p));
+    expect(parts.filter((_, i) => i % 2 === 1)).toEqual(ids.slice(1).map(() => ','));
+    expect(ids).toHaveLength(dev.network.network.vpc.privateSubnets.length);
+    ids.forEach((id, i) => expect(id).toMatch(new RegExp(`RefNetworkVpcprivateSubnet${i + 1}Subnet`)));
+    expect(JSON.stringify(env.WESTTEK_ECS_SECURITY_GROUPS)).toMatch(/NetworkJupyterSg.*GroupId/);
+    expect(env.WESTTEK_ECS_EBS_ROLE_ARN).toEqual({ 'Fn::GetAtt': [ref('ComputeEbsRole'), 'Arn'] });
+    expect(JSON.stringify(env.WESTTEK_ECS_EFS_FILE_SYSTEM_ID)).toContain('RefDataHomes');
+    expect(env.WESTTEK_ECS_JUPYTER_PORT).toBe('8888');
+    for (const service of SERVICES.filter((s) => s !== 'env-manager')) {
+      const other = (serviceContainer(template, service).Environment as Json[]).map((e) => e.Name as string);
+      expect(other.filter((n) => n.startsWith('WESTTEK_ECS_'))).toEqual([]);
+    }
+  });
+
+  test('the Jupyter security group reaches the homes file system over NFS', () => {
+    const ingress = Object.values(t(dev.stateful).findResources('AWS::EC2::SecurityGroupIngress')) as Json[];
+    expect(ingress.some((r) => r.Properties.FromPort === 2049 && JSON.stringify(r.Properties.SourceSecurityGroupId).includes('NetworkJupyterSg'))).toBe(true);
+  });
+
   test('the plain settings are stack outputs described by the setting\'s name', () => {
     const outputs = Object.values(template.toJSON().Outputs as Json).map((o) => (o as Json).Description);
     const plain = SETTINGS.filter((s) => !s.secret && s.required_for.length > 0 && s.name !== 'WESTTEK_BUS_QUEUES').map((s) => s.name);
     expect(outputs).toEqual(expect.arrayContaining(plain));
+    expect(outputs).toEqual(expect.arrayContaining(PENDING.map((s) => s.name)));
   });
 
   test('the consumer services get their own queue only', () => {
@@ -231,12 +291,7 @@ describe('events', () => {
 
 describe('compute', () => {
   const template = t(dev.platform);
-  const jupyter = () => {
-    const defs = Object.values(template.findResources('AWS::ECS::TaskDefinition')) as Json[];
-    const found = defs.filter((d) => (d.Properties.ContainerDefinitions as Json[]).some((c) => c.Name === 'jupyter'));
-    expect(found).toHaveLength(1);
-    return found[0].Properties;
-  };
+  const jupyter = () => jupyterTaskDefinition(template);
 
   test('one Fargate service per platform service, private, no public IP', () => {
     const services = Object.values(template.findResources('AWS::ECS::Service')) as Json[];
@@ -316,6 +371,157 @@ describe('IAM least privilege', () => {
       expect(where).toContain('vault/environments/${aws:PrincipalTag/environment}/*');
     }
     expect(JSON.stringify(st)).not.toContain('"*"');
+  });
+  describe('env-manager runs the Jupyter tasks with what crates/runtime-ecs documents, and no more', () => {
+    const st = statementsOf(template, 'ComputeenvmanagertaskTaskRole');
+    const runtime = st.filter((s) => actionsOf(s).some((a) => /^(ecs|iam|elasticfilesystem|ec2):/.test(a)));
+    const withAction = (action: string) => runtime.filter((s) => actionsOf(s).includes(action));
+    const family = dev.platform.compute.jupyterTaskDefinition.family;
+    const familyRevisions = `arn:aws:ecs:eu-west-1:111111111111:task-definition/${family}:*`;
+    const clusterId = Object.keys(template.toJSON().Resources).find((id) => id.startsWith('ComputeCluster')) as string;
+    const clusterTasks = { 'Fn::Join': ['', ['arn:aws:ecs:eu-west-1:111111111111:task/', { Ref: clusterId }, '/*']] };
+
+    test('exactly the documented actions', () => {
+      expect([...new Set(runtime.flatMap(actionsOf))].sort()).toEqual(
+        [
+          'ecs:DescribeTaskDefinition',
+          'ecs:DescribeTasks',
+          'ecs:ListTaskDefinitions',
+          'ecs:RegisterTaskDefinition',
+          'ecs:RunTask',
+          'ecs:StopTask',
+          'ecs:TagResource',
+          'elasticfilesystem:CreateAccessPoint',
+          'elasticfilesystem:DescribeAccessPoints',
+          'elasticfilesystem:TagResource',
+          'iam:PassRole',
+        ].sort(),
+      );
+    });
+
+    test('RunTask: only revisions of the Jupyter family, only in the platform cluster', () => {
+      const run = withAction('ecs:RunTask');
+      expect(run).toHaveLength(1);
+      expect(actionsOf(run[0])).toEqual(['ecs:RunTask']);
+      expect(run[0].Resource).toBe(familyRevisions);
+      expect(run[0].Condition).toEqual({ ArnEquals: { 'ecs:cluster': { 'Fn::GetAtt': [clusterId, 'Arn'] } } });
+      expect(st.some((s) => actionsOf(s).some((a) => a === '*' || a === 'ecs:*'))).toBe(false);
+    });
+
+    test('StopTask and DescribeTasks on the cluster\'s tasks', () => {
+      for (const action of ['ecs:StopTask', 'ecs:DescribeTasks']) {
+        const found = withAction(action);
+        expect(found).toHaveLength(1);
+        expect(found[0].Resource).toEqual(clusterTasks);
+      }
+    });
+
+    test('ecs:TagResource only as part of RunTask and RegisterTaskDefinition, on the cluster\'s tasks and the family', () => {
+      const tag = withAction('ecs:TagResource');
+      expect(tag).toHaveLength(1);
+      expect(tag[0].Condition).toEqual({ StringEquals: { 'ecs:CreateAction': ['RunTask', 'RegisterTaskDefinition'] } });
+      expect(tag[0].Resource).toEqual(expect.arrayContaining([familyRevisions, clusterTasks]));
+      expect(tag[0].Resource).toHaveLength(2);
+    });
+
+    test('Resource * only for the task definition calls without resource-level permissions', () => {
+      const star = st.filter((s) => s.Resource === '*' || (Array.isArray(s.Resource) && s.Resource.includes('*')));
+      expect(star.flatMap(actionsOf).sort()).toEqual(['ecs:DescribeTaskDefinition', 'ecs:ListTaskDefinitions', 'ecs:RegisterTaskDefinition']);
+      expect(star.every((s) => s.Condition === undefined)).toBe(true);
+    });
+
+    test('iam:PassRole: the Jupyter task and execution roles to ECS tasks, the EBS role to ECS', () => {
+      const pass = withAction('iam:PassRole');
+      const passed = pass.map((s) => ({ to: s.Condition?.StringEquals?.['iam:PassedToService'], roles: JSON.stringify(s.Resource) }));
+      expect(passed).toHaveLength(2);
+      const tasks = passed.find((p) => p.to === 'ecs-tasks.amazonaws.com');
+      expect(tasks?.roles).toMatch(/ComputeJupyterTaskTaskRole/);
+      expect(tasks?.roles).toMatch(/ComputeJupyterTaskExecutionRole/);
+      expect(tasks?.roles).not.toMatch(/EbsRole/);
+      const ebs = passed.find((p) => p.to === 'ecs.amazonaws.com');
+      expect(ebs?.roles).toMatch(/^\{"Fn::GetAtt":\["ComputeEbsRole[0-9A-F]+","Arn"\]\}$/);
+    });
+
+    test('EFS: access points made on the homes file system only, tagged only on create, never deleted', () => {
+      const create = withAction('elasticfilesystem:CreateAccessPoint');
+      expect(create).toHaveLength(1);
+      expect(JSON.stringify(create[0].Resource)).toMatch(/^\{"Fn::GetStackOutput":.*DataHomes.*\}$/);
+      const tag = withAction('elasticfilesystem:TagResource');
+      expect(tag).toHaveLength(1);
+      expect(tag[0].Condition).toEqual({ StringEquals: { 'elasticfilesystem:CreateAction': 'CreateAccessPoint' } });
+      expect(JSON.stringify(st)).not.toContain('DeleteAccessPoint');
+      expect(st.some((s) => actionsOf(s).some((a) => a.startsWith('ec2:')))).toBe(false);
+    });
+  });
+
+  describe('the agent-actions token', () => {
+    const secrets = template.findResources('AWS::SecretsManager::Secret');
+    const tokenId = Object.keys(secrets).find((id) => id.startsWith('AgentActionsToken')) as string;
+
+    test('is a generated Secrets Manager secret', () => {
+      expect(tokenId).toBeDefined();
+      expect(secrets[tokenId].Properties.GenerateSecretString).toEqual(expect.objectContaining({ PasswordLength: 48, ExcludePunctuation: true }));
+    });
+
+    test.each(SERVICES)('%s: an ECS secret only for drift and knowledge, readable by their execution role only', (service) => {
+      const c = serviceContainer(template, service);
+      const secret = ((c.Secrets ?? []) as Json[]).find((e) => e.Name === 'WESTTEK_AGENT_ACTIONS_TOKEN');
+      const reads = statementsOf(template, `Compute${service.replace('-', '')}taskExecutionRole`).some(
+        (s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(tokenId),
+      );
+      const gets = service === 'drift' || service === 'knowledge';
+      expect(secret?.ValueFrom ?? null).toEqual(gets ? { Ref: tokenId } : null);
+      expect(reads).toBe(gets);
+      expect(JSON.stringify(statementsOf(template, `Compute${service.replace('-', '')}taskTaskRole`))).not.toContain(tokenId);
+    });
+
+    test('the Lambda reaches the drift and knowledge services inside the VPC by their Cloud Map names', () => {
+      const fns = Object.values(template.findResources('AWS::Lambda::Function')) as Json[];
+      const [fn] = fns.filter((f) => f.Properties.Description?.includes('agent-actions'));
+      const vars = fn.Properties.Environment.Variables;
+      expect(vars.WESTTEK_AGENT_ACTIONS_DRIFT_URL).toBe('http://drift.westtek.internal:8080');
+      expect(vars.WESTTEK_AGENT_ACTIONS_KNOWLEDGE_URL).toBe('http://knowledge.westtek.internal:8080');
+      expect(JSON.stringify(fn.Properties.VpcConfig.SecurityGroupIds)).toMatch(/NetworkAgentActionsSg/);
+      expect(JSON.stringify(fn.Properties.VpcConfig.SubnetIds)).toMatch(/privateSubnet/);
+      template.hasResourceProperties('AWS::ServiceDiscovery::PrivateDnsNamespace', { Name: 'westtek.internal' });
+      const registered = (Object.values(template.findResources('AWS::ECS::Service')) as Json[]).filter((svc) => svc.Properties.ServiceRegistries);
+      expect(registered).toHaveLength(2);
+      const names = Object.values(template.findResources('AWS::ServiceDiscovery::Service')).map((r) => (r as Json).Properties.Name).sort();
+      expect(names).toEqual(['drift', 'knowledge']);
+      // The Lambda's group may only reach the services' port; the services let it in on that port.
+      const net = t(dev.network);
+      const sgs = net.findResources('AWS::EC2::SecurityGroup');
+      const lambdaSg = Object.keys(sgs).find((id) => id.startsWith('NetworkAgentActionsSg')) as string;
+      expect(sgs[lambdaSg].Properties.SecurityGroupEgress).toBeUndefined();
+      const egress = (Object.values(net.findResources('AWS::EC2::SecurityGroupEgress')) as Json[]).filter(
+        (r) => JSON.stringify(r.Properties.GroupId) === JSON.stringify({ 'Fn::GetAtt': [lambdaSg, 'GroupId'] }),
+      );
+      expect(egress).toEqual([
+        {
+          Type: 'AWS::EC2::SecurityGroupEgress',
+          Properties: expect.objectContaining({
+            IpProtocol: 'tcp',
+            FromPort: 8080,
+            ToPort: 8080,
+            DestinationSecurityGroupId: { 'Fn::GetAtt': [expect.stringMatching(/^NetworkServicesSg/), 'GroupId'] },
+          }),
+        },
+      ]);
+      net.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+        FromPort: 8080,
+        ToPort: 8080,
+        SourceSecurityGroupId: { 'Fn::GetAtt': [lambdaSg, 'GroupId'] },
+      });
+    });
+
+    test('the Lambda gets the same secret (a dynamic reference resolved at deploy, no value in the template)', () => {
+      const fns = Object.values(template.findResources('AWS::Lambda::Function')) as Json[];
+      const actions = fns.filter((f) => f.Properties.Description?.includes('agent-actions'));
+      expect(actions).toHaveLength(1);
+      expect(actions[0].Properties.Environment.Variables.WESTTEK_AGENT_ACTIONS_TOKEN).toEqual({
+        'Fn::Join': ['', ['{{resolve:secretsmanager:', { Ref: tokenId }, ':SecretString:::}}']],
+      });
+    });
   });
 });
 

@@ -7,18 +7,22 @@
  *
  * Policy: the collection is private to the KB role and the deploying
  * CloudFormation role; each agent's role may invoke its model only; the
- * Lambda may be invoked by the two agents only. The Lambda's code is the
+ * Lambda may be invoked by the two agents only; it presents the platform's
+ * agent-actions token (Secrets Manager) to the services, which it reaches
+ * inside the VPC by their Cloud Map names. The Lambda's code is the
  * `agent-actions` build (context `agentActionsZip`); without it a stub
  * answers every action with "not deployed" so synth works anywhere.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as bedrock from 'aws-cdk-lib/aws-bedrock';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as aoss from 'aws-cdk-lib/aws-opensearchserverless';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { acknowledgeMaintenanceMode } from '../suppressions';
 import { StageConfig } from '../config';
@@ -34,6 +38,11 @@ export interface AiProps {
   readonly knowledgeKey: kms.IKey;
   readonly logRetention: logs.RetentionDays;
   readonly actionsCode?: lambda.Code;
+  /** The bearer token the Lambda presents on the services' `POST /internal/agent-actions`. */
+  readonly actionsToken: secretsmanager.ISecret;
+  /** Where the Lambda runs: it calls the services inside the VPC. */
+  readonly vpc: ec2.IVpc;
+  readonly actionsSecurityGroup: ec2.ISecurityGroup;
 }
 
 export class Ai extends Construct {
@@ -166,6 +175,17 @@ export class Ai extends Construct {
       timeout: Duration.seconds(30),
       memorySize: 256,
       logGroup: actionsLogs,
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: [props.actionsSecurityGroup],
+      environment: {
+        // The binary reads the token from its environment (services/agent-actions
+        // main.rs): CloudFormation resolves this dynamic reference at deploy
+        // time, so the value is in the function's configuration (encrypted at
+        // rest), never in the template. Reading it from Secrets Manager at
+        // cold start instead needs a Rust change (see README).
+        WESTTEK_AGENT_ACTIONS_TOKEN: props.actionsToken.secretValue.unsafeUnwrap(),
+      },
     });
 
     const agent = (key: string, agentName: string, instruction: string, functions: bedrock.CfnAgent.FunctionProperty[], withKb: boolean) => {
@@ -230,6 +250,15 @@ export class Ai extends Construct {
     this.transferAgent = transfer.cfnAgent;
     this.transferAlias = transfer.alias;
     acknowledgeMaintenanceMode(this, 'Bedrock Agents (AWS::Bedrock::Agent, AgentAlias)');
+  }
+
+  /**
+   * Where the Lambda forwards each agent's actions: the services' base URLs
+   * inside the VPC (`WESTTEK_AGENT_ACTIONS_DRIFT_URL`, `..._KNOWLEDGE_URL`).
+   */
+  setActionTargets(targets: { readonly drift: string; readonly knowledge: string }): void {
+    this.actions.addEnvironment('WESTTEK_AGENT_ACTIONS_DRIFT_URL', targets.drift);
+    this.actions.addEnvironment('WESTTEK_AGENT_ACTIONS_KNOWLEDGE_URL', targets.knowledge);
   }
 
   /** `bedrock:InvokeAgent` on the Drift Analyzer's alias. */

@@ -5,7 +5,9 @@
  * (Jupyter + the `westtek agent` sidecar sharing an EBS volume configured
  * at launch at /opt/jupyter and an EFS access point at /home/researcher
  * with transit encryption and IAM authorisation), with the role ECS uses
- * to create the EBS volumes.
+ * to create the EBS volumes. env-manager, which runs those tasks through
+ * crates/runtime-ecs, gets its `WESTTEK_ECS_*` settings from these
+ * resources and exactly the permissions that crate documents.
  *
  * Policy: each service has its own task role with only what it uses
  * (documented in the adapters' crates); tasks run in private subnets with
@@ -18,6 +20,7 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { SERVICES, ServiceName, StageConfig } from '../config';
@@ -34,6 +37,8 @@ export const JUPYTER_PORT = 8888;
 /** Mount points of the Jupyter task (issue 15). */
 export const ENV_MOUNT = '/opt/jupyter';
 export const HOME_MOUNT = '/home/researcher';
+/** The cluster's private DNS namespace (Cloud Map): `drift.<it>`, `knowledge.<it>`. */
+export const INTERNAL_DOMAIN = 'westtek.internal';
 /** The vault prefix the services use; environments' data lives under it. */
 export const VAULT_PREFIX = 'vault';
 
@@ -63,6 +68,14 @@ export class Compute extends Construct {
   /** The access point the declared Jupyter task definition mounts (the runtime registers one revision per researcher). */
   readonly templateAccessPoint: efs.AccessPoint;
   readonly logGroups: Record<ServiceName | 'jupyter', logs.LogGroup>;
+  /**
+   * Base URLs of the drift and knowledge services inside the VPC (Cloud
+   * Map names of the cluster's private namespace), for the agent-actions
+   * Lambda.
+   */
+  readonly internalUrls: { readonly drift: string; readonly knowledge: string };
+  /** The settings the containers get: the stack's, plus the ECS runtime's (`WESTTEK_ECS_*`). */
+  readonly settings: SettingValues;
 
   constructor(scope: Construct, id: string, props: ComputeProps) {
     super(scope, id);
@@ -100,53 +113,6 @@ export class Compute extends Construct {
       return group;
     };
 
-    const services: Partial<Record<ServiceName, ecs.FargateService>> = {};
-    const taskDefinitions: Partial<Record<ServiceName, ecs.FargateTaskDefinition>> = {};
-    for (const service of SERVICES) {
-      const size = config.services[service];
-      const taskDef = new ecs.FargateTaskDefinition(this, `${service}-task`, {
-        cpu: size.cpu,
-        memoryLimitMiB: size.memoryMiB,
-        runtimePlatform: {
-          cpuArchitecture: ecs.CpuArchitecture.X86_64,
-          operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
-        },
-      });
-      const { environment, secrets } = containerSettings(service, props.settings);
-      taskDef.addContainer('app', {
-        image: ecs.ContainerImage.fromEcrRepository(this.platformRepo, tag),
-        command: ['serve', service, '--bind', '0.0.0.0', '--port', String(SERVICE_PORT)],
-        environment,
-        secrets,
-        portMappings: [{ containerPort: SERVICE_PORT, name: 'http' }],
-        logging: ecs.LogDrivers.awsLogs({ streamPrefix: service, logGroup: logGroup(service) }),
-        readonlyRootFilesystem: false,
-        healthCheck: {
-          command: ['CMD', 'westtek', 'healthcheck', `http://127.0.0.1:${SERVICE_PORT}/healthz`],
-          interval: Duration.seconds(30),
-          timeout: Duration.seconds(5),
-          retries: 3,
-          startPeriod: Duration.seconds(60),
-        },
-      });
-      this.grantService(service, taskDef.taskRole, props);
-      const fargate = new ecs.FargateService(this, `${service}-service`, {
-        cluster: this.cluster,
-        taskDefinition: taskDef,
-        desiredCount: size.desiredCount,
-        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-        securityGroups: [this.serviceSecurityGroup, data.clientSecurityGroup],
-        assignPublicIp: false,
-        circuitBreaker: { rollback: true },
-        minHealthyPercent: 100,
-        enableExecuteCommand: false,
-      });
-      services[service] = fargate;
-      taskDefinitions[service] = taskDef;
-    }
-    this.services = services as Record<ServiceName, ecs.FargateService>;
-    this.taskDefinitions = taskDefinitions as Record<ServiceName, ecs.FargateTaskDefinition>;
-
     // --- The Jupyter + agent task (issue 15) ---
     this.ebsRole = new iam.Role(this, 'EbsRole', {
       description: 'ECS infrastructure role: creates and attaches the Jupyter tasks\' EBS volumes',
@@ -156,6 +122,9 @@ export class Compute extends Construct {
       ],
     });
     this.jupyterSecurityGroup = props.network.jupyterSg;
+    // The Jupyter tasks mount the homes over NFS with the Jupyter group
+    // alone (not the data clients' group, which also reaches DocumentDB).
+    data.homes.connections.allowDefaultPortFrom(this.jupyterSecurityGroup, 'Jupyter tasks (NFS over TLS)');
     this.templateAccessPoint = data.homes.addAccessPoint('TemplateHome', {
       path: '/researchers/template',
       posixUser: { uid: '1000', gid: '1000' },
@@ -232,40 +201,75 @@ export class Compute extends Construct {
       }),
     );
 
-    // env-manager runs and stops the Jupyter tasks and makes the access points.
-    const envManager = this.taskDefinitions['env-manager'].taskRole;
-    envManager.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['ecs:RunTask'],
-        resources: [`arn:${stack.partition}:ecs:${stack.region}:${stack.account}:task-definition/${jupyter.family}:*`],
-        conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
-      }),
-    );
-    envManager.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
-        resources: [`arn:${stack.partition}:ecs:${stack.region}:${stack.account}:task/${this.cluster.clusterName}/*`],
-      }),
-    );
-    envManager.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['iam:PassRole'],
-        resources: [jupyter.taskRole.roleArn, jupyter.obtainExecutionRole().roleArn, this.ebsRole.roleArn],
-      }),
-    );
-    envManager.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['elasticfilesystem:CreateAccessPoint', 'elasticfilesystem:DeleteAccessPoint', 'elasticfilesystem:DescribeAccessPoints', 'elasticfilesystem:TagResource'],
-        resources: [data.homes.fileSystemArn, `arn:${stack.partition}:elasticfilesystem:${stack.region}:${stack.account}:access-point/*`],
-      }),
-    );
-    // Describe* calls of ECS task definitions and EC2 volumes have no resource-level permissions.
-    envManager.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['ecs:RegisterTaskDefinition', 'ecs:DescribeTaskDefinition', 'ec2:DescribeVolumes'],
-        resources: ['*'],
-      }),
-    );
+    // What the ECS runtime needs to know (crates/runtime-ecs `EcsSettings`).
+    this.settings = {
+      ...props.settings,
+      WESTTEK_ECS_CLUSTER: this.cluster.clusterName,
+      WESTTEK_ECS_TASK_FAMILY: jupyter.family,
+      WESTTEK_ECS_SUBNETS: vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnetIds.join(','),
+      WESTTEK_ECS_SECURITY_GROUPS: this.jupyterSecurityGroup.securityGroupId,
+      WESTTEK_ECS_EBS_ROLE_ARN: this.ebsRole.roleArn,
+      WESTTEK_ECS_EFS_FILE_SYSTEM_ID: data.homes.fileSystemId,
+      WESTTEK_ECS_JUPYTER_PORT: String(JUPYTER_PORT),
+    };
+
+    // Private DNS names for the services the agent-actions Lambda calls.
+    const namespace = this.cluster.addDefaultCloudMapNamespace({ name: INTERNAL_DOMAIN, vpc });
+    const internallyNamed: readonly ServiceName[] = ['drift', 'knowledge'];
+    const internalUrl = (service: ServiceName) => `http://${service}.${namespace.namespaceName}:${SERVICE_PORT}`;
+    this.internalUrls = { drift: internalUrl('drift'), knowledge: internalUrl('knowledge') };
+
+    const services: Partial<Record<ServiceName, ecs.FargateService>> = {};
+    const taskDefinitions: Partial<Record<ServiceName, ecs.FargateTaskDefinition>> = {};
+    for (const service of SERVICES) {
+      const size = config.services[service];
+      const taskDef = new ecs.FargateTaskDefinition(this, `${service}-task`, {
+        cpu: size.cpu,
+        memoryLimitMiB: size.memoryMiB,
+        runtimePlatform: {
+          cpuArchitecture: ecs.CpuArchitecture.X86_64,
+          operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+        },
+      });
+      const { environment, secrets } = containerSettings(service, this.settings);
+      taskDef.addContainer('app', {
+        image: ecs.ContainerImage.fromEcrRepository(this.platformRepo, tag),
+        command: ['serve', service, '--bind', '0.0.0.0', '--port', String(SERVICE_PORT)],
+        environment,
+        secrets,
+        portMappings: [{ containerPort: SERVICE_PORT, name: 'http' }],
+        logging: ecs.LogDrivers.awsLogs({ streamPrefix: service, logGroup: logGroup(service) }),
+        readonlyRootFilesystem: false,
+        healthCheck: {
+          command: ['CMD', 'westtek', 'healthcheck', `http://127.0.0.1:${SERVICE_PORT}/healthz`],
+          interval: Duration.seconds(30),
+          timeout: Duration.seconds(5),
+          retries: 3,
+          startPeriod: Duration.seconds(60),
+        },
+      });
+      this.grantService(service, taskDef.taskRole, props);
+      const fargate = new ecs.FargateService(this, `${service}-service`, {
+        cluster: this.cluster,
+        taskDefinition: taskDef,
+        desiredCount: size.desiredCount,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        securityGroups: [this.serviceSecurityGroup, data.clientSecurityGroup],
+        assignPublicIp: false,
+        circuitBreaker: { rollback: true },
+        minHealthyPercent: 100,
+        enableExecuteCommand: false,
+        cloudMapOptions: internallyNamed.includes(service)
+          ? { name: service, dnsRecordType: servicediscovery.DnsRecordType.A, dnsTtl: Duration.seconds(10) }
+          : undefined,
+      });
+      services[service] = fargate;
+      taskDefinitions[service] = taskDef;
+    }
+    this.services = services as Record<ServiceName, ecs.FargateService>;
+    this.taskDefinitions = taskDefinitions as Record<ServiceName, ecs.FargateTaskDefinition>;
+
+    this.grantEnvManager(this.taskDefinitions['env-manager'].taskRole, data);
     // snapshots: EBS snapshots of the environment volumes.
     const snapshots = this.taskDefinitions.snapshots.taskRole;
     snapshots.addToPrincipalPolicy(
@@ -281,6 +285,75 @@ export class Compute extends Construct {
     this.logGroups = logGroups as Record<ServiceName | 'jupyter', logs.LogGroup>;
     void events;
     void ai;
+  }
+
+  /**
+   * What env-manager's ECS runtime does (crates/runtime-ecs, "Permissions"):
+   * run, watch and stop the Jupyter tasks; register one revision of the
+   * Jupyter family per researcher and find them again after a restart;
+   * make each researcher's access point on the homes file system. Nothing
+   * more: no DeleteAccessPoint (homes are never deleted by the platform),
+   * no EC2 calls (the runtime reads the volume id from the task).
+   */
+  private grantEnvManager(role: iam.IRole, data: Data): void {
+    const stack = Stack.of(this);
+    const ecsArn = (resource: string) => `arn:${stack.partition}:ecs:${stack.region}:${stack.account}:${resource}`;
+    const familyRevisions = ecsArn(`task-definition/${this.jupyterTaskDefinition.family}:*`);
+    const clusterTasks = ecsArn(`task/${this.cluster.clusterName}/*`);
+    const accessPoints = `arn:${stack.partition}:elasticfilesystem:${stack.region}:${stack.account}:access-point/*`;
+    const allow = (statement: iam.PolicyStatementProps) => role.addToPrincipalPolicy(new iam.PolicyStatement(statement));
+
+    allow({
+      sid: 'RunJupyterTasks',
+      actions: ['ecs:RunTask'],
+      resources: [familyRevisions],
+      conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
+    });
+    allow({ sid: 'WatchAndStopJupyterTasks', actions: ['ecs:StopTask', 'ecs:DescribeTasks'], resources: [clusterTasks] });
+    // RunTask's task tags and RegisterTaskDefinition's revision tags: ECS
+    // authorises tag-on-create as ecs:TagResource on the new task or
+    // revision; allowed only as part of those two calls.
+    allow({
+      sid: 'TagJupyterTasksAndRevisionsOnCreate',
+      actions: ['ecs:TagResource'],
+      resources: [clusterTasks, familyRevisions],
+      conditions: { StringEquals: { 'ecs:CreateAction': ['RunTask', 'RegisterTaskDefinition'] } },
+    });
+    // No resource-level permissions for these three (Resource must be *).
+    // A revision registered outside the family cannot be run (RunTask
+    // above) and can name only the roles PassRole below allows.
+    allow({
+      sid: 'JupyterRevisions',
+      actions: ['ecs:RegisterTaskDefinition', 'ecs:DescribeTaskDefinition', 'ecs:ListTaskDefinitions'],
+      resources: ['*'],
+    });
+    allow({
+      sid: 'PassJupyterTaskRoles',
+      actions: ['iam:PassRole'],
+      resources: [this.jupyterTaskDefinition.taskRole.roleArn, this.jupyterTaskDefinition.obtainExecutionRole().roleArn],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+    });
+    allow({
+      sid: 'PassEbsRole',
+      actions: ['iam:PassRole'],
+      resources: [this.ebsRole.roleArn],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ecs.amazonaws.com' } },
+    });
+    // Access point ARNs do not name their file system: creation is
+    // authorised on the homes file system, reads on it and the account's
+    // access points, tags only as part of CreateAccessPoint.
+    allow({ sid: 'CreateHomeAccessPoints', actions: ['elasticfilesystem:CreateAccessPoint'], resources: [data.homes.fileSystemArn] });
+    allow({
+      sid: 'FindHomeAccessPoints',
+      actions: ['elasticfilesystem:DescribeAccessPoints'],
+      resources: [data.homes.fileSystemArn, accessPoints],
+    });
+    allow({
+      sid: 'TagHomeAccessPointsOnCreate',
+      actions: ['elasticfilesystem:TagResource'],
+      resources: [data.homes.fileSystemArn, accessPoints],
+      conditions: { StringEquals: { 'elasticfilesystem:CreateAction': 'CreateAccessPoint' } },
+    });
   }
 
   /** What each service may do, from the adapters' documented permissions. */

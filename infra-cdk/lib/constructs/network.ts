@@ -33,6 +33,8 @@ export class Network extends Construct {
   readonly albSg: ec2.SecurityGroup;
   readonly servicesSg: ec2.SecurityGroup;
   readonly jupyterSg: ec2.SecurityGroup;
+  /** The agent-actions Lambda: reaches the services' port and nothing else. */
+  readonly agentActionsSg: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
@@ -83,6 +85,13 @@ export class Network extends Construct {
       allowAllOutbound: true,
     });
     this.jupyterSg.addIngressRule(this.servicesSg, ec2.Port.tcp(props.jupyterPort), 'the gateway in env-manager');
+    this.agentActionsSg = new ec2.SecurityGroup(this, 'AgentActionsSg', {
+      vpc: this.vpc,
+      description: 'agent-actions Lambda: POST /internal/agent-actions on the drift and knowledge services',
+      allowAllOutbound: false,
+    });
+    this.agentActionsSg.addEgressRule(this.servicesSg, ec2.Port.tcp(props.servicePort), 'to the services');
+    this.servicesSg.addIngressRule(this.agentActionsSg, ec2.Port.tcp(props.servicePort), 'from the agent-actions Lambda');
     const interfaces: Record<string, ec2.InterfaceVpcEndpointAwsService> = {
       EcrApi: ec2.InterfaceVpcEndpointAwsService.ECR,
       EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
