@@ -429,6 +429,9 @@ pub struct StagedTree {
     /// uploaded files beyond storing them: a symlink in them may point
     /// anywhere on this host).
     pub inventory: serde_json::Value,
+    /// The interpreter's closure the agent sent (its files under
+    /// `dir/base/`), if any.
+    pub closure: Option<serde_json::Value>,
 }
 
 /// What a capture produced.

@@ -9,8 +9,8 @@
 //! files under `jupyter/config` (except `lab/workspaces`, which is UI layout
 //! state rewritten as the user clicks), `venv/etc/jupyter` and the IPython
 //! profiles' `*_config.{py,json}` and `startup/`; and everything under `home/`
-//! except `.ipynb_checkpoints`, `__pycache__`, `*.pyc` and venvs (folders
-//! with a `pyvenv.cfg`). Nothing else in
+//! except `.ipynb_checkpoints`, `__pycache__`, `*.pyc` and the environment's
+//! own venv when it sits inside `home/` (an adopted project's `.venv`). Nothing else in
 //! the venv is opened, which is what keeps a 20k-file venv cheap.
 //!
 //! Content hashing (notebooks, data, config) runs on all cores. An unreadable
@@ -329,6 +329,15 @@ fn home(root: &Path, previous: Option<&Inventory>) -> (Vec<Notebook>, Vec<DataFi
     let home = root.join("home");
     let mut warnings = Vec::new();
     let mut jobs: Vec<(PathBuf, fs::Metadata)> = Vec::new();
+    // The environment's own venv inside its notebooks folder (an adopted
+    // project's `.venv`) is the environment, not data.
+    let own_venv = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(root.join("venv"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let own_venv = own_venv.as_ref();
     if home.exists() {
         let walker = WalkDir::new(&home)
             .follow_links(false)
@@ -336,12 +345,10 @@ fn home(root: &Path, previous: Option<&Inventory>) -> (Vec<Notebook>, Vec<DataFi
             .min_depth(1)
             .into_iter()
             .filter_entry(|e| {
-                // A venv inside the notebooks folder (an adopted project's
-                // `.venv`) is an environment, not data.
                 !(e.file_type().is_dir()
                     && (e.file_name() == ".ipynb_checkpoints"
                         || is_bytecode(e.file_name())
-                        || e.path().join("pyvenv.cfg").is_file()))
+                        || own_venv.is_some_and(|v| same_file(e, v))))
             });
         for entry in walker {
             match entry {
@@ -377,6 +384,12 @@ fn home(root: &Path, previous: Option<&Inventory>) -> (Vec<Notebook>, Vec<DataFi
     notebooks.sort_by(|a, b| a.path.cmp(&b.path));
     data.sort_by(|a, b| a.path.cmp(&b.path));
     (notebooks, data, warnings)
+}
+
+/// Whether the walked entry is the file `(dev, ino)` names.
+fn same_file(e: &walkdir::DirEntry, id: &(u64, u64)) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    e.metadata().is_ok_and(|m| (m.dev(), m.ino()) == *id)
 }
 
 fn home_entry(

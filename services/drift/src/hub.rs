@@ -456,10 +456,12 @@ impl DriftHub {
     }
 
     /// An adopted environment's agent reports its inventory: judged
-    /// against the baseline here, exactly as a local watcher's would be.
-    pub async fn report(self: &Arc<Self>, env: EnvironmentId, inv: Inventory, source: DriftSource) {
+    /// against the baseline here, exactly as a local watcher's would be,
+    /// coalesced like watcher batches (an agent reporting in a loop holds
+    /// one evaluation, not every permit).
+    pub fn report(self: &Arc<Self>, env: EnvironmentId, inv: Inventory, source: DriftSource) {
         lock(&self.reported).insert(env, Arc::new(inv));
-        self.evaluate_now(env, source).await;
+        self.schedule(env, source);
     }
 
     /// Evaluates `env` now and waits for it (tests, the accept action).
@@ -602,7 +604,13 @@ impl DriftHub {
             }
         };
         if env.adopted.is_some() {
-            // Its files live on a lab machine: judge what its agent reported.
+            // Its files live on a lab machine: judge what its agent reported,
+            // when it reports or the baseline moves. Never on this process's
+            // sweeps or start-up: another drift process may hold a newer
+            // report, and judging an old one here would flip the status.
+            if matches!(source, DriftSource::Sweep | DriftSource::Startup) {
+                return;
+            }
             let Some(current) = lock(&self.reported).get(&env_id).cloned() else {
                 return;
             };

@@ -69,11 +69,12 @@ pub struct AgentInventoryReport {
     pub reason: String,
 }
 
-/// The environment's drift after a report.
+/// A report taken for judging.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AgentInventoryAccepted {
-    /// `STABLE`, `MINOR_DRIFT`, `CRITICAL_DRIFT`; absent while the
-    /// environment has no baseline snapshot yet.
+    /// The environment's drift as last judged (`STABLE`, `MINOR_DRIFT`,
+    /// `CRITICAL_DRIFT`; this report is judged right after the answer);
+    /// absent while the environment has no baseline snapshot yet.
     pub drift_status: Option<String>,
 }
 
@@ -106,7 +107,7 @@ pub async fn agent_inventory(
     }
     let inventory: westtek_inventory::Inventory = serde_json::from_value(report.inventory)
         .map_err(|e| DomainError::invalid("inventory", format!("not an inventory: {e}")))?;
-    hub.report(agent.env.id, inventory, source).await;
+    hub.report(agent.env.id, inventory, source);
     let has_baseline = hub.baseline_of(&agent.env).await?.is_some();
     let env = state.store.get_environment(agent.env.id).await?;
     Ok(Json(AgentInventoryAccepted {

@@ -66,15 +66,31 @@ pub struct AgentTokenResponse {
     pub agent_token: String,
 }
 
+/// An absolute, normalised path that restores can relocate from: not `/`,
+/// no `.` or `..` parts, no empty parts, printable, at most 1024 bytes.
 fn clean_path(field: &str, v: &str) -> westtek_domain::Result<String> {
     let v = v.trim();
-    if !v.starts_with('/') || v.len() > 1024 || v.chars().any(char::is_control) {
+    let v = if v.len() > 1 {
+        v.trim_end_matches('/')
+    } else {
+        v
+    };
+    let parts_ok = v
+        .split('/')
+        .skip(1)
+        .all(|p| !p.is_empty() && p != "." && p != "..");
+    if !v.starts_with('/')
+        || v == "/"
+        || !parts_ok
+        || v.len() > 1024
+        || v.chars().any(char::is_control)
+    {
         return Err(DomainError::invalid(
             field,
-            "an absolute path of at most 1024 printable characters",
+            "an absolute, normalised path other than / (no . or .. parts), at most 1024 printable characters",
         ));
     }
-    Ok(v.trim_end_matches('/').to_string())
+    Ok(v.to_string())
 }
 
 /// Records an environment that lives on a lab machine and hands out its
@@ -239,4 +255,29 @@ pub async fn revoke(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_path;
+
+    #[test]
+    fn paths_restores_cannot_relocate_from_are_refused() {
+        for bad in [
+            "/",
+            "",
+            "relative/venv",
+            "/a/../b",
+            "/a/./b",
+            "/a//b",
+            "/a/\nb",
+        ] {
+            assert!(clean_path("venv_path", bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            clean_path("p", "/srv/proj/.venv/").unwrap(),
+            "/srv/proj/.venv"
+        );
+        assert_eq!(clean_path("p", " /srv/proj ").unwrap(), "/srv/proj");
+    }
 }

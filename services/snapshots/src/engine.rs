@@ -482,7 +482,7 @@ impl SnapshotEngine for LocalSnapshotEngine {
                     let inv: Inventory = serde_json::from_value(st.inventory.clone()).map_err(
                         |e| DomainError::invalid("inventory", format!("not an inventory: {e}")),
                     )?;
-                    let (closure, base) = crate::staged::base_of(&st.dir)?;
+                    let (closure, base) = crate::staged::base_of(&st.dir, st.closure.as_ref())?;
                     (inv, closure, base)
                 }
                 None => {
@@ -726,7 +726,9 @@ fn restore_into(
             .as_deref()
             .is_some_and(|b| Path::new(b).join("bin").is_dir()),
     };
-    let restore_base = has_base && (force_base || !original_base_ok);
+    // An adopted environment's closure names the lab machine's paths: a
+    // file at the same path here is not that interpreter.
+    let restore_base = has_base && (force_base || meta.origin.is_some() || !original_base_ok);
     let base_target = root.join("base");
     // Where the interpreter's prefix lands: a closure keeps absolute paths
     // below the layer's root; an old-style base layer is the prefix itself.
@@ -741,6 +743,17 @@ fn restore_into(
     let n = steps.len() as f32;
     let mut outcome = RestoreOutcome::default();
     for (i, (layer, target)) in steps.iter().enumerate() {
+        // A layer restored before may have put a symlink where the next
+        // one goes (`base` → `/`): never restore through it.
+        if std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(DomainError::Upstream {
+                code: "vault_damaged",
+                message: format!(
+                    "the snapshot puts a symlink at {}, where its {layer} layer goes; not restoring through it",
+                    target.display()
+                ),
+            });
+        }
         let req = RestoreRequest {
             targets: vec![((*layer).to_string(), target.clone())],
             verify: false,

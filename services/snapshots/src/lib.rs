@@ -40,8 +40,16 @@ pub fn router() -> Router<AppState> {
 pub struct SnapshotsApi;
 
 /// Starts the service's background tasks: scheduled restore drills (checked
-/// every 10 minutes) and vault garbage collection (every 6 hours).
+/// every 10 minutes) and vault garbage collection (every 6 hours); first
+/// removes agent uploads a crash left behind.
 pub fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    // Uploads a crash left half unpacked (their snapshots were failed by
+    // the start-up reconcile): nothing else uses them.
+    if let Err(e) = std::fs::remove_dir_all(&state.config.upload_dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(error = %e, dir = %state.config.upload_dir.display(), "could not remove old agent uploads");
+        }
+    }
     let drills = {
         let state = state.clone();
         tokio::spawn(async move {

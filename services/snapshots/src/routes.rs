@@ -293,6 +293,23 @@ pub async fn latest_complete(state: &AppState, env: EnvironmentId) -> Result<Opt
     Ok(page.items.into_iter().next())
 }
 
+/// The snapshot of `env` being taken now, if any.
+pub(crate) async fn latest_creating(
+    state: &AppState,
+    env: EnvironmentId,
+) -> Result<Option<Snapshot>> {
+    let page = state
+        .store
+        .list_snapshots(&SnapshotFilter {
+            environment_id: Some(env),
+            status: Some(SnapshotStatus::Creating),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    Ok(page.items.into_iter().next())
+}
+
 /// Checks and records a new snapshot of `env` as `creating`, with its job.
 ///
 /// Race-free: the environment is re-read and written back (version-checked)
@@ -507,7 +524,10 @@ pub(crate) async fn capture(
 }
 
 /// Deletes snapshots the environment's retention policy lets go.
-async fn apply_retention(state: &AppState, env_id: EnvironmentId) -> Result<Vec<SnapshotId>> {
+pub(crate) async fn apply_retention(
+    state: &AppState,
+    env_id: EnvironmentId,
+) -> Result<Vec<SnapshotId>> {
     let env = state.store.get_environment(env_id).await?;
     let all = state
         .store

@@ -30,11 +30,20 @@ use westtek_vault::LayerSource;
 pub struct Unpacked {
     /// The agent's inventory.
     pub inventory: serde_json::Value,
+    /// The interpreter's closure, when the agent sent its files.
+    pub closure: Option<serde_json::Value>,
     /// Bytes unpacked.
     pub bytes: u64,
     /// Entries unpacked.
     pub entries: u64,
 }
+
+/// Largest `inventory.json` (an environment with many data files).
+const MAX_INVENTORY: u64 = 64 << 20;
+/// Largest `closure.json`.
+const MAX_CLOSURE: u64 = 16 << 20;
+/// Most entries one upload may unpack (inodes on the vault's disk).
+const MAX_ENTRIES: u64 = 2_000_000;
 
 fn bad(msg: impl Into<String>) -> DomainError {
     DomainError::invalid("upload", msg.into())
@@ -108,7 +117,8 @@ pub fn unpack(body: impl Read, dir: &Path, env: EnvironmentId, limit: u64) -> Re
     // Set-id and sticky bits never come from an upload.
     archive.set_mask(0o7000);
     fs::create_dir_all(dir).map_err(DomainError::internal)?;
-    let mut inventory = None;
+    let mut inventory: Option<serde_json::Value> = None;
+    let mut closure: Option<serde_json::Value> = None;
     let (mut bytes, mut entries) = (0u64, 0u64);
     let iter = archive
         .entries()
@@ -126,14 +136,29 @@ pub fn unpack(body: impl Read, dir: &Path, env: EnvironmentId, limit: u64) -> Re
             ))
         })?;
         let kind = entry.header().entry_type();
-        if path == Path::new("inventory.json") {
+        // The two documents are read into memory (bounded), never written:
+        // nothing the platform reads may be a symlink or a device.
+        let doc = if path == Path::new("inventory.json") {
+            Some(("inventory.json", &mut inventory, MAX_INVENTORY))
+        } else if path == Path::new("closure.json") {
+            Some(("closure.json", &mut closure, MAX_CLOSURE))
+        } else {
+            None
+        };
+        if let Some((name, slot, max)) = doc {
+            if !kind.is_file() {
+                return Err(bad(format!("{name} must be a regular file")));
+            }
             let mut text = String::new();
-            entry
+            (&mut entry)
+                .take(max + 1)
                 .read_to_string(&mut text)
-                .map_err(|e| bad(format!("inventory.json: {e}")))?;
-            inventory = Some(
-                serde_json::from_str(&text)
-                    .map_err(|e| bad(format!("inventory.json is not JSON: {e}")))?,
+                .map_err(|e| bad(format!("{name}: {e}")))?;
+            if text.len() as u64 > max {
+                return Err(bad(format!("{name} is larger than {max} bytes")));
+            }
+            *slot = Some(
+                serde_json::from_str(&text).map_err(|e| bad(format!("{name} is not JSON: {e}")))?,
             );
             continue;
         }
@@ -144,20 +169,34 @@ pub fn unpack(body: impl Read, dir: &Path, env: EnvironmentId, limit: u64) -> Re
                 kind
             )));
         }
-        let top_ok = path.starts_with("env")
-            || path.starts_with("base")
-            || path == Path::new("closure.json");
-        if !top_ok {
+        // Only the venv and the notebooks under env/ (nothing the engine
+        // would take for another layer, such as env/base), and the
+        // interpreter's files under base/.
+        let mut comps = path.components();
+        let top = comps.next().map(|c| c.as_os_str().to_owned());
+        let second = comps.next().map(|c| c.as_os_str().to_owned());
+        let allowed = match top.as_deref().and_then(|t| t.to_str()) {
+            Some("env") => match second.as_deref().and_then(|t| t.to_str()) {
+                None => kind.is_dir(),
+                Some("venv" | "home") => path.components().count() > 2 || kind.is_dir(),
+                Some(_) => false,
+            },
+            Some("base") => second.is_some() || kind.is_dir(),
+            _ => false,
+        };
+        if !allowed {
             return Err(bad(format!(
-                "member {} is outside env/, base/, closure.json and inventory.json",
+                "member {} is not allowed: an upload holds env/venv/…, env/home/…, base/…, inventory.json and closure.json (folders at the top)",
                 path.display()
             )));
         }
-        if path.components().count() == 1 && path != Path::new("closure.json") && !kind.is_dir() {
-            return Err(bad(format!("member {} must be a folder", path.display())));
+        entries += 1;
+        if entries > MAX_ENTRIES {
+            return Err(bad(format!(
+                "the upload has more than {MAX_ENTRIES} entries"
+            )));
         }
         bytes += entry.size();
-        entries += 1;
         // `unpack_in` refuses paths that leave `dir` and writing through a
         // symlink an earlier member made.
         let ok = entry
@@ -195,6 +234,7 @@ pub fn unpack(body: impl Read, dir: &Path, env: EnvironmentId, limit: u64) -> Re
     }
     Ok(Unpacked {
         inventory,
+        closure,
         bytes,
         entries,
     })
@@ -218,21 +258,21 @@ fn no_symlink_between(base: &Path, path: &Path) -> bool {
     true
 }
 
-/// The uploaded interpreter's closure and its `base` layer, when the
-/// agent sent one.
+/// The uploaded interpreter's closure (`closure.json`, read by [`unpack`])
+/// and its `base` layer, when the agent sent one.
 ///
 /// # Errors
 /// `invalid_input` for a damaged `closure.json`, a path in it that is not
 /// absolute or has `..`, or one reached through a symlink.
-pub fn base_of(dir: &Path) -> Result<(Option<InterpreterClosure>, Option<LayerSource>)> {
-    let file = dir.join("closure.json");
-    let text = match fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, None)),
-        Err(e) => return Err(DomainError::internal(format!("closure.json: {e}"))),
+pub fn base_of(
+    dir: &Path,
+    closure: Option<&serde_json::Value>,
+) -> Result<(Option<InterpreterClosure>, Option<LayerSource>)> {
+    let Some(closure) = closure else {
+        return Ok((None, None));
     };
     let closure: InterpreterClosure =
-        serde_json::from_str(&text).map_err(|e| bad(format!("closure.json: {e}")))?;
+        serde_json::from_value(closure.clone()).map_err(|e| bad(format!("closure.json: {e}")))?;
     let base = dir.join("base");
     for p in closure.paths.iter().chain(closure.exclude.iter()) {
         let ok = p.is_absolute()
@@ -389,16 +429,12 @@ mod tests {
             libraries: vec![],
             host: Default::default(),
         };
-        fs::write(
-            t.path().join("closure.json"),
-            serde_json::to_string(&closure).unwrap(),
-        )
-        .unwrap();
-        let e = base_of(t.path()).err().unwrap();
+        let value = serde_json::to_value(&closure).unwrap();
+        let e = base_of(t.path(), Some(&value)).err().unwrap();
         assert!(e.to_string().contains("symlink"), "{e}");
         fs::remove_file(t.path().join("base/usr")).unwrap();
         fs::create_dir_all(t.path().join("base/usr/lib/python3.11")).unwrap();
-        let (c, layer) = base_of(t.path()).unwrap();
+        let (c, layer) = base_of(t.path(), Some(&value)).unwrap();
         assert_eq!(c.unwrap().paths.len(), 1);
         assert_eq!(layer.unwrap().root, t.path().join("base"));
     }

@@ -4,27 +4,92 @@
 //! [`crate::staged`]); the platform unpacks it into a private staging
 //! folder, captures it into the vault with the same engine, records and
 //! audits the snapshot exactly as one it took itself (it becomes the drift
-//! baseline), and deletes the staging folder. The upload waits its turn in
-//! the lab's vault queue like every snapshot.
+//! baseline; the retention policy applies), and deletes the staging folder.
+//!
+//! Order, so a slow or hostile upload costs only its own environment: the
+//! cheap checks first (ready, no snapshot being taken, storage quota), one
+//! upload per environment at a time, then the unpacking, and only then a
+//! place in the lab's vault queue. The capture runs in its own task: an
+//! agent that goes away mid-capture leaves a snapshot that completes (or
+//! fails) on its own, never one stuck `creating`.
 //!
 //! The vault's key never leaves the platform: an agent on a lab workstation
 //! holds only its environment's credential.
 
-use crate::routes::{begin_snapshot, capture, job_error, wait_turn};
+use crate::routes::{
+    apply_retention, begin_snapshot, capture, job_error, latest_creating, wait_turn,
+};
 use crate::staged;
 use futures::TryStreamExt;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use westtek_domain::ports::{ProgressSink, StagedTree};
-use westtek_domain::{DomainError, Snapshot};
+use westtek_domain::{DomainError, EnvironmentId, EnvironmentStatus, Snapshot};
 use westtek_platform::agent_auth::AgentCaller;
 use westtek_platform::{ApiResult, AppState};
+
+/// Environments whose upload is being received.
+static RECEIVING: Mutex<Option<HashSet<EnvironmentId>>> = Mutex::new(None);
+
+/// Holds an environment's upload slot; frees it when dropped.
+struct Receiving(EnvironmentId);
+
+impl Receiving {
+    fn take(env: EnvironmentId) -> Option<Self> {
+        let mut g = RECEIVING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.get_or_insert_with(HashSet::new)
+            .insert(env)
+            .then_some(Receiving(env))
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        let mut g = RECEIVING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(set) = g.as_mut() {
+            set.remove(&self.0);
+        }
+    }
+}
+
+/// The checks `begin_snapshot` repeats under its commit, made before the
+/// upload is received so a refused one costs nothing.
+async fn precheck(state: &AppState, agent: &AgentCaller) -> ApiResult<()> {
+    let env = &agent.env;
+    if env.status != EnvironmentStatus::Ready {
+        return Err(
+            DomainError::Conflict("only a ready environment can be snapshotted".into()).into(),
+        );
+    }
+    if latest_creating(state, env.id).await?.is_some() {
+        return Err(DomainError::Conflict(
+            "a snapshot of this environment is already being taken".into(),
+        )
+        .into());
+    }
+    let lab = state.store.get_lab(env.lab_id).await?;
+    if let Some(max) = lab.quotas.max_storage_bytes {
+        let used = state.store.lab_storage_bytes(env.lab_id).await?;
+        if used >= max {
+            return Err(DomainError::QuotaExceeded(format!(
+                "the lab's snapshots use {used} of its {max} bytes; delete snapshots or ask for more"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
 
 /// Unpacks, captures and records one upload; returns the complete snapshot.
 ///
 /// # Errors
 /// `conflict` for an environment that is not adopted, not ready or already
-/// being snapshotted; `invalid_input` for a malformed upload (see
-/// [`staged::unpack`]); `queue_full`, `quota_exceeded`; vault failures.
+/// being snapshotted or uploaded; `invalid_input` for a malformed upload
+/// (see [`staged::unpack`]); `queue_full`, `quota_exceeded`; vault failures.
 pub async fn capture_upload(
     state: &AppState,
     agent: &AgentCaller,
@@ -37,7 +102,10 @@ pub async fn capture_upload(
             "only an adopted environment's agent uploads snapshots; the platform snapshots its own environments".into(),
         )
     })?;
-    let ticket = state.vault_queue.enqueue(env.lab_id)?;
+    precheck(state, agent).await?;
+    let _receiving = Receiving::take(env.id).ok_or_else(|| {
+        DomainError::Conflict("an upload of this environment is already being received".into())
+    })?;
     std::fs::create_dir_all(&state.config.upload_dir).map_err(DomainError::internal)?;
     let dir = tempfile::Builder::new()
         .prefix("upload-")
@@ -54,6 +122,7 @@ pub async fn capture_upload(
         tokio::task::spawn_blocking(move || staged::unpack(reader, &path, env_id, limit))
             .await
             .map_err(|e| DomainError::internal(format!("unpacking the upload: {e}")))??;
+    let ticket = state.vault_queue.enqueue(env.lab_id)?;
     let notes = notes
         .map(|n| n.trim().chars().take(2000).collect::<String>())
         .filter(|n| !n.is_empty());
@@ -73,40 +142,45 @@ pub async fn capture_upload(
     let (snap, job) =
         begin_snapshot(state, env.id, false, by, notes, audit, "snapshot.upload").await?;
     let tracker = state.jobs.track(job);
-    let _slot = wait_turn(ticket, &tracker).await;
-    let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
     let staged = StagedTree {
         dir: dir.path().to_path_buf(),
         origin,
         inventory: unpacked.inventory,
+        closure: unpacked.closure,
     };
-    let outcome = capture(
-        state,
-        snap,
-        sink,
-        &agent.actor_name(),
-        &agent.request_id,
-        true,
-        Some(staged),
-    )
-    .await;
-    let settled = match &outcome {
-        Ok(s) => Ok(format!(
-            "snapshot {} of the upload complete: {} bytes, {} new in the vault",
-            s.id, s.size_bytes, s.stored_bytes_added
-        )),
-        Err(e) => Err(job_error(e)),
-    };
-    tracker.settle(settled, vec![], vec![]).await;
-    drop(dir);
-    if let Ok(snap) = &outcome {
-        // What the portal counts as installed, from what was uploaded.
-        let installed = snap.metadata.installed_packages.clone();
-        let _ = westtek_env_manager::environments::modify(state, env.id, None, move |e| {
-            e.metadata.jupyter_packages = installed.clone();
-            Ok(())
-        })
-        .await;
-    }
+    let (st, actor, rid) = (state.clone(), agent.actor_name(), agent.request_id.clone());
+    // Its own task: it finishes (and removes the staging folder) even when
+    // the agent goes away.
+    let run = tokio::spawn(async move {
+        let _slot = wait_turn(ticket, &tracker).await;
+        let sink: Arc<dyn ProgressSink> = Arc::new(tracker.clone());
+        let outcome = capture(&st, snap, sink, &actor, &rid, true, Some(staged)).await;
+        drop(dir);
+        let settled = match &outcome {
+            Ok(s) => {
+                let expired = apply_retention(&st, env_id).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, env = %env_id, "retention could not be applied");
+                    Vec::new()
+                });
+                // What the portal counts as installed, from what was uploaded.
+                let installed = s.metadata.installed_packages.clone();
+                let _ = westtek_env_manager::environments::modify(&st, env_id, None, move |e| {
+                    e.metadata.jupyter_packages = installed.clone();
+                    Ok(())
+                })
+                .await;
+                Ok(format!(
+                    "snapshot {} of the upload complete: {} bytes, {} new in the vault; {} expired by the retention policy",
+                    s.id, s.size_bytes, s.stored_bytes_added, expired.len()
+                ))
+            }
+            Err(e) => Err(job_error(e)),
+        };
+        tracker.settle(settled, vec![], vec![]).await;
+        outcome
+    });
+    let outcome = run
+        .await
+        .map_err(|e| DomainError::internal(format!("the upload's capture: {e}")))?;
     Ok(outcome?)
 }

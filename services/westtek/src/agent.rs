@@ -110,7 +110,8 @@ fn config_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".config").join("westtek"))
 }
 
-fn cache_dir(env: EnvironmentId) -> anyhow::Result<PathBuf> {
+/// `~/.cache/westtek/agent`: the agents' private folder (mode 0700).
+fn cache_root() -> anyhow::Result<PathBuf> {
     let base = match std::env::var("XDG_CACHE_HOME") {
         Ok(x) if !x.is_empty() => PathBuf::from(x),
         _ => {
@@ -118,7 +119,15 @@ fn cache_dir(env: EnvironmentId) -> anyhow::Result<PathBuf> {
             PathBuf::from(home).join(".cache")
         }
     };
-    Ok(base.join("westtek").join("agent").join(env.to_string()))
+    Ok(base.join("westtek").join("agent"))
+}
+
+fn cache_dir(env: EnvironmentId) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = cache_root()?;
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
+    Ok(root.join(env.to_string()))
 }
 
 fn hostname() -> String {
@@ -206,11 +215,24 @@ async fn adopt(
     }
     let notebooks = match notebooks {
         Some(n) => absolute(&n)?,
-        None => venv
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or_else(|| anyhow!("the venv has no parent folder; give --notebooks DIR"))?,
+        None => {
+            let parent = venv
+                .parent()
+                .map(Path::to_path_buf)
+                .ok_or_else(|| anyhow!("the venv has no parent folder; give --notebooks DIR"))?;
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            if parent == Path::new("/") || Some(&parent) == home.as_ref() {
+                bail!(
+                    "the venv's parent folder is {}: give the notebooks folder with --notebooks DIR (a whole home folder holds keys and credentials that do not belong in a snapshot)",
+                    parent.display()
+                );
+            }
+            parent
+        }
     };
+    if notebooks == Path::new("/") {
+        bail!("--notebooks / is not a notebooks folder");
+    }
     if !notebooks.is_dir() {
         bail!("{} is not a folder", notebooks.display());
     }
@@ -299,7 +321,14 @@ fn agent_client() -> anyhow::Result<reqwest::Client> {
 async fn upload(state: &AgentState, notes: Option<&str>) -> anyhow::Result<serde_json::Value> {
     let view = view(state)?;
     let cache = cache_dir(state.environment_id)?;
-    let file = cache.join("upload.tar.zst");
+    std::fs::create_dir_all(&cache)?;
+    // Private (0600), unique, removed however this ends.
+    let tmp = tempfile::Builder::new()
+        .prefix("upload-")
+        .suffix(".tar.zst")
+        .tempfile_in(&cache)
+        .context("creating the upload file")?;
+    let file = tmp.path().to_path_buf();
     let (venv, home, out) = (state.venv.clone(), state.notebooks.clone(), file.clone());
     eprintln!("packing {} and {} …", venv.display(), home.display());
     let packed = tokio::task::spawn_blocking(move || pack(&view, &venv, &home, &out))
@@ -324,7 +353,7 @@ async fn upload(state: &AgentState, notes: Option<&str>) -> anyhow::Result<serde
         .send()
         .await
         .with_context(|| format!("cannot reach {}", state.server))?;
-    let _ = std::fs::remove_file(&file);
+    drop(tmp);
     if !resp.status().is_success() {
         return Err(problem_error(resp).await);
     }
@@ -356,10 +385,17 @@ fn pack(view: &Path, venv: &Path, home: &Path, out: &Path) -> anyhow::Result<Pac
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let f = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(out)
+        .with_context(|| format!("opening {}", out.display()))?;
     let enc = zstd::stream::write::Encoder::new(f, 3)?;
     let mut tar = tar::Builder::new(enc);
     tar.follow_symlinks(false);
+    // The platform takes files, folders and symlinks only (no GNU sparse
+    // entries).
+    tar.sparse(false);
     let mut n = Packed {
         files: 0,
         bytes: 0,
@@ -367,14 +403,13 @@ fn pack(view: &Path, venv: &Path, home: &Path, out: &Path) -> anyhow::Result<Pac
     };
     let json = serde_json::to_vec(&inv)?;
     append_bytes(&mut tar, "inventory.json", &json)?;
-    append_tree(&mut tar, venv, Path::new("env/venv"), &[], &mut n)?;
-    append_tree(
-        &mut tar,
-        home,
-        Path::new("env/home"),
-        &[venv.to_path_buf()],
-        &mut n,
-    )?;
+    // Never the agent's own state (its credential, the CLI's session) or
+    // its cache (the upload being written).
+    let mut skip = vec![venv.to_path_buf()];
+    skip.extend(config_dir().ok());
+    skip.extend(cache_root().ok());
+    append_tree(&mut tar, venv, Path::new("env/venv"), &skip, &mut n)?;
+    append_tree(&mut tar, home, Path::new("env/home"), &skip, &mut n)?;
     if let Some(c) = &closure {
         append_bytes(&mut tar, "closure.json", &serde_json::to_vec(c)?)?;
         for p in &c.paths {
@@ -401,6 +436,27 @@ fn append_bytes<W: std::io::Write>(
     Ok(())
 }
 
+/// Appends one regular file with the size it had when opened: a file that
+/// grows or shrinks meanwhile (an autosave) is cut or padded with zeros,
+/// never a broken archive. Returns the bytes stored.
+fn append_file<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    path: &Path,
+    name: &Path,
+) -> anyhow::Result<u64> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    let size = meta.len();
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    let data = f.take(size).chain(std::io::repeat(0)).take(size);
+    tar.append_data(&mut h, name, data)?;
+    Ok(size)
+}
+
 /// Appends `src` (a file, symlink or folder with everything below it) as
 /// `dest`, leaving out `skip` and any venv nested in a notebooks folder.
 fn append_tree<W: std::io::Write>(
@@ -415,14 +471,7 @@ fn append_tree<W: std::io::Write>(
         .follow_root_links(false)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| {
-            let skipped = skip.iter().any(|s| e.path() == s);
-            let nested_venv = e.depth() > 0
-                && e.file_type().is_dir()
-                && dest.starts_with("env/home")
-                && e.path().join("pyvenv.cfg").is_file();
-            !(skipped || nested_venv)
-        });
+        .filter_entry(|e| e.depth() == 0 || !skip.iter().any(|s| e.path() == s));
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
@@ -441,11 +490,13 @@ fn append_tree<W: std::io::Write>(
         if !(ft.is_file() || ft.is_dir() || ft.is_symlink()) {
             continue; // sockets, fifos, devices: never part of an environment
         }
-        tar.append_path_with_name(entry.path(), &name)
-            .with_context(|| format!("packing {}", entry.path().display()))?;
         if ft.is_file() {
+            n.bytes += append_file(tar, entry.path(), &name)
+                .with_context(|| format!("packing {}", entry.path().display()))?;
             n.files += 1;
-            n.bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        } else {
+            tar.append_path_with_name(entry.path(), &name)
+                .with_context(|| format!("packing {}", entry.path().display()))?;
         }
     }
     Ok(())
@@ -479,6 +530,9 @@ async fn watch_loop(state: &AgentState, args: &WatchArgs) -> anyhow::Result<()> 
     let mut previous: Option<westtek_inventory::Inventory> = None;
     let mut reason = "startup";
     let mut last_sweep = Instant::now();
+    // Seconds to wait after a failed report (doubles up to 5 minutes).
+    let mut backoff: Option<u64> = None;
+    let mut baseline_tried = false;
     println!(
         "watching {} ({}) for drift; reporting to {}",
         state.name, state.environment_id, state.server
@@ -503,10 +557,27 @@ async fn watch_loop(state: &AgentState, args: &WatchArgs) -> anyhow::Result<()> 
                                 println!("reported ({wire}): {status}");
                             }
                             last_sent = Some(value);
+                            backoff = None;
+                            // No baseline (the adopt's upload failed): take one.
+                            if status == NO_BASELINE && !baseline_tried {
+                                baseline_tried = true;
+                                match upload(state, Some("baseline: taken by westtek agent")).await
+                                {
+                                    Ok(s) => println!(
+                                        "baseline snapshot {} complete: {} bytes",
+                                        s["id"].as_str().unwrap_or("?"),
+                                        s["size_bytes"]
+                                    ),
+                                    Err(e) => eprintln!("warning: no baseline snapshot: {e:#}"),
+                                }
+                            }
                         }
                         Err(ReportError::Refused(msg)) => bail!("{msg}"),
                         Err(ReportError::Retry(msg)) => {
-                            eprintln!("warning: {msg}; retrying at the next look");
+                            let wait = backoff.map_or(args.poll_secs.max(1), |b| (b * 2).min(300));
+                            backoff = Some(wait);
+                            eprintln!("warning: {msg}; retrying in {wait} s");
+                            tokio::time::sleep(Duration::from_secs(wait)).await;
                         }
                     }
                 }
@@ -518,7 +589,15 @@ async fn watch_loop(state: &AgentState, args: &WatchArgs) -> anyhow::Result<()> 
         let poll = Duration::from_secs(args.poll_secs.max(1));
         reason = match batches.as_mut() {
             Some(rx) => tokio::select! {
-                b = rx.recv() => if b.is_some() { "change" } else { "poll" },
+                b = rx.recv() => match b {
+                    Some(_) => "change",
+                    None => {
+                        // The watcher stopped: quick looks only from now on.
+                        eprintln!("warning: the file watcher stopped; looking every {} s", args.poll_secs);
+                        batches = None;
+                        "poll"
+                    }
+                },
                 _ = tokio::time::sleep(poll) => "poll",
             },
             None => {
@@ -532,6 +611,9 @@ async fn watch_loop(state: &AgentState, args: &WatchArgs) -> anyhow::Result<()> 
         }
     }
 }
+
+/// What a report answers while the environment has no baseline snapshot.
+const NO_BASELINE: &str = "no baseline yet";
 
 enum ReportError {
     /// The credential was refused: stop.
@@ -570,6 +652,6 @@ async fn report(
         .map_err(|e| ReportError::Retry(e.to_string()))?;
     Ok(body["drift_status"]
         .as_str()
-        .unwrap_or("no baseline yet")
+        .unwrap_or(NO_BASELINE)
         .to_string())
 }

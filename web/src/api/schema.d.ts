@@ -1392,11 +1392,12 @@ export interface components {
             /** Format: date-time */
             issued_at: string;
         };
-        /** @description The environment's drift after a report. */
+        /** @description A report taken for judging. */
         AgentInventoryAccepted: {
             /**
-             * @description `STABLE`, `MINOR_DRIFT`, `CRITICAL_DRIFT`; absent while the
-             *     environment has no baseline snapshot yet.
+             * @description The environment's drift as last judged (`STABLE`, `MINOR_DRIFT`,
+             *     `CRITICAL_DRIFT`; this report is judged right after the answer);
+             *     absent while the environment has no baseline snapshot yet.
              */
             drift_status?: string | null;
         };

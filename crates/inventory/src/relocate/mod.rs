@@ -98,6 +98,13 @@ pub fn relocate_mapped(
     let base_new = base_prefix_new.map(usable).transpose()?;
     let venv = root.join("venv");
     let cfg_path = venv.join("pyvenv.cfg");
+    // Read only a real file: a restored symlink could name any file here.
+    if fs::symlink_metadata(&cfg_path).is_ok_and(|m| !m.file_type().is_file()) {
+        return Err(Error::NotAnEnvironment {
+            path: root,
+            reason: "venv/pyvenv.cfg is not a regular file".into(),
+        });
+    }
     let cfg_text = match fs::read_to_string(&cfg_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

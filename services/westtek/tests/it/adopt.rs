@@ -111,6 +111,19 @@ fn an_adopted_venv_is_watched_for_drift_and_restores_into_a_platform_environment
     std::fs::write(proj.join("analysis.ipynb"), NOTEBOOK).unwrap();
     std::fs::write(proj.join("data.csv"), "a,b\n1,2\n").unwrap();
 
+    // A venv straight in a home folder: the whole home (keys, the agent's
+    // own credential) is not taken for notebooks without being named.
+    let refused = cli(&["agent", "adopt", venv.to_str().unwrap(), "--name", "x"])
+        .env("HOME", &proj)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("--notebooks DIR"),
+        "{}",
+        text(&refused)
+    );
+
     // Adopt, keep watching (quick looks every second).
     let mut agent = cli(&[
         "agent",
