@@ -757,41 +757,13 @@ async fn cull_loop(inner: Weak<Inner>, idle: Duration) {
 /// server's last activity forward when so.
 async fn busy_inside(http: &reqwest::Client, server: &Server, idle_ms: i64) -> bool {
     let base = format!("{}{}", server.addr, server.base_url);
-    let auth = format!("token {}", server.token);
-    let get = |path: &str| {
-        http.get(format!("{base}{path}"))
-            .header(reqwest::header::AUTHORIZATION, &auth)
-            .timeout(Duration::from_secs(5))
-            .send()
-    };
-    let now = Utc::now().timestamp_millis();
-    if let Ok(resp) = get("api/status").await {
-        if let Ok(status) = resp.json::<serde_json::Value>().await {
-            let last = status
-                .get("last_activity")
-                .and_then(|v| v.as_str())
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.timestamp_millis());
-            if let Some(last) = last {
-                if now - last < idle_ms {
-                    server.last_activity_ms.fetch_max(last, Ordering::Relaxed);
-                    return true;
-                }
-            }
+    match westtek_runtime::recent_activity(http, &base, &server.token, idle_ms).await {
+        Some(at) => {
+            server.last_activity_ms.fetch_max(at, Ordering::Relaxed);
+            true
         }
+        None => false,
     }
-    if let Ok(resp) = get("api/kernels?no_track_activity=1").await {
-        if let Ok(kernels) = resp.json::<Vec<serde_json::Value>>().await {
-            if kernels
-                .iter()
-                .any(|k| k.get("execution_state").and_then(|s| s.as_str()) == Some("busy"))
-            {
-                server.last_activity_ms.store(now, Ordering::Relaxed);
-                return true;
-            }
-        }
-    }
-    false
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@
 //! Both keep everything an environment owns under `<envs_dir>/<env_id>/`
 //! (see [`EnvLayout`]) so later snapshots capture it whole.
 
+mod activity;
 mod builder;
 mod config;
 mod jupyter;
@@ -13,6 +14,7 @@ mod process;
 pub mod sandbox;
 mod uv_output;
 
+pub use activity::recent_activity;
 pub use builder::{configuration_hash, UvBuilder};
 pub use config::{find_uv, RuntimeConfig};
 pub use jupyter::LocalJupyterRuntime;
