@@ -627,3 +627,102 @@ async fn an_invitation_grants_only_what_its_sender_still_may_and_removal_revokes
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn an_it_admin_disables_a_user_whose_token_is_refused_at_once_and_enables_them_again() {
+    let app = spawn_app().await;
+    let lab = app.lab_id.clone();
+    let dana = app.create_user(&lab, "dana", "lab_admin").await;
+    let (s, me) = app.call(Method::GET, "/api/me", &dana, None).await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    let dana_id = me["user_id"].as_str().unwrap().to_string();
+
+    // Only IT admins, never themselves.
+    let r = app
+        .req(Method::PUT, "/api/admin/users/dana/disabled", &dana)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let (_, admin_me) = app
+        .call(Method::GET, "/api/me", &app.admin_token, None)
+        .await;
+    let admin_name = admin_me["username"].as_str().unwrap().to_string();
+    let r = app
+        .req(
+            Method::PUT,
+            &format!("/api/admin/users/{admin_name}/disabled"),
+            &app.admin_token,
+        )
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::CONFLICT, "conflict").await;
+    let r = app
+        .req(
+            Method::PUT,
+            "/api/admin/users/nobody-here/disabled",
+            &app.admin_token,
+        )
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+
+    // Disabled: the token she holds is refused on her next request.
+    let (s, u) = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/users/{dana_id}/disabled"),
+            &app.admin_token,
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{u}");
+    assert_eq!(u["disabled"], true);
+    assert_eq!(u["idp_managed"], false);
+    let r = app
+        .req(Method::GET, "/api/environments", &dana)
+        .send()
+        .await
+        .unwrap();
+    let p = assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(p.to_string().contains("disabled"), "{p}");
+    let (_, users) = app
+        .call(
+            Method::GET,
+            &format!("/api/labs/{lab}/users"),
+            &app.admin_token,
+            None,
+        )
+        .await;
+    assert!(users.to_string().contains("\"disabled\":true"), "{users}");
+
+    // Enabled again: the same token works.
+    let (s, u) = app
+        .call(
+            Method::PUT,
+            "/api/admin/users/dana/disabled",
+            &app.admin_token,
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{u}");
+    assert_eq!(u["disabled"], false);
+    assert_eq!(
+        status(&app, &dana, "/api/environments", None).await,
+        StatusCode::OK
+    );
+    let (_, audit) = app
+        .call(Method::GET, "/api/audit?limit=200", &app.admin_token, None)
+        .await;
+    let text = audit.to_string();
+    assert!(
+        text.contains("user.disable") && text.contains("user.enable"),
+        "{text}"
+    );
+    app.stop().await;
+}

@@ -189,6 +189,11 @@ pub struct UserResponse {
     pub display_name: String,
     pub it_admin: bool,
     pub created_at: DateTime<Utc>,
+    /// Provisioned from the identity provider (Cognito): its groups are
+    /// the truth for memberships and the IT admin flag.
+    pub idp_managed: bool,
+    /// Refused on every request until an IT admin enables them again.
+    pub disabled: bool,
 }
 
 impl From<User> for UserResponse {
@@ -199,6 +204,8 @@ impl From<User> for UserResponse {
             display_name: u.display_name,
             it_admin: u.it_admin,
             created_at: u.created_at,
+            idp_managed: u.idp_managed,
+            disabled: u.disabled,
         }
     }
 }

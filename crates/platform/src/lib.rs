@@ -53,7 +53,7 @@ pub fn router() -> Router<AppState> {
     paths(
         routes::auth::token, routes::auth::login_link, routes::auth::login_submit, routes::auth::logout, routes::auth::me,
         routes::labs::list_labs, routes::labs::create_lab, routes::labs::get_lab, routes::labs::update_lab,
-        routes::labs::list_users, routes::labs::create_user, routes::labs::put_member, routes::labs::remove_member, routes::labs::overview,
+        routes::labs::list_users, routes::labs::create_user, routes::labs::put_member, routes::labs::remove_member, routes::labs::overview, routes::labs::set_user_disabled,
         routes::invitations::invite, routes::invitations::list_lab_invitations, routes::invitations::revoke_invitation,
         routes::invitations::my_invitations, routes::invitations::accept_invitation, routes::invitations::decline_invitation,
         routes::audit::list, routes::audit::export, routes::audit::verify,

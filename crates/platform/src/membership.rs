@@ -536,3 +536,54 @@ async fn close(
     state.store.commit(writes, vec![audit]).await?;
     Ok(())
 }
+
+/// IT admins disable a user (refused on every request from then on, an
+/// identity provider's valid token included) or enable them again. Works
+/// for local and identity-provider users alike; nobody disables themselves.
+///
+/// # Errors
+/// `forbidden` for anyone but an IT admin, `not_found` for an unknown user,
+/// `conflict` for the caller's own account.
+pub async fn set_disabled(
+    state: &AppState,
+    caller: &Caller,
+    raw_user: &str,
+    disabled: bool,
+) -> ApiResult<User> {
+    caller.require_it_admin("disable or enable users")?;
+    let mut user = find_user(state, raw_user)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if user.id == caller.principal.user_id {
+        return Err(DomainError::Conflict(
+            "you cannot disable your own account; ask another IT admin".into(),
+        )
+        .into());
+    }
+    if user.disabled == disabled {
+        return Ok(user);
+    }
+    let audit = caller.audit(
+        None,
+        if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        },
+        "user",
+        user.id,
+        serde_json::json!({ "username": user.username.to_string() }),
+    );
+    state
+        .store
+        .commit(
+            vec![Write::SetUserDisabled {
+                user_id: user.id,
+                disabled,
+            }],
+            vec![audit],
+        )
+        .await?;
+    user.disabled = disabled;
+    Ok(user)
+}

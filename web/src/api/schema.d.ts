@@ -47,6 +47,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/users/{user}/disabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * IT admins disable a user (every request of theirs is refused from the
+         *     next one on, whatever token they bring, an identity provider's included)
+         *     or enable them again. Audited (`user.disable`, `user.enable`).
+         */
+        put: operations["set_user_disabled"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agent/v1/inventory": {
         parameters: {
             query?: never;
@@ -1560,6 +1581,10 @@ export interface components {
             sign_in_url?: string | null;
             user: components["schemas"]["UserResponse"];
         };
+        /** @description Disable or enable a user. */
+        DisabledRequest: {
+            disabled: boolean;
+        };
         /** @description A stored knowledge document. */
         DocumentResponse: {
             content_type: string;
@@ -2329,8 +2354,15 @@ export interface components {
         UserResponse: {
             /** Format: date-time */
             created_at: string;
+            /** @description Refused on every request until an IT admin enables them again. */
+            disabled: boolean;
             display_name: string;
             id: string;
+            /**
+             * @description Provisioned from the identity provider (Cognito): its groups are
+             *     the truth for memberships and the IT admin flag.
+             */
+            idp_managed: boolean;
             it_admin: boolean;
             username: string;
         };
@@ -2409,6 +2441,66 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_user_disabled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description user id or username */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisabledRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not an IT admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `conflict`: your own account */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

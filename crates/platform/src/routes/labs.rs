@@ -27,6 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/labs/{id}/users", get(list_users).post(create_user))
         .route("/api/admin/overview", get(overview))
         .route(
+            "/api/admin/users/{user}/disabled",
+            axum::routing::put(set_user_disabled),
+        )
+        .route(
             "/api/labs/{id}/members/{user}",
             axum::routing::put(put_member).delete(remove_member),
         )
@@ -214,6 +218,32 @@ pub async fn put_member(
             PutMemberOutcome::Invited(sent) => (StatusCode::ACCEPTED, Json(sent)).into_response(),
         },
     )
+}
+
+/// Disable or enable a user.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisabledRequest {
+    pub disabled: bool,
+}
+
+/// IT admins disable a user (every request of theirs is refused from the
+/// next one on, whatever token they bring, an identity provider's included)
+/// or enable them again. Audited (`user.disable`, `user.enable`).
+#[utoipa::path(put, path = "/api/admin/users/{user}/disabled", tag = "labs",
+    params(("user" = String, Path, description = "user id or username")), request_body = DisabledRequest,
+    responses((status = 200, body = UserResponse), (status = 401, body = crate::error::Problem),
+              (status = 403, description = "not an IT admin", body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem),
+              (status = 409, description = "`conflict`: your own account", body = crate::error::Problem)))]
+pub async fn set_user_disabled(
+    caller: Caller,
+    State(state): State<AppState>,
+    axum::extract::Path(user): axum::extract::Path<String>,
+    ApiJson(req): ApiJson<DisabledRequest>,
+) -> ApiResult<Json<UserResponse>> {
+    let u = membership::set_disabled(&state, &caller, &user, req.disabled).await?;
+    Ok(Json(UserResponse::from(u)))
 }
 
 /// Removes a member from the lab (lab admins; IT admins acting in the lab).
