@@ -38,6 +38,7 @@ export const SETTING_SERVICES = {
   WESTTEK_TRANSFER_AGENT_ALIAS_ID: ['knowledge'],
   WESTTEK_COGNITO_ISSUER: ALL,
   WESTTEK_COGNITO_CLIENT_ID: ALL,
+  WESTTEK_SECURE_BROWSER_URL: ['env-manager'],
   WESTTEK_AGENT_ACTIONS_TOKEN: ['drift', 'knowledge'],
   // The ECS runtime's (crates/runtime-ecs `EcsSettings`): set by the CDK
   // app, listed under `pending_settings` in docs/aws-settings.json until

@@ -154,6 +154,8 @@ export class PlatformStack extends StageStack {
       WESTTEK_COGNITO_ISSUER: this.access.issuer,
       WESTTEK_COGNITO_CLIENT_ID: this.access.client.userPoolClientId,
       WESTTEK_AGENT_ACTIONS_TOKEN: { secret: this.agentActionsToken },
+      // Users open Jupyter inside the lab's secure-browser portal.
+      WESTTEK_SECURE_BROWSER_URL: `https://${this.access.portal.attrPortalEndpoint}`,
     };
 
     this.compute = new Compute(this, 'Compute', {

@@ -3,7 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use westtek_tests::{assert_problem, spawn_app, token_exchange};
+use westtek_tests::{assert_problem, spawn_app, spawn_app_with, token_exchange};
 
 #[tokio::test]
 async fn first_run_creates_a_lab_and_an_admin_whose_link_works_only_once() {
@@ -849,5 +849,30 @@ async fn cookie_carried_changes_need_a_same_origin_proof() {
         .await
         .unwrap();
     assert_eq!(r.headers()["referrer-policy"], "same-origin");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_lab_secure_browser_portal_is_named_to_users_when_configured() {
+    let app = spawn_app().await;
+    let (s, me) = app
+        .call(Method::GET, "/api/me", &app.admin_token, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(me.get("secure_browser_url").is_none(), "{me}");
+    app.stop().await;
+
+    let app = spawn_app_with(|c| {
+        c.secure_browser_url = Some("https://abcd1234.workspaces-web.com".into());
+    })
+    .await;
+    let (s, me) = app
+        .call(Method::GET, "/api/me", &app.admin_token, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        me["secure_browser_url"],
+        "https://abcd1234.workspaces-web.com"
+    );
     app.stop().await;
 }

@@ -25,6 +25,9 @@ pub struct PlatformConfig {
     pub upload_dir: std::path::PathBuf,
     /// Largest agent upload, unpacked bytes.
     pub agent_upload_max_bytes: u64,
+    /// The lab's Amazon WorkSpaces Secure Browser portal, when users reach
+    /// Jupyter through it.
+    pub secure_browser_url: Option<String>,
 }
 
 /// Whether researcher code is confined on this host.
@@ -56,6 +59,7 @@ impl PlatformConfig {
             },
             upload_dir: std::env::temp_dir().join("westtek-uploads"),
             agent_upload_max_bytes: 64 << 30,
+            secure_browser_url: None,
         }
     }
 }

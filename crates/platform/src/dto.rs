@@ -321,6 +321,10 @@ pub struct MeResponse {
     pub username: String,
     pub it_admin: bool,
     pub labs: Vec<MembershipBody>,
+    /// The lab's Amazon WorkSpaces Secure Browser portal, when Jupyter is
+    /// reached through it: open it first, then JupyterLab inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_browser_url: Option<String>,
 }
 
 /// One audit entry.

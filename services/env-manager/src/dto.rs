@@ -329,4 +329,9 @@ pub struct LaunchResponse {
     pub jupyter_status: String,
     /// Open this in a browser signed in to the platform.
     pub jupyter_url: String,
+    /// When the lab reaches Jupyter through Amazon WorkSpaces Secure
+    /// Browser: open this portal first, then `jupyter_url` inside it (no
+    /// API mints a per-user session URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_browser_url: Option<String>,
 }

@@ -65,6 +65,7 @@ pub async fn launch(
             environment_id: id.to_string(),
             jupyter_status: "running".into(),
             jupyter_url: url,
+            secure_browser_url: state.config.secure_browser_url.clone(),
         })
     };
     let limits = {

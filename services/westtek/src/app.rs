@@ -159,6 +159,8 @@ pub struct UpConfig {
     pub vault_queue: westtek_platform::queue::QueueLimits,
     /// Largest agent upload (unpacked bytes).
     pub agent_upload_max_bytes: u64,
+    /// The WorkSpaces Secure Browser portal users open Jupyter in.
+    pub secure_browser_url: Option<String>,
     pub profile: Profile,
     /// Metadata on MongoDB / DocumentDB (`WESTTEK_MONGO_URL`).
     pub mongo: Option<MongoSettings>,
@@ -197,6 +199,7 @@ impl UpConfig {
             vault_kms_key_id: None,
             vault_queue: Default::default(),
             agent_upload_max_bytes: 64 << 30,
+            secure_browser_url: None,
             profile: Profile::Local,
             mongo: None,
             metadata_in_sqlite: false,
@@ -280,6 +283,13 @@ impl UpConfig {
             if self.aws.alert_to.is_empty() {
                 problems.push(
                     "WESTTEK_ALERT_SES_FROM is set but WESTTEK_ALERT_TO names no recipient".into(),
+                );
+            }
+        }
+        if let Some(u) = &self.secure_browser_url {
+            if !u.starts_with("https://") || u.len() > 2048 || u.chars().any(char::is_control) {
+                problems.push(
+                    "WESTTEK_SECURE_BROWSER_URL: the secure-browser portal's https:// URL".into(),
                 );
             }
         }
@@ -1085,6 +1095,7 @@ pub async fn start(cfg: UpConfig) -> anyhow::Result<RunningApp> {
     pcfg.secure_cookies = url.starts_with("https://");
     pcfg.upload_dir = cfg.data_dir.join("scratch").join("uploads");
     pcfg.agent_upload_max_bytes = cfg.agent_upload_max_bytes;
+    pcfg.secure_browser_url = cfg.secure_browser_url.clone();
     pcfg.sandbox = westtek_platform::config::SandboxReport {
         mode: sandbox_status.mode.into(),
         per_environment_uid: sandbox_status.per_environment_uid,

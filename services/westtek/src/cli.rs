@@ -188,6 +188,10 @@ pub struct ServeArgs {
     /// unpacked bytes.
     #[arg(long, env = "WESTTEK_AGENT_UPLOAD_MAX_BYTES", default_value_t = 64 << 30)]
     pub agent_upload_max_bytes: u64,
+    /// The Amazon WorkSpaces Secure Browser portal (https URL) users open
+    /// Jupyter in; the portal then sends them there first.
+    #[arg(long, env = "WESTTEK_SECURE_BROWSER_URL")]
+    pub secure_browser_url: Option<String>,
 }
 
 /// Commands.
@@ -306,6 +310,7 @@ pub fn up_config(args: ServeArgs, services: Vec<Service>) -> anyhow::Result<UpCo
     };
     cfg.insecure_no_sandbox = args.insecure_no_sandbox;
     cfg.agent_upload_max_bytes = args.agent_upload_max_bytes;
+    cfg.secure_browser_url = args.secure_browser_url;
     cfg.vault_url = args.vault_url;
     cfg.vault_kms_key_id = args.vault_kms_key_id;
     cfg.services = services;

@@ -1929,6 +1929,12 @@ export interface components {
             jupyter_status: string;
             /** @description Open this in a browser signed in to the platform. */
             jupyter_url: string;
+            /**
+             * @description When the lab reaches Jupyter through Amazon WorkSpaces Secure
+             *     Browser: open this portal first, then `jupyter_url` inside it (no
+             *     API mints a per-user session URL).
+             */
+            secure_browser_url?: string | null;
         };
         /** @description The form of the sign-in page. */
         LoginForm: {
@@ -1943,6 +1949,11 @@ export interface components {
         MeResponse: {
             it_admin: boolean;
             labs: components["schemas"]["MembershipBody"][];
+            /**
+             * @description The lab's Amazon WorkSpaces Secure Browser portal, when Jupyter is
+             *     reached through it: open it first, then JupyterLab inside it.
+             */
+            secure_browser_url?: string | null;
             user_id: string;
             username: string;
         };

@@ -56,6 +56,7 @@ pub(crate) async fn me_body(state: &AppState, p: &Principal) -> MeResponse {
         username: p.username.clone(),
         it_admin: p.it_admin,
         labs,
+        secure_browser_url: state.config.secure_browser_url.clone(),
     }
 }
 

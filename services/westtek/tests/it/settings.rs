@@ -50,6 +50,7 @@ fn value_of(name: &str) -> String {
         "WESTTEK_ALERT_TO" => "it@example.org".into(),
         "WESTTEK_ALERT_SES_FROM" => "westtek@example.org".into(),
         "WESTTEK_COGNITO_ISSUER" => "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc".into(),
+        "WESTTEK_SECURE_BROWSER_URL" => "https://abcd1234.workspaces-web.com".into(),
         _ => "x1234567890".into(),
     }
 }
@@ -172,4 +173,23 @@ fn a_documentdb_url_without_retry_writes_off_is_refused() {
     }
     let e = format!("{:#}", parse("snapshots", &vars).unwrap_err());
     assert!(e.contains("retryWrites=false"), "{e}");
+}
+
+#[test]
+fn a_secure_browser_url_that_is_not_https_is_refused() {
+    let vars = vec![(
+        "WESTTEK_SECURE_BROWSER_URL".to_string(),
+        "http://portal.example.org".to_string(),
+    )];
+    let e = format!("{:#}", parse("env-manager", &vars).unwrap_err());
+    assert!(e.contains("WESTTEK_SECURE_BROWSER_URL"), "{e}");
+    let vars = vec![(
+        "WESTTEK_SECURE_BROWSER_URL".to_string(),
+        "https://abcd1234.workspaces-web.com".to_string(),
+    )];
+    let cfg = parse("env-manager", &vars).unwrap();
+    assert_eq!(
+        cfg.secure_browser_url.as_deref(),
+        Some("https://abcd1234.workspaces-web.com")
+    );
 }

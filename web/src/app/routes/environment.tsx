@@ -47,7 +47,7 @@ export function EnvironmentRoute() {
           </div>
           <div className="grid gap-6 lg:grid-cols-2">
             <EnvironmentOverview env={env.data} />
-            <JupyterControls env={env.data} />
+            <JupyterControls env={env.data} secureBrowserUrl={me.data?.secure_browser_url} />
           </div>
           {env.data.adopted && <AdoptedPanel env={env.data} adopted={env.data.adopted} canManage={canOperate} />}
           <SnapshotPanel

@@ -45,4 +45,24 @@ describe('JupyterControls', () => {
     renderWithProviders(<JupyterControls env={environment()} />);
     expect(screen.getByRole('button', { name: 'Launch Jupyter' })).toBeEnabled();
   });
+
+  it('sends users through the lab\u2019s secure browser when the lab has one', () => {
+    const running = {
+      ...env(undefined, 'running'),
+      container_info: {
+        task_arn: null,
+        cluster_name: null,
+        jupyter_url: 'https://westtek.example.org/jupyter/e1/lab',
+        efs_access_point: null,
+        ebs_volume_id: null,
+      },
+    } as unknown as Environment;
+    const { unmount } = renderWithProviders(<JupyterControls env={running} />);
+    expect(screen.getByRole('link', { name: /Open JupyterLab/ })).toHaveAttribute('href', 'https://westtek.example.org/jupyter/e1/lab');
+    unmount();
+    renderWithProviders(<JupyterControls env={running} secureBrowserUrl="https://abcd1234.workspaces-web.com" />);
+    expect(screen.queryByRole('link', { name: /Open JupyterLab/ })).toBeNull();
+    expect(screen.getByRole('link', { name: /secure browser/ })).toHaveAttribute('href', 'https://abcd1234.workspaces-web.com');
+    expect(screen.getByText('https://westtek.example.org/jupyter/e1/lab')).toBeInTheDocument();
+  });
 });

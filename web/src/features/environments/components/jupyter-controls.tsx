@@ -24,10 +24,34 @@ function LastExit({ exit }: { exit: Exit }) {
  * Launch / stop JupyterLab and open it through the platform's gateway in a
  * new tab (the session cookie signs the user in there). The link is a real
  * link rather than `window.open` after the launch, which popup blockers stop.
+ * When the lab reaches Jupyter through Amazon WorkSpaces Secure Browser
+ * (`secureBrowserUrl`), it says to open that portal first and JupyterLab's
+ * address inside it (no API opens a session there for the user).
  */
-export function JupyterControls({ env }: { env: Environment }) {
+export function JupyterControls({ env, secureBrowserUrl }: { env: Environment; secureBrowserUrl?: string | null }) {
   if (env.adopted) return <AdoptedJupyter host={env.adopted.host} />;
-  return <PlatformJupyter env={env} />;
+  return <PlatformJupyter env={env} secureBrowserUrl={secureBrowserUrl ?? undefined} />;
+}
+
+/** How to open JupyterLab inside the lab's secure browser. */
+function SecureBrowserSteps({ portal, url }: { portal: string; url: string }) {
+  return (
+    <div className="space-y-2 rounded-md bg-slate-50 p-3 text-sm text-slate-800">
+      <p>Your lab opens JupyterLab in its secure browser.</p>
+      <ol className="list-decimal space-y-1 pl-5">
+        <li>
+          Open{' '}
+          <a href={portal} target="_blank" rel="noopener noreferrer" className="font-medium text-blue-800 underline">
+            the lab&rsquo;s secure browser<span className="sr-only"> (opens in a new tab)</span>
+          </a>{' '}
+          and sign in.
+        </li>
+        <li>
+          In it, open <code className="break-all rounded bg-white px-1">{url}</code>
+        </li>
+      </ol>
+    </div>
+  );
 }
 
 /** An adopted environment's Jupyter is the researcher's own, on the lab machine: the platform does not launch it. */
@@ -45,12 +69,13 @@ function AdoptedJupyter({ host }: { host: string }) {
   );
 }
 
-function PlatformJupyter({ env }: { env: Environment }) {
+function PlatformJupyter({ env, secureBrowserUrl }: { env: Environment; secureBrowserUrl?: string }) {
   const launch = useLaunchJupyter();
   const stop = useStopJupyter();
   const running = env.jupyter_status === 'running';
   const url = launch.data?.jupyter_url ?? env.container_info.jupyter_url ?? undefined;
   const ready = env.status === 'ready';
+  const portal = launch.data?.secure_browser_url ?? secureBrowserUrl;
 
   return (
     <section aria-labelledby="jupyter-heading" className="space-y-3 rounded-md border border-slate-300 bg-white p-4">
@@ -65,10 +90,12 @@ function PlatformJupyter({ env }: { env: Environment }) {
       <div className="flex flex-wrap gap-2">
         {running && url ? (
           <>
-            <a href={url} target="_blank" rel="noopener noreferrer" className={buttonClass('primary')}>
-              Open JupyterLab<span className="sr-only"> (opens in a new tab)</span>
-              <span aria-hidden="true">↗</span>
-            </a>
+            {!portal && (
+              <a href={url} target="_blank" rel="noopener noreferrer" className={buttonClass('primary')}>
+                Open JupyterLab<span className="sr-only"> (opens in a new tab)</span>
+                <span aria-hidden="true">↗</span>
+              </a>
+            )}
             <Button variant="danger" busy={stop.isPending} onClick={() => stop.mutate(env.id)}>
               Stop Jupyter
             </Button>
@@ -83,6 +110,7 @@ function PlatformJupyter({ env }: { env: Environment }) {
           </Button>
         )}
       </div>
+      {running && url && portal && <SecureBrowserSteps portal={portal} url={url} />}
       {launch.error && <ErrorMessage error={launch.error} />}
       {stop.error && <ErrorMessage error={stop.error} />}
     </section>
