@@ -726,3 +726,71 @@ async fn an_it_admin_disables_a_user_whose_token_is_refused_at_once_and_enables_
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_credential_stops_when_its_issuer_loses_access_to_the_lab() {
+    let app = spawn_app().await;
+    let lab = app.lab_id.clone();
+    let rita = app.create_user(&lab, "rita", "researcher").await;
+    let (s, adopted) = app
+        .call(
+            Method::POST,
+            "/api/environments/adopt",
+            &rita,
+            Some(json!({
+                "name": "ws-proj", "host": "lab-ws-3", "venv_path": "/srv/proj/.venv",
+                "notebooks_path": "/srv/proj", "python_version": "3.11.7"
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{adopted}");
+    let token = adopted["agent_token"].as_str().unwrap().to_string();
+    let report = |t: &str| {
+        app.req(Method::POST, "/api/agent/v1/inventory", t)
+            .json(&json!({"inventory": {"not": "an inventory"}, "reason": "sweep"}))
+            .send()
+    };
+    // Accepted as the agent (the body is then judged, and refused).
+    let r = report(&token).await.unwrap();
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    // Its issuer disabled: the credential is refused.
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            "/api/admin/users/rita/disabled",
+            &app.admin_token,
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = report(&token).await.unwrap();
+    assert_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    // Enabled again but removed from the lab: still refused.
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            "/api/admin/users/rita/disabled",
+            &app.admin_token,
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        report(&token).await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let r = app
+        .req(
+            Method::DELETE,
+            &format!("/api/labs/{lab}/members/rita"),
+            &app.admin_token,
+        )
+        .header("x-westtek-acting-lab", &lab)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = report(&token).await.unwrap();
+    assert_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    app.stop().await;
+}

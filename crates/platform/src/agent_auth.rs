@@ -9,8 +9,8 @@
 //!   from the credential, never from the request, so an agent cannot name
 //!   another environment. It carries no user, lab-wide or admin right.
 //! - It is checked against the store on every request: issuing a new
-//!   credential, revoking it or deleting the environment stops the old
-//!   one at once.
+//!   credential, revoking it, deleting the environment, or the issuer
+//!   losing access to the lab (disabled, removed) stops it at once.
 //! - What an agent changes is audited with the actor `agent:<credential
 //!   id>@<host>`.
 
@@ -105,6 +105,27 @@ impl FromRequestParts<AppState> for AgentCaller {
         let cred = env.agent_credential.as_ref().ok_or_else(refused)?;
         if !matches(cred, secret) || env.status == EnvironmentStatus::Deleting {
             return Err(refused());
+        }
+        // The credential speaks for whoever issued it: it stops with their
+        // access to the lab (disabled, or no longer a member).
+        let issuer_ok = match state.store.get_user(cred.issued_by).await {
+            Ok(u) if !u.disabled => {
+                u.it_admin
+                    || state
+                        .store
+                        .memberships_of(u.id)
+                        .await?
+                        .iter()
+                        .any(|m| m.lab_id == env.lab_id)
+            }
+            Ok(_) | Err(DomainError::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !issuer_ok {
+            return Err(DomainError::Unauthenticated(
+                "this agent credential was issued by someone who no longer has access to the lab; a member of the lab must issue a new one".into(),
+            )
+            .into());
         }
         let request_id = parts
             .headers
