@@ -226,9 +226,21 @@ impl DriftHub {
         batches: Option<tokio::sync::mpsc::Receiver<westtek_drift::ChangeBatch>>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
+        // Nothing is evaluated before the live-stream follower has its
+        // starting point: an event recorded before it would never reach a
+        // live stream (a client that reconnected just before would miss it).
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        let wait_ready = move || {
+            let mut r = ready.clone();
+            async move {
+                let _ = r.wait_for(|up| *up).await;
+            }
+        };
         if let Some(mut rx) = batches {
             let hub = Arc::clone(self);
+            let ready = wait_ready();
             tasks.push(tokio::spawn(async move {
+                ready.await;
                 while let Some(batch) = rx.recv().await {
                     let source = if batch.overflow {
                         DriftSource::Sweep
@@ -240,11 +252,19 @@ impl DriftHub {
             }));
         }
         let hub = Arc::clone(self);
-        tasks.push(tokio::spawn(async move { hub.consume_events().await }));
-        let hub = Arc::clone(self);
-        tasks.push(tokio::spawn(async move { hub.follow_store().await }));
-        let hub = Arc::clone(self);
+        let ready = wait_ready();
         tasks.push(tokio::spawn(async move {
+            ready.await;
+            hub.consume_events().await;
+        }));
+        let hub = Arc::clone(self);
+        tasks.push(tokio::spawn(
+            async move { hub.follow_store(ready_tx).await },
+        ));
+        let hub = Arc::clone(self);
+        let ready = wait_ready();
+        tasks.push(tokio::spawn(async move {
+            ready.await;
             // Start-up: changes made while the platform was down.
             hub.schedule_all(DriftSource::Startup).await;
             let mut tick = tokio::time::interval(hub.config.sweep_interval);
@@ -261,7 +281,7 @@ impl DriftHub {
     /// whichever process recorded it, in `seq` order; woken at once by this
     /// process's own events and every `live_poll` otherwise. A store error
     /// is logged and retried at the next tick.
-    async fn follow_store(self: Arc<Self>) {
+    async fn follow_store(self: Arc<Self>, ready: tokio::sync::watch::Sender<bool>) {
         let mut last = loop {
             match self
                 .store
@@ -271,7 +291,10 @@ impl DriftHub {
                 })
                 .await
             {
-                Ok(p) => break p.items.first().map_or(0, |e| e.seq),
+                Ok(p) => {
+                    ready.send_replace(true);
+                    break p.items.first().map_or(0, |e| e.seq);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "drift: live streams cannot read the store; retrying");
                     tokio::time::sleep(self.config.live_poll).await;
