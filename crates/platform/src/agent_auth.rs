@@ -17,7 +17,6 @@
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use westtek_auth::secret::{random_secret, secret_hash};
@@ -83,19 +82,12 @@ impl FromRequestParts<AppState> for AgentCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-            .ok_or_else(|| {
-                ApiError::from(DomainError::Unauthenticated(
-                    "the agent API needs the agent's credential: Authorization: Bearer wtagent_…"
-                        .into(),
-                ))
-            })?;
+        let token = crate::auth::bearer(&parts.headers).ok_or_else(|| {
+            ApiError::from(DomainError::Unauthenticated(
+                "the agent API needs the agent's credential: Authorization: Bearer wtagent_…"
+                    .into(),
+            ))
+        })?;
         let (env_id, secret) = parse(token).ok_or_else(refused)?;
         let env = match state.store.get_environment(env_id).await {
             Ok(e) => e,
@@ -127,12 +119,7 @@ impl FromRequestParts<AppState> for AgentCaller {
             )
             .into());
         }
-        let request_id = parts
-            .headers
-            .get(crate::auth::REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_string();
+        let request_id = crate::auth::request_id(&parts.headers);
         tracing::Span::current().record("lab", tracing::field::display(env.lab_id));
         Ok(AgentCaller {
             credential_id: cred.id.clone(),

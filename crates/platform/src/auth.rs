@@ -63,12 +63,22 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The bearer token of `Authorization`, if one was sent.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
+}
+
+/// The request id the request-id layer set (`-` when absent).
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string()
 }
 
 /// Whether `Origin` (when sent) names this host.
@@ -175,11 +185,7 @@ async fn live(
 /// routes stay reachable with a stale token.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let request_id = headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
+    let request_id = request_id(headers);
     let mut new_cookie = None;
     let outcome = if let Some(token) = bearer(headers) {
         Some(if crate::agent_auth::is_agent_token(token) {
@@ -333,12 +339,7 @@ impl FromRequestParts<AppState> for Caller {
                 .into())
             }
         };
-        let request_id = parts
-            .headers
-            .get(REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_string();
+        let request_id = request_id(&parts.headers);
         let selected_lab = header_lab(parts, LAB_HEADER)?;
         let acting_lab = header_lab(parts, ACTING_LAB_HEADER)?;
         let caller = Caller {

@@ -186,6 +186,16 @@ pub struct AdoptedBody {
     pub notebooks_path: String,
 }
 
+impl From<westtek_domain::AdoptedFrom> for AdoptedBody {
+    fn from(a: westtek_domain::AdoptedFrom) -> Self {
+        AdoptedBody {
+            host: a.host,
+            venv_path: a.venv_path,
+            notebooks_path: a.notebooks_path,
+        }
+    }
+}
+
 /// An agent credential, as the audit trail names it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AgentCredentialBody {
@@ -235,11 +245,7 @@ impl From<Environment> for EnvironmentResponse {
             },
             drill_interval_days: e.drill_interval_days,
             baseline_snapshot_id: e.baseline_snapshot_id.map(|b| b.to_string()),
-            adopted: e.adopted.map(|a| AdoptedBody {
-                host: a.host,
-                venv_path: a.venv_path,
-                notebooks_path: a.notebooks_path,
-            }),
+            adopted: e.adopted.map(AdoptedBody::from),
             agent_credential: e.agent_credential.map(|c| AgentCredentialBody {
                 id: c.id,
                 issued_at: c.issued_at,
@@ -303,11 +309,7 @@ impl From<Environment> for EnvironmentSummary {
             experiment_id: e.metadata.experiment_id,
             criticality: unit_name(&e.metadata.criticality),
             package_count: e.metadata.jupyter_packages.len(),
-            adopted: e.adopted.map(|a| AdoptedBody {
-                host: a.host,
-                venv_path: a.venv_path,
-                notebooks_path: a.notebooks_path,
-            }),
+            adopted: e.adopted.map(AdoptedBody::from),
         }
     }
 }

@@ -310,6 +310,44 @@ pub(crate) async fn latest_creating(
     Ok(page.items.into_iter().next())
 }
 
+/// Whether a snapshot of `env` may start now: it is ready (`held`: held
+/// `provisioning` by an in-place restore), none is being taken, and the
+/// lab's storage quota has room.
+///
+/// # Errors
+/// `conflict`, `quota_exceeded`; store failures.
+pub(crate) async fn snapshot_allowed(
+    state: &AppState,
+    env: &Environment,
+    held: bool,
+) -> Result<()> {
+    let expected = if held {
+        EnvironmentStatus::Provisioning
+    } else {
+        EnvironmentStatus::Ready
+    };
+    if env.status != expected {
+        return Err(DomainError::Conflict(
+            "only a ready environment can be snapshotted".into(),
+        ));
+    }
+    if latest_creating(state, env.id).await?.is_some() {
+        return Err(DomainError::Conflict(
+            "a snapshot of this environment is already being taken".into(),
+        ));
+    }
+    let lab = state.store.get_lab(env.lab_id).await?;
+    if let Some(max) = lab.quotas.max_storage_bytes {
+        let used = state.store.lab_storage_bytes(env.lab_id).await?;
+        if used >= max {
+            return Err(DomainError::QuotaExceeded(format!(
+                "the lab's snapshots use {used} of its {max} bytes; delete snapshots or ask for more"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks and records a new snapshot of `env` as `creating`, with its job.
 ///
 /// Race-free: the environment is re-read and written back (version-checked)
@@ -330,39 +368,7 @@ pub(crate) async fn begin_snapshot(
     let mut last = None;
     for _ in 0..5 {
         let mut env = state.store.get_environment(env_id).await?;
-        let expected = if held {
-            EnvironmentStatus::Provisioning
-        } else {
-            EnvironmentStatus::Ready
-        };
-        if env.status != expected {
-            return Err(DomainError::Conflict(
-                "only a ready environment can be snapshotted".into(),
-            ));
-        }
-        let busy = state
-            .store
-            .list_snapshots(&SnapshotFilter {
-                environment_id: Some(env.id),
-                status: Some(SnapshotStatus::Creating),
-                limit: 1,
-                ..Default::default()
-            })
-            .await?;
-        if busy.total > 0 {
-            return Err(DomainError::Conflict(
-                "a snapshot of this environment is already being taken".into(),
-            ));
-        }
-        let lab = state.store.get_lab(env.lab_id).await?;
-        if let Some(max) = lab.quotas.max_storage_bytes {
-            let used = state.store.lab_storage_bytes(env.lab_id).await?;
-            if used >= max {
-                return Err(DomainError::QuotaExceeded(format!(
-                    "the lab's snapshots use {used} of its {max} bytes; delete snapshots or ask for more"
-                )));
-            }
-        }
+        snapshot_allowed(state, &env, held).await?;
         let parent = latest_complete(state, env.id).await?;
         let now = state.clock.now();
         let snap = Snapshot {

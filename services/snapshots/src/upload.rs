@@ -17,14 +17,14 @@
 //! holds only its environment's credential.
 
 use crate::routes::{
-    apply_retention, begin_snapshot, capture, job_error, latest_creating, wait_turn,
+    apply_retention, begin_snapshot, capture, job_error, snapshot_allowed, wait_turn,
 };
 use crate::staged;
 use futures::TryStreamExt;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use westtek_domain::ports::{ProgressSink, StagedTree};
-use westtek_domain::{DomainError, EnvironmentId, EnvironmentStatus, Snapshot};
+use westtek_domain::{DomainError, EnvironmentId, Snapshot};
 use westtek_platform::agent_auth::AgentCaller;
 use westtek_platform::{ApiResult, AppState};
 
@@ -56,34 +56,6 @@ impl Drop for Receiving {
     }
 }
 
-/// The checks `begin_snapshot` repeats under its commit, made before the
-/// upload is received so a refused one costs nothing.
-async fn precheck(state: &AppState, agent: &AgentCaller) -> ApiResult<()> {
-    let env = &agent.env;
-    if env.status != EnvironmentStatus::Ready {
-        return Err(
-            DomainError::Conflict("only a ready environment can be snapshotted".into()).into(),
-        );
-    }
-    if latest_creating(state, env.id).await?.is_some() {
-        return Err(DomainError::Conflict(
-            "a snapshot of this environment is already being taken".into(),
-        )
-        .into());
-    }
-    let lab = state.store.get_lab(env.lab_id).await?;
-    if let Some(max) = lab.quotas.max_storage_bytes {
-        let used = state.store.lab_storage_bytes(env.lab_id).await?;
-        if used >= max {
-            return Err(DomainError::QuotaExceeded(format!(
-                "the lab's snapshots use {used} of its {max} bytes; delete snapshots or ask for more"
-            ))
-            .into());
-        }
-    }
-    Ok(())
-}
-
 /// Unpacks, captures and records one upload; returns the complete snapshot.
 ///
 /// # Errors
@@ -102,7 +74,9 @@ pub async fn capture_upload(
             "only an adopted environment's agent uploads snapshots; the platform snapshots its own environments".into(),
         )
     })?;
-    precheck(state, agent).await?;
+    // `begin_snapshot` checks again under its commit; checked first so a
+    // refused upload costs nothing.
+    snapshot_allowed(state, env, false).await?;
     let _receiving = Receiving::take(env.id).ok_or_else(|| {
         DomainError::Conflict("an upload of this environment is already being received".into())
     })?;
